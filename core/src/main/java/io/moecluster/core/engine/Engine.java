@@ -1,0 +1,136 @@
+package io.moecluster.core.engine;
+
+import io.moecluster.core.forward.KvCache;
+import io.moecluster.core.forward.LocalFeedForward;
+import io.moecluster.core.forward.StepBatch;
+import io.moecluster.core.forward.Transformer;
+import io.moecluster.core.kernels.Kernels;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.model.WeightLoader;
+import io.moecluster.core.parallel.WorkerPool;
+import io.moecluster.core.safetensors.Checkpoint;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+
+/**
+ * The whole model in one process: a {@link Transformer} over a {@link LocalFeedForward}, with the
+ * checkpoint, weights and threads it needs. Not thread-safe: one caller drives it (the
+ * {@link BatchGenerator} loop, a CLI command, a test).
+ */
+public final class Engine implements AutoCloseable {
+    private final Path modelDir;
+    private final ModelConfig config;
+    private final Checkpoint checkpoint;
+    private final WeightLoader loader;
+    private final WorkerPool pool;
+    private final LocalFeedForward feedForward;
+    private final Transformer transformer;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment logits;
+
+    private Engine(Path modelDir, ModelConfig config, Checkpoint checkpoint, WeightLoader loader, WorkerPool pool,
+                   LocalFeedForward feedForward, Transformer transformer) {
+        this.modelDir = modelDir;
+        this.config = config;
+        this.checkpoint = checkpoint;
+        this.loader = loader;
+        this.pool = pool;
+        this.feedForward = feedForward;
+        this.transformer = transformer;
+        this.logits = arena.allocate((long) transformer.maxBatchTokens() * config.vocabSize() * 4, 64);
+    }
+
+    /** Loads a Hugging Face model directory; fails with a {@link io.moecluster.core.model.ModelFormatException} naming what is wrong. */
+    public static Engine open(Path modelDir, EngineOptions options) {
+        ModelConfig config = ModelConfig.load(modelDir);
+        Checkpoint checkpoint = Checkpoint.open(modelDir);
+        WeightLoader loader = null;
+        WorkerPool pool = null;
+        LocalFeedForward ffn = null;
+        try {
+            loader = new WeightLoader(checkpoint, config);
+            pool = new WorkerPool(options.resolvedThreads(), "moe-engine");
+            ffn = new LocalFeedForward(config, loader, pool, options.maxBatchTokens());
+            Transformer transformer = new Transformer(config, loader, ffn, pool, options.maxBatchTokens(),
+                    options.resolvedMaxSeqLen(config.maxPositionEmbeddings()));
+            return new Engine(modelDir, config, checkpoint, loader, pool, ffn, transformer);
+        } catch (RuntimeException e) {
+            if (ffn != null) {
+                ffn.close();
+            }
+            if (pool != null) {
+                pool.close();
+            }
+            if (loader != null) {
+                loader.close();
+            }
+            checkpoint.close();
+            throw e;
+        }
+    }
+
+    public Path modelDir() {
+        return modelDir;
+    }
+
+    public ModelConfig config() {
+        return config;
+    }
+
+    public Transformer transformer() {
+        return transformer;
+    }
+
+    public int threads() {
+        return pool.threads();
+    }
+
+    /** Weight bytes one decoded token reads: attention, LM head, router, k experts (and shared/dense FFNs). */
+    public long activeWeightBytesPerToken() {
+        return transformer.activeBytesPerToken() + feedForward.activeBytesPerToken();
+    }
+
+    /** Runs one step and returns the logits buffer ({@code [batch.logitRows(), vocab]}), valid until the next step. */
+    public MemorySegment step(StepBatch batch) {
+        transformer.forward(batch, logits);
+        return logits;
+    }
+
+    /**
+     * Logits after every token of {@code tokens}, computed by prefilling the whole sequence
+     * (in chunks of at most max-batch-tokens). Row t is the distribution of token t+1.
+     */
+    public float[][] prefillLogits(int[] tokens) {
+        if (tokens.length == 0) {
+            throw new IllegalArgumentException("no tokens");
+        }
+        int vocab = config.vocabSize();
+        float[][] out = new float[tokens.length][vocab];
+        StepBatch batch = new StepBatch(transformer.maxBatchTokens());
+        try (KvCache cache = transformer.newKvCache(tokens.length)) {
+            for (int start = 0; start < tokens.length; start += batch.capacity()) {
+                batch.clear();
+                int end = Math.min(tokens.length, start + batch.capacity());
+                for (int t = start; t < end; t++) {
+                    batch.add(tokens[t], t, cache, true);
+                }
+                MemorySegment l = step(batch);
+                for (int t = start; t < end; t++) {
+                    MemorySegment.copy(l, Kernels.F32, (long) (t - start) * vocab * 4, out[t], 0, vocab);
+                }
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        transformer.close();
+        feedForward.close();
+        pool.close();
+        loader.close();
+        checkpoint.close();
+        arena.close();
+    }
+}
