@@ -1,0 +1,124 @@
+package io.moecluster.bench;
+
+import io.moecluster.core.kernels.Bf16;
+import io.moecluster.core.kernels.Kernels;
+import io.moecluster.core.kernels.MatMul;
+import io.moecluster.core.kernels.WeightMatrix;
+import io.moecluster.core.parallel.WorkerPool;
+import io.moecluster.core.safetensors.DType;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+import org.openjdk.jmh.infra.Blackhole;
+
+/**
+ * The Linear-layer kernel ({@code y = x W^T}) on an expert-sized weight ({@code [2048, 1024]},
+ * the bench preset's gate/up projection), against a plain scalar loop over the same memory, in
+ * one run. Time per call; weight bytes / time gives the effective bandwidth.
+ *
+ * <p>{@code vector1t} is the Vector API kernel on the calling thread; {@code vectorPool} splits
+ * rows over the worker pool (all cores); {@code scalar1t} is the baseline.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
+public class MatMulBenchmark {
+    @Param({"F32", "BF16"})
+    public String dtype;
+
+    @Param({"1", "4", "8"})
+    public int batch;
+
+    @Param({"2048"})
+    public int rows;
+
+    @Param({"1024"})
+    public int cols;
+
+    private Arena arena;
+    private WorkerPool pool;
+    private MatMul matmul;
+    private WeightMatrix w;
+    private MemorySegment x;
+    private MemorySegment y;
+
+    @Setup(Level.Trial)
+    public void setup() {
+        arena = Arena.ofShared();
+        pool = WorkerPool.ofAvailableProcessors("bench");
+        matmul = new MatMul(pool);
+        DType d = DType.parse(dtype);
+        SplittableRandom rnd = new SplittableRandom(42);
+        MemorySegment data = arena.allocate((long) rows * cols * d.bytes(), 64);
+        for (long i = 0; i < (long) rows * cols; i++) {
+            float v = (float) (rnd.nextDouble() * 2 - 1) / 32f;
+            if (d == DType.F32) {
+                data.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
+            } else {
+                data.setAtIndex(ValueLayout.JAVA_SHORT, i, Bf16.fromFloat(v));
+            }
+        }
+        w = new WeightMatrix("bench", data, d, rows, cols);
+        x = arena.allocate((long) batch * cols * 4, 64);
+        y = arena.allocate((long) batch * rows * 4, 64);
+        for (long i = 0; i < (long) batch * cols; i++) {
+            x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextDouble());
+        }
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        pool.close();
+        arena.close();
+    }
+
+    @Benchmark
+    public void vector1t(Blackhole bh) {
+        MatMul.rows(w, x, 0, y, 0, batch, 0, rows);
+        bh.consume(y);
+    }
+
+    @Benchmark
+    public void vectorPool(Blackhole bh) {
+        matmul.apply(w, x, y, batch);
+        bh.consume(y);
+    }
+
+    @Benchmark
+    public void scalar1t(Blackhole bh) {
+        boolean bf16 = w.dtype() == DType.BF16;
+        MemorySegment wd = w.data();
+        for (int r = 0; r < rows; r++) {
+            for (int b = 0; b < batch; b++) {
+                float sum = 0f;
+                long wRow = (long) r * cols;
+                long xRow = (long) b * cols;
+                for (int k = 0; k < cols; k++) {
+                    float wk = bf16 ? Bf16.toFloat(wd.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, wRow + k))
+                            : wd.getAtIndex(Kernels.F32, wRow + k);
+                    sum += wk * x.getAtIndex(Kernels.F32, xRow + k);
+                }
+                y.setAtIndex(Kernels.F32, (long) b * rows + r, sum);
+            }
+        }
+        bh.consume(y);
+    }
+}

@@ -1,0 +1,69 @@
+package io.moecluster.core.kernels;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moecluster.core.parallel.WorkerPool;
+import io.moecluster.core.safetensors.DType;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class MatMulTest {
+    /**
+     * f32 accumulation over at most a few hundred terms of O(1) values: relative error of order
+     * sqrt(n) * 2^-24 ≈ 1e-6; 1e-5 leaves headroom without hiding a wrong index.
+     */
+    private static final double TOLERANCE = 1e-5;
+
+    @ParameterizedTest(name = "{0} [{1}x{2}] batch {3}")
+    @CsvSource({
+        "F32, 7, 5, 1", "F32, 33, 64, 3", "F32, 40, 100, 9", "F32, 17, 257, 4",
+        "BF16, 7, 5, 1", "BF16, 33, 64, 3", "BF16, 40, 100, 9", "BF16, 17, 257, 5"
+    })
+    void matchesDoublePrecisionReferenceAndIsBatchInvariant(String dtype, int rows, int cols, int batch) {
+        DType d = DType.parse(dtype);
+        SplittableRandom rnd = new SplittableRandom(rows * 31L + cols);
+        try (Arena arena = Arena.ofShared(); WorkerPool pool = new WorkerPool(2, "test")) {
+            MemorySegment wData = arena.allocate((long) rows * cols * d.bytes() + 3).asSlice(3); // unaligned on purpose
+            float[] wValues = new float[rows * cols];
+            for (int i = 0; i < wValues.length; i++) {
+                float v = (float) (rnd.nextDouble() * 2 - 1);
+                if (d == DType.BF16) {
+                    short b = Bf16.fromFloat(v);
+                    wData.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, b);
+                    wValues[i] = Bf16.toFloat(b);
+                } else {
+                    wData.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, v);
+                    wValues[i] = v;
+                }
+            }
+            WeightMatrix w = new WeightMatrix("w", wData, d, rows, cols);
+            MemorySegment x = arena.allocate((long) batch * cols * 4);
+            for (int i = 0; i < batch * cols; i++) {
+                x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (rnd.nextDouble() * 2 - 1));
+            }
+            MemorySegment y = arena.allocate((long) batch * rows * 4);
+            new MatMul(pool).apply(w, x, y, batch);
+
+            MemorySegment single = arena.allocate((long) rows * 4);
+            for (int b = 0; b < batch; b++) {
+                MatMul.rows(w, x, b, single, 0, 1, 0, rows);
+                for (int r = 0; r < rows; r++) {
+                    double ref = 0;
+                    for (int k = 0; k < cols; k++) {
+                        ref += (double) wValues[r * cols + k] * x.getAtIndex(ValueLayout.JAVA_FLOAT, (long) b * cols + k);
+                    }
+                    float got = y.getAtIndex(ValueLayout.JAVA_FLOAT, (long) b * rows + r);
+                    assertThat(Math.abs(got - ref)).as("row %d token %d", r, b)
+                            .isLessThanOrEqualTo(TOLERANCE * Math.max(1.0, Math.sqrt(cols)));
+                    assertThat(Float.floatToRawIntBits(single.getAtIndex(ValueLayout.JAVA_FLOAT, r)))
+                            .as("token %d alone must equal token %d in a batch of %d", b, b, batch)
+                            .isEqualTo(Float.floatToRawIntBits(got));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+package io.moecluster.cli;
+
+import io.moecluster.core.model.ModelFormatException;
+import java.io.PrintWriter;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code moe} command. Errors end as one line on stderr and a non-zero exit: 2 for a bad
+ * command line, 1 for anything that went wrong while running (a bad model directory, say).
+ */
+@Command(name = "moe",
+        mixinStandardHelpOptions = true,
+        versionProvider = VersionProvider.class,
+        description = "Serve and inspect Mixture-of-Experts language models.",
+        subcommands = {
+            ModelCommand.class,
+            LogitsCommand.class,
+            GenerateCommand.class,
+            BenchCommand.class,
+            DemoCommand.class,
+            CommandLine.HelpCommand.class
+        })
+public final class MoeCommand implements Runnable {
+    public static final int EXIT_FAILURE = 1;
+    public static final int EXIT_USAGE = 2;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "missing command");
+    }
+
+    public static void main(String[] args) {
+        System.exit(execute(args, new PrintWriter(System.out, true), new PrintWriter(System.err, true)));
+    }
+
+    /** Runs the command line and returns its exit code; the tests call this. */
+    public static int execute(String[] args, PrintWriter out, PrintWriter err) {
+        CommandLine cli = new CommandLine(new MoeCommand());
+        cli.setOut(out);
+        cli.setErr(err);
+        cli.setParameterExceptionHandler((ex, a) -> {
+            CommandLine cmd = ex.getCommandLine();
+            err.println("moe: " + ex.getMessage() + " (see '" + cmd.getCommandSpec().qualifiedName() + " --help')");
+            return EXIT_USAGE;
+        });
+        cli.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
+            if (ex instanceof ModelFormatException || ex instanceof IllegalArgumentException
+                    || ex instanceof java.io.IOException || ex instanceof java.io.UncheckedIOException) {
+                err.println("moe: " + ex.getMessage());
+            } else {
+                err.println("moe: " + ex);
+                ex.printStackTrace(err);
+            }
+            return EXIT_FAILURE;
+        });
+        return cli.execute(args);
+    }
+}
