@@ -14,9 +14,10 @@ import java.util.Objects;
  * @param seed seeds the sampler's random numbers: same seed and same logits give the same tokens
  * @param maxTokens the most tokens to generate
  * @param stopTokenIds tokens that end generation besides the model's EOS ids (may be empty)
+ * @param ignoreEos keep generating through the model's EOS ids (benchmarks; stop ids still stop)
  */
 public record SamplingParams(
-        double temperature, int topK, double topP, long seed, int maxTokens, int[] stopTokenIds) {
+        double temperature, int topK, double topP, long seed, int maxTokens, int[] stopTokenIds, boolean ignoreEos) {
 
     private static final int[] NONE = new int[0];
 
@@ -42,9 +43,18 @@ public record SamplingParams(
         }
     }
 
+    /** Stops at the model's EOS ids. */
+    public SamplingParams(double temperature, int topK, double topP, long seed, int maxTokens, int[] stopTokenIds) {
+        this(temperature, topK, topP, seed, maxTokens, stopTokenIds, false);
+    }
+
     /** Most likely token at every step, no extra stop tokens. */
     public static SamplingParams greedy(int maxTokens) {
         return new SamplingParams(0, 0, 1.0, 0, maxTokens, NONE);
+    }
+
+    public SamplingParams withIgnoreEos(boolean ignore) {
+        return new SamplingParams(temperature, topK, topP, seed, maxTokens, stopTokenIds, ignore);
     }
 
     public boolean isGreedy() {
@@ -53,7 +63,7 @@ public record SamplingParams(
 
     /** Whether generating {@code id} ends the sequence: one of the model's EOS ids or a stop id. */
     public boolean isStopToken(int id, ModelConfig config) {
-        if (config.isEos(id)) {
+        if (!ignoreEos && config.isEos(id)) {
             return true;
         }
         for (int stop : stopTokenIds) {
@@ -78,17 +88,19 @@ public record SamplingParams(
                 && Double.compare(topP, p.topP) == 0
                 && seed == p.seed
                 && maxTokens == p.maxTokens
+                && ignoreEos == p.ignoreEos
                 && Arrays.equals(stopTokenIds, p.stopTokenIds);
     }
 
     @Override
     public int hashCode() {
-        return 31 * Objects.hash(temperature, topK, topP, seed, maxTokens) + Arrays.hashCode(stopTokenIds);
+        return 31 * Objects.hash(temperature, topK, topP, seed, maxTokens, ignoreEos) + Arrays.hashCode(stopTokenIds);
     }
 
     @Override
     public String toString() {
         return "SamplingParams[temperature=" + temperature + ", topK=" + topK + ", topP=" + topP + ", seed=" + seed
-                + ", maxTokens=" + maxTokens + ", stopTokenIds=" + Arrays.toString(stopTokenIds) + "]";
+                + ", maxTokens=" + maxTokens + ", stopTokenIds=" + Arrays.toString(stopTokenIds)
+                + ", ignoreEos=" + ignoreEos + "]";
     }
 }

@@ -1,0 +1,141 @@
+package io.moecluster.core.engine;
+
+import io.moecluster.core.forward.KvCache;
+import io.moecluster.core.sampling.FinishReason;
+import io.moecluster.core.sampling.Sampler;
+import io.moecluster.core.sampling.SamplingParams;
+import java.util.Arrays;
+
+/**
+ * One request's state in a {@link BatchGenerator}: its prompt, how much of it is in the KV cache,
+ * the tokens generated so far and how it ended. Buffers are sized at admission.
+ */
+public final class Sequence {
+    private final long id;
+    private final int[] prompt;
+    private final SamplingParams params;
+    private final TokenSink sink;
+    private final Sampler sampler;
+    private final float[] logitsRow;
+    private final int[] generated;
+    private final long submittedNanos;
+    private KvCache cache;
+    private int cached;
+    private int generatedCount;
+    private FinishReason finishReason;
+    private long firstTokenNanos;
+    private long finishedNanos;
+
+    Sequence(long id, int[] prompt, SamplingParams params, int vocabSize, TokenSink sink) {
+        this.id = id;
+        this.prompt = prompt.clone();
+        this.params = params;
+        this.sink = sink;
+        this.sampler = new Sampler(vocabSize, params);
+        this.logitsRow = new float[vocabSize];
+        this.generated = new int[params.maxTokens()];
+        this.submittedNanos = System.nanoTime();
+    }
+
+    public long id() {
+        return id;
+    }
+
+    public int promptLength() {
+        return prompt.length;
+    }
+
+    public int generatedCount() {
+        return generatedCount;
+    }
+
+    public int[] generatedTokens() {
+        return Arrays.copyOf(generated, generatedCount);
+    }
+
+    public boolean isFinished() {
+        return finishReason != null;
+    }
+
+    public FinishReason finishReason() {
+        return finishReason;
+    }
+
+    /** Nanoseconds from submission to the first generated token, or -1 before it. */
+    public long timeToFirstTokenNanos() {
+        return firstTokenNanos == 0 ? -1 : firstTokenNanos - submittedNanos;
+    }
+
+    public long elapsedNanos() {
+        return (finishedNanos == 0 ? System.nanoTime() : finishedNanos) - submittedNanos;
+    }
+
+    /** Positions the sequence may use: the whole prompt plus every token it may feed back. */
+    int kvCapacity() {
+        return prompt.length + params.maxTokens();
+    }
+
+    boolean isAdmitted() {
+        return cache != null;
+    }
+
+    void admit(KvCache kvCache) {
+        this.cache = kvCache;
+    }
+
+    KvCache cache() {
+        return cache;
+    }
+
+    int promptRemaining() {
+        return prompt.length - Math.min(cached, prompt.length);
+    }
+
+    int cached() {
+        return cached;
+    }
+
+    int promptToken(int i) {
+        return prompt[i];
+    }
+
+    int lastGenerated() {
+        return generated[generatedCount - 1];
+    }
+
+    void advance(int tokens) {
+        cached += tokens;
+    }
+
+    SamplingParams params() {
+        return params;
+    }
+
+    Sampler sampler() {
+        return sampler;
+    }
+
+    float[] logitsRow() {
+        return logitsRow;
+    }
+
+    TokenSink sink() {
+        return sink;
+    }
+
+    void accept(int token) {
+        if (generatedCount == 0) {
+            firstTokenNanos = System.nanoTime();
+        }
+        generated[generatedCount++] = token;
+    }
+
+    void finish(FinishReason reason) {
+        this.finishReason = reason;
+        this.finishedNanos = System.nanoTime();
+        if (cache != null) {
+            cache.close();
+            cache = null;
+        }
+    }
+}

@@ -1,0 +1,140 @@
+package io.moecluster.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.moecluster.core.engine.Engine;
+import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.io.NpyFile;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The moe command end to end, in process: exit codes, one-line errors, and what each command writes. */
+class MoeCommandTest {
+    @TempDir
+    static Path shared;
+
+    static Path mixtral;
+    static Path qwen;
+
+    record Run(int exit, String out, String err) {
+    }
+
+    static Run moe(String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int exit = MoeCommand.execute(args, new PrintWriter(out, true), new PrintWriter(err, true));
+        return new Run(exit, out.toString(), err.toString());
+    }
+
+    @BeforeAll
+    static void makeModels() {
+        mixtral = shared.resolve("mixtral");
+        qwen = shared.resolve("qwen");
+        assertThat(moe("model", "make-random", "--arch", "mixtral", "--preset", "tiny", "--dtype", "f32",
+                "--seed", "3", mixtral.toString()).exit()).isZero();
+        assertThat(moe("model", "make-random", "--arch", "qwen2_moe", "--preset", "tiny", "--dtype", "bf16",
+                "--seed", "4", qwen.toString()).exit()).isZero();
+    }
+
+    @Test
+    void makeRandomWritesTheHuggingFaceLayout() {
+        for (Path dir : new Path[] {mixtral, qwen}) {
+            assertThat(dir.resolve("config.json")).exists();
+            assertThat(dir.resolve("model.safetensors")).exists();
+            assertThat(dir.resolve("tokenizer.json")).exists();
+        }
+        Run info = moe("model", "info", "--model", qwen.toString());
+        assertThat(info.exit()).isZero();
+        assertThat(info.out()).contains("qwen2_moe").contains("BF16");
+    }
+
+    @Test
+    void logitsWritesOnePrefillRowPerToken() throws Exception {
+        Path npy = shared.resolve("logits.npy");
+        Run r = moe("logits", "--model", mixtral.toString(), "--tokens", "1,72,101,108", "--out", npy.toString());
+        assertThat(r.exit()).as(r.err()).isZero();
+        float[][] written = NpyFile.readF32(npy);
+        try (Engine e = Engine.open(mixtral, EngineOptions.defaults())) {
+            float[][] expected = e.prefillLogits(new int[] {1, 72, 101, 108});
+            assertThat(written).hasDimensions(4, e.config().vocabSize());
+            for (int t = 0; t < 4; t++) {
+                assertThat(written[t]).containsExactly(expected[t]);
+            }
+        }
+    }
+
+    @Test
+    void generatePrintsTextAndThroughput() {
+        Run r = moe("generate", "--model", qwen.toString(), "--prompt", "Hello", "--max-tokens", "8");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.err()).contains("completion tokens").contains("tokens/s").contains("time to first token");
+    }
+
+    @Test
+    void generateIsReproducibleWithASeed() {
+        String[] args = {"generate", "--model", mixtral.toString(), "--prompt", "abc", "--max-tokens", "12",
+            "--temperature", "0.9", "--top-p", "0.9", "--seed", "11"};
+        assertThat(moe(args).out()).isEqualTo(moe(args).out());
+    }
+
+    @Test
+    void benchReportsBothBatchSizes() {
+        Run r = moe("bench", "--model", mixtral.toString(), "--batch", "1,3", "--prompt-tokens", "4",
+                "--new-tokens", "4", "--warmup-tokens", "2");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).contains("decode tok/s").containsPattern("(?m)^\\s+1\\s").containsPattern("(?m)^\\s+3\\s");
+    }
+
+    @Test
+    void badModelDirectoryIsOneLineAndExitOne() {
+        Run r = moe("logits", "--model", shared.resolve("nope").toString(), "--tokens", "1", "--out",
+                shared.resolve("x.npy").toString());
+        assertThat(r.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
+        assertThat(r.err().strip()).doesNotContain("\n").contains("config.json").contains("not found");
+    }
+
+    @Test
+    void corruptCheckpointIsOneLineNamingTheFile() throws Exception {
+        Path broken = shared.resolve("broken");
+        Files.createDirectories(broken);
+        Files.copy(mixtral.resolve("config.json"), broken.resolve("config.json"));
+        Files.write(broken.resolve("model.safetensors"), new byte[] {(byte) 0xff, (byte) 0xff, 0, 0, 0, 0, 0, 0, 1});
+        Run r = moe("generate", "--model", broken.toString(), "--prompt", "x");
+        assertThat(r.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
+        assertThat(r.err().strip()).doesNotContain("\n").contains("model.safetensors").contains("header length");
+    }
+
+    @Test
+    void badArgumentsAreOneLineAndExitTwo() {
+        for (String[] args : new String[][] {
+            {"logits", "--model", "x", "--tokens", "a,b", "--out", "y"},
+            {"generate", "--prompt", "x"},
+            {"frobnicate"},
+            {"model", "make-random", "--arch", "llama", "--preset", "tiny", "--dtype", "f32", "--seed", "1", "out"},
+        }) {
+            Run r = moe(args);
+            assertThat(r.exit()).as(String.join(" ", args)).isEqualTo(MoeCommand.EXIT_USAGE);
+            assertThat(r.err().strip()).as(String.join(" ", args)).startsWith("moe: ").doesNotContain("\n");
+        }
+    }
+
+    @Test
+    void outOfVocabularyTokensAreRejected() {
+        Run r = moe("logits", "--model", mixtral.toString(), "--tokens", "1,99999", "--out",
+                shared.resolve("z.npy").toString());
+        assertThat(r.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
+        assertThat(r.err()).contains("99999").contains("outside the vocabulary");
+    }
+
+    @Test
+    void samplingValidationNamesTheFlag() {
+        Run r = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--top-p", "0");
+        assertThat(r.exit()).isNotZero();
+        assertThat(r.err().strip()).doesNotContain("\n").containsIgnoringCase("top");
+    }
+}
