@@ -39,6 +39,11 @@ final class BenchCommand implements Callable<Integer> {
             description = "Tokens of an unmeasured warm-up run per batch size, for the JIT (default: ${DEFAULT-VALUE}).")
     int warmupTokens;
 
+    @Option(names = "--bandwidth-mib", defaultValue = "1024", paramLabel = "MIB",
+            description = "Size of the buffer streamed to measure read bandwidth, the decode roofline; 0 skips it "
+                    + "(default: ${DEFAULT-VALUE}).")
+    int bandwidthMib;
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
@@ -47,6 +52,12 @@ final class BenchCommand implements Callable<Integer> {
             out.printf(Locale.ROOT, "model %s: %s%n", engine.model, e.config());
             out.printf(Locale.ROOT, "threads %d, vector species %s, active weights per token %.1f MiB%n",
                     e.threads(), io.moecluster.core.kernels.Kernels.F, bytes / 1048576.0);
+            double bandwidth = 0;
+            if (bandwidthMib > 0) {
+                bandwidth = io.moecluster.core.kernels.ReadBandwidth.measure(e.pool(), bandwidthMib * 1048576L, 5);
+                out.printf(Locale.ROOT, "read bandwidth (%d MiB buffer, %d threads): %.2f GB/s -> roofline for batch 1: "
+                                + "%.1f tokens/s%n", bandwidthMib, e.threads(), bandwidth / 1e9, bandwidth / bytes);
+            }
             out.printf(Locale.ROOT, "%6s %14s %14s %12s %16s%n", "batch", "prefill tok/s", "decode tok/s",
                     "ms/step", "weights GB/s*");
             for (int batch : batches) {

@@ -86,6 +86,11 @@ public final class Engine implements AutoCloseable {
         return pool.threads();
     }
 
+    /** The engine's compute threads, for work that should run beside it on the same cores (benchmarks). */
+    public WorkerPool pool() {
+        return pool;
+    }
+
     /** Weight bytes one decoded token reads: attention, LM head, router, k experts (and shared/dense FFNs). */
     public long activeWeightBytesPerToken() {
         return transformer.activeBytesPerToken() + feedForward.activeBytesPerToken();

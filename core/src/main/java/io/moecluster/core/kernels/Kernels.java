@@ -7,6 +7,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -28,7 +29,33 @@ public final class Kernels {
     static final ValueLayout.OfShort BF16_RAW = ValueLayout.JAVA_SHORT_UNALIGNED;
     static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
+    /** Rotations by LANES/2, LANES/4, ..., 1: the fixed tree of {@link #sumLanes}. */
+    private static final VectorShuffle<Float>[] FOLDS = folds();
+
     private Kernels() {
+    }
+
+    @SuppressWarnings("unchecked")
+    private static VectorShuffle<Float>[] folds() {
+        int steps = Integer.numberOfTrailingZeros(LANES);
+        VectorShuffle<Float>[] folds = new VectorShuffle[steps];
+        for (int i = 0, shift = LANES / 2; shift >= 1; i++, shift /= 2) {
+            folds[i] = VectorShuffle.iota(F, shift, 1, true);
+        }
+        return folds;
+    }
+
+    /**
+     * Sum of the lanes in a fixed pairwise tree. {@code reduceLanes(ADD)} leaves the order of a
+     * float sum unspecified, and the interpreter's and the JIT's orders differ, so one token's
+     * result could depend on how warm the code was; lanewise adds and rotations are exact
+     * whatever runs them, so this sum is the same in every tier.
+     */
+    public static float sumLanes(FloatVector v) {
+        for (VectorShuffle<Float> fold : FOLDS) {
+            v = v.add(v.rearrange(fold));
+        }
+        return v.lane(0);
     }
 
     static FloatVector loadF32(MemorySegment seg, long floatIndex) {
@@ -57,7 +84,7 @@ public final class Kernels {
         for (int bound = F.loopBound(n); i < bound; i += LANES) {
             acc = loadF32(a, aIndex + i).fma(loadF32(b, bIndex + i), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = sumLanes(acc);
         for (; i < n; i++) {
             sum += get(a, aIndex + i) * get(b, bIndex + i);
         }

@@ -5,7 +5,6 @@ import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.DType;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * {@code y[b, r] = W[r, :] · x[b, :]} for a batch of activation rows: the Linear layer without bias.
@@ -99,7 +98,7 @@ public final class MatMul implements RangeTask {
         for (int bound = cols - lanes; k <= bound; k += lanes) {
             a0 = loadW(wd, bf16, wRow + k).fma(Kernels.loadF32(x, xRow + k), a0);
         }
-        float sum = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        float sum = Kernels.sumLanes(a0.add(a1));
         for (; k < cols; k++) {
             sum += scalarW(wd, bf16, wRow + k) * x.getAtIndex(Kernels.F32, xRow + k);
         }
@@ -141,10 +140,10 @@ public final class MatMul implements RangeTask {
             a20 = w0.fma(Kernels.loadF32(x, x2 + k), a20);
             a30 = w0.fma(Kernels.loadF32(x, x3 + k), a30);
         }
-        float s0 = a00.add(a01).reduceLanes(VectorOperators.ADD);
-        float s1 = a10.add(a11).reduceLanes(VectorOperators.ADD);
-        float s2 = a20.add(a21).reduceLanes(VectorOperators.ADD);
-        float s3 = a30.add(a31).reduceLanes(VectorOperators.ADD);
+        float s0 = Kernels.sumLanes(a00.add(a01));
+        float s1 = Kernels.sumLanes(a10.add(a11));
+        float s2 = Kernels.sumLanes(a20.add(a21));
+        float s3 = Kernels.sumLanes(a30.add(a31));
         for (; k < cols; k++) {
             float wk = scalarW(wd, bf16, wRow + k);
             s0 += wk * x.getAtIndex(Kernels.F32, x0 + k);

@@ -18,6 +18,39 @@ class MatMulTest {
      */
     private static final double TOLERANCE = 1e-5;
 
+    /**
+     * The same inputs give the same bits cold (interpreter, C1) and hot (C2): the Vector API's
+     * own lane reduction sums in a tier-dependent order, which made a token's logits depend on how
+     * warm the JIT was. Several thousand calls are enough for C2 to compile the kernel.
+     */
+    @org.junit.jupiter.api.Test
+    void resultsDoNotDependOnTheJitTier() {
+        int rows = 24;
+        int cols = 100;
+        int batch = 5;
+        SplittableRandom rnd = new SplittableRandom(5);
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment wData = arena.allocate((long) rows * cols * 2);
+            for (int i = 0; i < rows * cols; i++) {
+                wData.setAtIndex(ValueLayout.JAVA_SHORT, i, Bf16.fromFloat((float) rnd.nextGaussian()));
+            }
+            WeightMatrix w = new WeightMatrix("w", wData, DType.BF16, rows, cols);
+            MemorySegment x = arena.allocate((long) batch * cols * 4);
+            for (int i = 0; i < batch * cols; i++) {
+                x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextGaussian());
+            }
+            MemorySegment cold = arena.allocate((long) batch * rows * 4);
+            MemorySegment hot = arena.allocate((long) batch * rows * 4);
+            MatMul.rows(w, x, 0, cold, 0, batch, 0, rows);
+            float coldDot = Kernels.dot(x, 0, x, cols, cols);
+            for (int i = 0; i < 20_000; i++) {
+                MatMul.rows(w, x, 0, hot, 0, batch, 0, rows);
+                assertThat(Kernels.dot(x, 0, x, cols, cols)).isEqualTo(coldDot);
+            }
+            assertThat(hot.mismatch(cold)).as("first differing byte").isEqualTo(-1L);
+        }
+    }
+
     @ParameterizedTest(name = "{0} [{1}x{2}] batch {3}")
     @CsvSource({
         "F32, 7, 5, 1", "F32, 33, 64, 3", "F32, 40, 100, 9", "F32, 17, 257, 4",

@@ -1,0 +1,62 @@
+package io.moecluster.cli;
+
+import io.moecluster.core.model.Architecture;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.model.Preset;
+import io.moecluster.core.model.RandomModelGenerator;
+import io.moecluster.core.safetensors.DType;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+@Command(name = "make-random", mixinStandardHelpOptions = true,
+        description = "Writes a random-weight model in the Hugging Face layout: config.json, model.safetensors "
+                + "(or shards with an index), tokenizer.json, tokenizer_config.json, generation_config.json.")
+final class MakeRandomCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--arch", required = true, paramLabel = "ARCH", converter = Converters.ArchitectureConverter.class,
+            description = "mixtral or qwen2_moe.")
+    Architecture arch;
+
+    @Option(names = "--preset", required = true, paramLabel = "PRESET", converter = Converters.PresetConverter.class,
+            description = "tiny (unit tests) or bench (RakutenAI-2.0-8x7B scaled down, ~1 GB in bf16 for mixtral).")
+    Preset preset;
+
+    @Option(names = "--dtype", required = true, paramLabel = "DTYPE", converter = Converters.DTypeConverter.class,
+            description = "f32, f16 or bf16.")
+    DType dtype;
+
+    @Option(names = "--seed", required = true, paramLabel = "N", description = "Seed: the same seed gives the same bytes.")
+    long seed;
+
+    @Option(names = "--max-shard-bytes", defaultValue = "0", paramLabel = "BYTES",
+            description = "Split the weights into shards of at most this size with model.safetensors.index.json; "
+                    + "0 writes one file (default).")
+    long maxShardBytes;
+
+    @Option(names = "--force", description = "Replace the model files in a non-empty OUT_DIR.")
+    boolean force;
+
+    @Parameters(index = "0", paramLabel = "OUT_DIR", description = "Directory to write (created if missing).")
+    Path out;
+
+    @Override
+    public Integer call() throws Exception {
+        if (maxShardBytes < 0) {
+            throw new IllegalArgumentException("--max-shard-bytes must be >= 0, got " + maxShardBytes);
+        }
+        long start = System.nanoTime();
+        ModelConfig config = RandomModelGenerator.generate(arch, preset, dtype, seed, out, force, maxShardBytes);
+        spec.commandLine().getOut().printf(Locale.ROOT, "wrote %s (%s, %s, %.2f B parameters) in %.1f s%n", out,
+                config.architecture().modelType(), dtype, RandomModelGenerator.parameterCount(config) / 1e9,
+                (System.nanoTime() - start) / 1e9);
+        return 0;
+    }
+}
