@@ -194,7 +194,6 @@ public final class Transformer implements AutoCloseable {
         private final int heads;
         private final int headDim;
         private final int group;
-        private final int kvDim;
         private final int window;
         private final int maxPositions;
         private final float scale;
@@ -209,7 +208,6 @@ public final class Transformer implements AutoCloseable {
             this.heads = config.numHeads();
             this.headDim = config.headDim();
             this.group = config.numHeads() / config.numKvHeads();
-            this.kvDim = config.kvDim();
             this.window = config.slidingWindow();
             this.maxPositions = maxPositions;
             this.scale = (float) (1.0 / Math.sqrt(config.headDim()));

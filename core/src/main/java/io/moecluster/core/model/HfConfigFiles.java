@@ -1,5 +1,7 @@
 package io.moecluster.core.model;
 
+import io.moecluster.core.io.PythonStyleJson;
+
 import io.moecluster.core.safetensors.DType;
 import java.util.Arrays;
 import java.util.LinkedHashMap;

@@ -1,5 +1,7 @@
 package io.moecluster.core.tokenizer;
 
+import io.moecluster.core.io.PythonStyleJson;
+
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -58,7 +60,7 @@ public final class ByteLevelBpeTokenizerWriter {
                 json.append(", ");
             }
             json.append("{\"id\": ").append(id).append(", \"content\": ");
-            quote(json, SPECIAL_TOKENS.get(id));
+            PythonStyleJson.quote(json, SPECIAL_TOKENS.get(id));
             json.append(", \"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false,"
                     + " \"special\": true}");
         }
@@ -77,7 +79,7 @@ public final class ByteLevelBpeTokenizerWriter {
                 json.append(", ");
             }
             first = false;
-            quote(json, e.getKey());
+            PythonStyleJson.quote(json, e.getKey());
             json.append(": ").append(e.getValue());
         }
         json.append("}, \"merges\": [");
@@ -85,7 +87,7 @@ public final class ByteLevelBpeTokenizerWriter {
             if (i > 0) {
                 json.append(", ");
             }
-            quote(json, merges.get(i));
+            PythonStyleJson.quote(json, merges.get(i));
         }
         json.append("]}}");
         return json.toString();
@@ -155,30 +157,5 @@ public final class ByteLevelBpeTokenizerWriter {
             level = next;
         }
         return merges;
-    }
-
-    /** Appends {@code s} as a JSON string the way Python's {@code json.dumps} (ensure_ascii) does. */
-    private static void quote(StringBuilder out, String s) {
-        out.append('"');
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '"' -> out.append("\\\"");
-                case '\\' -> out.append("\\\\");
-                case '\n' -> out.append("\\n");
-                case '\r' -> out.append("\\r");
-                case '\t' -> out.append("\\t");
-                case '\b' -> out.append("\\b");
-                case '\f' -> out.append("\\f");
-                default -> {
-                    if (c < 0x20 || c > 0x7e) {
-                        out.append(String.format("\\u%04x", (int) c));
-                    } else {
-                        out.append(c);
-                    }
-                }
-            }
-        }
-        out.append('"');
     }
 }

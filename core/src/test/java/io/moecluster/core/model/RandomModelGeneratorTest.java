@@ -1,5 +1,7 @@
 package io.moecluster.core.model;
 
+import io.moecluster.core.io.PythonStyleJson;
+
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 

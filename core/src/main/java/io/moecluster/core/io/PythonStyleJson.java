@@ -1,4 +1,4 @@
-package io.moecluster.core.model;
+package io.moecluster.core.io;
 
 import java.math.BigDecimal;
 import java.util.List;
@@ -11,10 +11,10 @@ import java.util.Map;
  *
  * <p>Supports maps (in iteration order), lists, strings, booleans, null, int/long and double.
  */
-final class PythonStyleJson {
+public final class PythonStyleJson {
     private PythonStyleJson() {}
 
-    static String pretty(Object value) {
+    public static String pretty(Object value) {
         StringBuilder out = new StringBuilder();
         write(out, value, 0);
         return out.toString();
@@ -65,7 +65,7 @@ final class PythonStyleJson {
      * {@code Double.toString} also gives), in positional notation when the decimal exponent is in
      * [-4, 16), else scientific with a signed, at least two-digit exponent.
      */
-    static String repr(double d) {
+    public static String repr(double d) {
         if (Double.isNaN(d) || Double.isInfinite(d)) {
             throw new IllegalArgumentException("JSON has no " + d);
         }
@@ -90,7 +90,8 @@ final class PythonStyleJson {
         return sign + mantissa + "e" + (exp < 0 ? "-" : "+") + (Math.abs(exp) < 10 ? "0" : "") + Math.abs(exp);
     }
 
-    private static void quote(StringBuilder out, String s) {
+    /** Appends {@code s} as a JSON string the way Python's {@code json.dumps} (ensure_ascii) does. */
+    public static void quote(StringBuilder out, String s) {
         out.append('"');
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i);
@@ -100,6 +101,8 @@ final class PythonStyleJson {
                 case '\n' -> out.append("\\n");
                 case '\r' -> out.append("\\r");
                 case '\t' -> out.append("\\t");
+                case '\b' -> out.append("\\b");
+                case '\f' -> out.append("\\f");
                 default -> {
                     if (c < 0x20 || c > 0x7e) {
                         out.append(String.format("\\u%04x", (int) c));
