@@ -109,7 +109,7 @@ public final class LocalFeedForward implements FeedForward, AutoCloseable {
             matmul.apply(sharedGates[layer], input, sharedGateLogits, tokens);
             for (int t = 0; t < tokens; t++) {
                 float g = (float) (1.0 / (1.0 + Math.exp(-Kernels.get(sharedGateLogits, t))));
-                Kernels.axpy(g, sharedOut, (long) t * hidden, output, (long) t * hidden, hidden);
+                Kernels.addScaled(g, sharedOut, (long) t * hidden, output, (long) t * hidden, hidden);
             }
         }
     }

@@ -6,6 +6,10 @@ import java.lang.foreign.MemorySegment;
 /**
  * Sums each token's k expert outputs, weighted, in ascending expert id: the order transformers
  * uses, and one that does not depend on which expert answered first in a cluster.
+ *
+ * <p>Arithmetic, fixed so that every mode gives the same bits: each contribution is rounded as
+ * {@code w * out} (an expert service may do this step), then contributions are added in order
+ * starting from the first, with no fused multiply-add.
  */
 public final class MoeCombiner {
     private MoeCombiner() {
@@ -22,7 +26,7 @@ public final class MoeCombiner {
             Kernels.scaleInto(routing.weight(t, 0), expertOut, (long) routing.slotRow(t, 0) * hidden,
                     output, (long) t * hidden, hidden);
             for (int j = 1; j < routing.topK(); j++) {
-                Kernels.axpy(routing.weight(t, j), expertOut, (long) routing.slotRow(t, j) * hidden,
+                Kernels.addScaled(routing.weight(t, j), expertOut, (long) routing.slotRow(t, j) * hidden,
                         output, (long) t * hidden, hidden);
             }
         }
