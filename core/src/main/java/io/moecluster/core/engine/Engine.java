@@ -1,5 +1,7 @@
 package io.moecluster.core.engine;
 
+import io.moecluster.core.forward.FeedForward;
+import io.moecluster.core.forward.FeedForwardFactory;
 import io.moecluster.core.forward.KvCache;
 import io.moecluster.core.forward.LocalFeedForward;
 import io.moecluster.core.forward.StepBatch;
@@ -24,13 +26,13 @@ public final class Engine implements AutoCloseable {
     private final Checkpoint checkpoint;
     private final WeightLoader loader;
     private final WorkerPool pool;
-    private final LocalFeedForward feedForward;
+    private final FeedForward feedForward;
     private final Transformer transformer;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment logits;
 
     private Engine(Path modelDir, ModelConfig config, Checkpoint checkpoint, WeightLoader loader, WorkerPool pool,
-                   LocalFeedForward feedForward, Transformer transformer) {
+                   FeedForward feedForward, Transformer transformer) {
         this.modelDir = modelDir;
         this.config = config;
         this.checkpoint = checkpoint;
@@ -43,22 +45,25 @@ public final class Engine implements AutoCloseable {
 
     /** Loads a Hugging Face model directory; fails with a {@link io.moecluster.core.model.ModelFormatException} naming what is wrong. */
     public static Engine open(Path modelDir, EngineOptions options) {
+        return open(modelDir, options, FeedForwardFactory.LOCAL);
+    }
+
+    /** As {@link #open(Path, EngineOptions)}, with the feed-forward side built by {@code feedForwardFactory}. */
+    public static Engine open(Path modelDir, EngineOptions options, FeedForwardFactory feedForwardFactory) {
         ModelConfig config = ModelConfig.load(modelDir);
         Checkpoint checkpoint = Checkpoint.open(modelDir);
         WeightLoader loader = null;
         WorkerPool pool = null;
-        LocalFeedForward ffn = null;
+        FeedForward ffn = null;
         try {
             loader = new WeightLoader(checkpoint, config);
             pool = new WorkerPool(options.resolvedThreads(), "moe-engine");
-            ffn = new LocalFeedForward(config, loader, pool, options.maxBatchTokens());
+            ffn = feedForwardFactory.create(config, loader, pool, options.maxBatchTokens());
             Transformer transformer = new Transformer(config, loader, ffn, pool, options.maxBatchTokens(),
                     options.resolvedMaxSeqLen(config.maxPositionEmbeddings()));
             return new Engine(modelDir, config, checkpoint, loader, pool, ffn, transformer);
         } catch (RuntimeException e) {
-            if (ffn != null) {
-                ffn.close();
-            }
+            closeQuietly(ffn, e);
             if (pool != null) {
                 pool.close();
             }
@@ -91,9 +96,27 @@ public final class Engine implements AutoCloseable {
         return pool;
     }
 
-    /** Weight bytes one decoded token reads: attention, LM head, router, k experts (and shared/dense FFNs). */
+    /**
+     * Weight bytes one decoded token reads in this process: attention and LM head, plus the router,
+     * k experts and shared/dense FFNs when they run here.
+     */
     public long activeWeightBytesPerToken() {
-        return transformer.activeBytesPerToken() + feedForward.activeBytesPerToken();
+        return transformer.activeBytesPerToken()
+                + (feedForward instanceof LocalFeedForward local ? local.activeBytesPerToken() : 0);
+    }
+
+    public FeedForward feedForward() {
+        return feedForward;
+    }
+
+    private static void closeQuietly(Object resource, Exception primary) {
+        if (resource instanceof AutoCloseable c) {
+            try {
+                c.close();
+            } catch (Exception suppressed) {
+                primary.addSuppressed(suppressed);
+            }
+        }
     }
 
     /** Runs one step and returns the logits buffer ({@code [batch.logitRows(), vocab]}), valid until the next step. */
@@ -132,7 +155,13 @@ public final class Engine implements AutoCloseable {
     @Override
     public void close() {
         transformer.close();
-        feedForward.close();
+        if (feedForward instanceof AutoCloseable c) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("closing the feed-forward side failed", e);
+            }
+        }
         pool.close();
         loader.close();
         checkpoint.close();

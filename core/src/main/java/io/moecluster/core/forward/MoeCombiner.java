@@ -16,6 +16,21 @@ public final class MoeCombiner {
     }
 
     /**
+     * Combines rows an expert service already scaled by their weights ({@link ExpertBank}):
+     * the same sum as {@link #combine} without the multiplications.
+     */
+    public static void sumScaled(MoeRouting routing, MemorySegment scaledOut, MemorySegment output, int hidden) {
+        int tokens = routing.tokens();
+        for (int t = 0; t < tokens; t++) {
+            MemorySegment.copy(scaledOut, (long) routing.slotRow(t, 0) * hidden * 4, output, (long) t * hidden * 4,
+                    (long) hidden * 4);
+            for (int j = 1; j < routing.topK(); j++) {
+                Kernels.add(scaledOut, (long) routing.slotRow(t, j) * hidden, output, (long) t * hidden, hidden);
+            }
+        }
+    }
+
+    /**
      * @param expertOut grouped rows as laid out by {@code routing}, {@code [routing.rows(), hidden]}
      * @param output {@code [tokens, hidden]}, overwritten
      */

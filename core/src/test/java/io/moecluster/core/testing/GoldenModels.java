@@ -18,15 +18,46 @@ public final class GoldenModels {
     private GoldenModels() {
     }
 
+    private static final String[] FILES = {
+        "config.json", "model.safetensors", "tokenizer.json", "cases.json", "logits-short.npy", "logits-sentence.npy"
+    };
+    private static final java.util.Map<String, Path> EXTRACTED = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /**
+     * The model's directory: in place when the test resources are files (this module's tests),
+     * else copied once per JVM out of the test-jar (other modules' tests).
+     */
     public static Path dir(String model) {
-        try {
-            var url = GoldenModels.class.getResource("/golden/" + model + "/config.json");
-            if (url == null) {
-                throw new IllegalStateException("golden model " + model + " missing from test resources");
+        var url = GoldenModels.class.getResource("/golden/" + model + "/config.json");
+        if (url == null) {
+            throw new IllegalStateException("golden model " + model + " missing from test resources");
+        }
+        if (url.getProtocol().equals("file")) {
+            try {
+                return Path.of(url.toURI()).getParent();
+            } catch (URISyntaxException e) {
+                throw new IllegalStateException(e);
             }
-            return Path.of(url.toURI()).getParent();
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
+        }
+        return EXTRACTED.computeIfAbsent(model, GoldenModels::extract);
+    }
+
+    private static Path extract(String model) {
+        try {
+            Path dir = Files.createTempDirectory("golden-" + model);
+            for (String f : FILES) {
+                try (var in = GoldenModels.class.getResourceAsStream("/golden/" + model + "/" + f)) {
+                    if (in == null) {
+                        throw new IllegalStateException("golden file " + model + "/" + f + " missing");
+                    }
+                    Files.copy(in, dir.resolve(f));
+                }
+                dir.resolve(f).toFile().deleteOnExit();
+            }
+            dir.toFile().deleteOnExit();
+            return dir;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
         }
     }
 
