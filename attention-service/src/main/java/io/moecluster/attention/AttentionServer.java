@@ -36,6 +36,7 @@ public final class AttentionServer implements AutoCloseable {
     private final Server server;
     private final HealthStatusManager health;
     private final String host;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     private AttentionServer(Engine engine, GenerationLoop loop, Server server, HealthStatusManager health, String host) {
         this.engine = engine;
@@ -95,9 +96,12 @@ public final class AttentionServer implements AutoCloseable {
         server.awaitTermination();
     }
 
-    /** Stops taking calls, fails the ones in flight (the loop closes), then frees the model. */
+    /** Stops taking calls, fails the ones in flight (the loop closes), then frees the model; idempotent. */
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
         health.enterTerminalState();
         server.shutdown();
         loop.close();

@@ -44,6 +44,7 @@ public final class RouterServer implements AutoCloseable {
     private final AttentionPool pool;
     private final TextTokenizer tokenizer;
     private final String host;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     private RouterServer(Server server, HealthStatusManager health, AttentionPool pool, TextTokenizer tokenizer, String host) {
         this.server = server;
@@ -97,8 +98,12 @@ public final class RouterServer implements AutoCloseable {
         server.awaitTermination();
     }
 
+    /** Stops taking calls, waits briefly for those in flight, then closes the channels; idempotent. */
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
         health.enterTerminalState();
         server.shutdown();
         try {
