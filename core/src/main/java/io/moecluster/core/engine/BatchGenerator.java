@@ -79,6 +79,39 @@ public final class BatchGenerator {
         return waiting.size();
     }
 
+    /**
+     * Ends {@code s} now, waiting or running, and frees its KV cache; its sink hears nothing more.
+     * Call between steps (same thread as {@link #step()}). Returns false if it had already finished.
+     */
+    public boolean cancel(Sequence s) {
+        if (s.isFinished()) {
+            return false;
+        }
+        if (!waiting.remove(s)) {
+            running.remove(s);
+        }
+        s.finish(FinishReason.CANCELLED);
+        return true;
+    }
+
+    /**
+     * After a {@link #step()} threw, the running sequences' positions no longer match their KV
+     * caches: ends every running sequence that has not finished (freeing its cache) and returns
+     * them, so the caller can tell their owners why. Waiting sequences are kept.
+     */
+    public List<Sequence> abortRunning() {
+        List<Sequence> aborted = new ArrayList<>();
+        for (Sequence s : running) {
+            if (!s.isFinished()) {
+                s.finish(FinishReason.CANCELLED);
+                aborted.add(s);
+            }
+        }
+        running.clear();
+        java.util.Arrays.fill(rowOwner, null);
+        return aborted;
+    }
+
     /** Runs steps until every submitted sequence has finished. */
     public void runToCompletion() {
         while (!isIdle()) {

@@ -7,7 +7,12 @@ public enum FinishReason {
     /** The model produced an EOS token or one of the request's stop tokens. */
     STOP,
     /** {@link SamplingParams#maxTokens()} tokens were generated (or the context is full). */
-    LENGTH;
+    LENGTH,
+    /**
+     * The caller ended it ({@link io.moecluster.core.engine.BatchGenerator#cancel}) or a step failed
+     * ({@link io.moecluster.core.engine.BatchGenerator#abortRunning}); never passed to a TokenSink.
+     */
+    CANCELLED;
 
     /** The value of {@code finish_reason} in OpenAI-style responses. */
     public String apiName() {

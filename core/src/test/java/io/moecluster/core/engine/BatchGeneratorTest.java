@@ -113,4 +113,41 @@ class BatchGeneratorTest {
             assertThat(gen.isIdle()).isTrue();
         }
     }
+
+    @Test
+    void cancelEndsAWaitingOrRunningSequenceAndTheOthersCarryOn() {
+        try (Engine engine = Engine.open(GoldenModels.dir(GoldenModels.MIXTRAL), new EngineOptions(1, 16, 64))) {
+            BatchGenerator gen = new BatchGenerator(engine, 1);
+            SamplingParams greedy = SamplingParams.greedy(5).withIgnoreEos(true);
+            Sequence running = gen.submit(prompt(4, 1), greedy, TokenSink.NONE);
+            Sequence waiting = gen.submit(prompt(4, 2), greedy, TokenSink.NONE);
+            Sequence kept = gen.submit(prompt(4, 3), greedy, TokenSink.NONE);
+            gen.step();
+            assertThat(gen.runningCount()).isEqualTo(1);
+            assertThat(gen.cancel(running)).isTrue();
+            assertThat(gen.cancel(waiting)).isTrue();
+            assertThat(gen.cancel(waiting)).isFalse();
+            assertThat(gen.runningCount()).isZero();
+            assertThat(gen.waitingCount()).isEqualTo(1);
+            gen.runToCompletion();
+            assertThat(running.finishReason()).isEqualTo(FinishReason.CANCELLED);
+            assertThat(waiting.finishReason()).isEqualTo(FinishReason.CANCELLED);
+            assertThat(kept.generatedTokens()).containsExactly(naiveGreedy(engine, prompt(4, 3), 5));
+        }
+    }
+
+    @Test
+    void abortRunningEndsOnlyRunningSequences() {
+        try (Engine engine = Engine.open(GoldenModels.dir(GoldenModels.MIXTRAL), new EngineOptions(1, 16, 64))) {
+            BatchGenerator gen = new BatchGenerator(engine, 1);
+            SamplingParams greedy = SamplingParams.greedy(3).withIgnoreEos(true);
+            Sequence first = gen.submit(prompt(4, 1), greedy, TokenSink.NONE);
+            Sequence second = gen.submit(prompt(4, 2), greedy, TokenSink.NONE);
+            gen.step();
+            assertThat(gen.abortRunning()).containsExactly(first);
+            assertThat(first.finishReason()).isEqualTo(FinishReason.CANCELLED);
+            gen.runToCompletion();
+            assertThat(second.generatedTokens()).containsExactly(naiveGreedy(engine, prompt(4, 2), 3));
+        }
+    }
 }

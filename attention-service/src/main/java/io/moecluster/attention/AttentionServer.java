@@ -1,0 +1,165 @@
+package io.moecluster.attention;
+
+import io.grpc.Server;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.moecluster.core.engine.Engine;
+import io.moecluster.core.engine.EngineOptions;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * A running attention replica: an {@link Engine}, its {@link GenerationLoop} and a Netty gRPC server
+ * with AttentionWorker, health and reflection. {@link #main} is the command line.
+ */
+public final class AttentionServer implements AutoCloseable {
+    /**
+     * @param bind address to listen on
+     * @param port 0 picks a free port
+     * @param maxRunning most sequences holding a KV cache at once
+     * @param maxQueued most further requests waiting; past that, RESOURCE_EXHAUSTED
+     */
+    public record Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued) {
+    }
+
+    private final Engine engine;
+    private final GenerationLoop loop;
+    private final Server server;
+    private final HealthStatusManager health;
+    private final String host;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+
+    private AttentionServer(Engine engine, GenerationLoop loop, Server server, HealthStatusManager health, String host) {
+        this.engine = engine;
+        this.loop = loop;
+        this.server = server;
+        this.health = health;
+        this.host = host;
+    }
+
+    /** Loads the model and starts serving; fails (freeing what it opened) if either fails. */
+    public static AttentionServer start(Config config) {
+        Engine engine = Engine.open(config.model(), config.engine());
+        GenerationLoop loop = null;
+        try {
+            loop = new GenerationLoop(engine, config.maxRunning(), config.maxQueued());
+            HealthStatusManager health = new HealthStatusManager();
+            // The instance id is only known once the port is; Status reads it from a holder.
+            String[] instanceId = {config.bind() + ":" + config.port()};
+            Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()))
+                    .addService(new AttentionWorkerService(loop, instanceId))
+                    .addService(health.getHealthService())
+                    .addService(ProtoReflectionServiceV1.newInstance())
+                    .build()
+                    .start();
+            instanceId[0] = config.bind() + ":" + server.getPort();
+            health.setStatus("", ServingStatus.SERVING);
+            return new AttentionServer(engine, loop, server, health, config.bind());
+        } catch (IOException e) {
+            closeQuietly(loop, engine);
+            throw new UncheckedIOException("cannot listen on " + config.bind() + ":" + config.port(), e);
+        } catch (RuntimeException e) {
+            closeQuietly(loop, engine);
+            throw e;
+        }
+    }
+
+    private static void closeQuietly(GenerationLoop loop, Engine engine) {
+        if (loop != null) {
+            loop.close();
+        }
+        engine.close();
+    }
+
+    public int port() {
+        return server.getPort();
+    }
+
+    public String address() {
+        return host + ":" + port();
+    }
+
+    public GenerationLoop loop() {
+        return loop;
+    }
+
+    public void awaitTermination() throws InterruptedException {
+        server.awaitTermination();
+    }
+
+    /** Stops taking calls, fails the ones in flight (the loop closes), then frees the model; idempotent. */
+    @Override
+    public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        health.enterTerminalState();
+        server.shutdown();
+        loop.close();
+        try {
+            if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
+                server.shutdownNow();
+                server.awaitTermination(5, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            server.shutdownNow();
+            Thread.currentThread().interrupt();
+        }
+        engine.close();
+    }
+
+    public static void main(String[] args) {
+        System.exit(new CommandLine(new Cli()).execute(args));
+    }
+
+    @Command(name = "attention-service", mixinStandardHelpOptions = true,
+            description = "Serves one attention replica over gRPC (AttentionWorker, health, reflection).")
+    static final class Cli implements Callable<Integer> {
+        @Option(names = "--model", required = true, description = "Hugging Face model directory")
+        Path model;
+
+        @Option(names = "--bind", defaultValue = "127.0.0.1", description = "address to listen on (default ${DEFAULT-VALUE})")
+        String bind;
+
+        @Option(names = "--grpc-port", defaultValue = "0", description = "gRPC port; 0 picks a free one")
+        int port;
+
+        @Option(names = "--threads", defaultValue = "0", description = "compute threads; 0 = one per processor")
+        int threads;
+
+        @Option(names = "--max-batch-tokens", defaultValue = "" + EngineOptions.DEFAULT_MAX_BATCH_TOKENS,
+                description = "most tokens in one forward step (default ${DEFAULT-VALUE})")
+        int maxBatchTokens;
+
+        @Option(names = "--max-seq-len", defaultValue = "0",
+                description = "most positions per sequence; 0 = min(max_position_embeddings, 4096)")
+        int maxSeqLen;
+
+        @Option(names = "--max-running", defaultValue = "32", description = "most sequences running at once (default ${DEFAULT-VALUE})")
+        int maxRunning;
+
+        @Option(names = "--max-queued", defaultValue = "256",
+                description = "most requests waiting for a slot; more get RESOURCE_EXHAUSTED (default ${DEFAULT-VALUE})")
+        int maxQueued;
+
+        @Override
+        public Integer call() throws InterruptedException {
+            AttentionServer server = AttentionServer.start(new Config(model, bind, port,
+                    new EngineOptions(threads, maxBatchTokens, maxSeqLen), maxRunning, maxQueued));
+            Runtime.getRuntime().addShutdownHook(new Thread(server::close, "attention-service-shutdown"));
+            System.out.println("attention-service listening on " + server.address());
+            System.out.flush();
+            server.awaitTermination();
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,74 @@
+package io.moecluster.attention;
+
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import io.moecluster.core.sampling.SamplingParams;
+import io.moecluster.proto.internal.v1.AttentionStatus;
+import io.moecluster.proto.internal.v1.AttentionStatusRequest;
+import io.moecluster.proto.internal.v1.AttentionWorkerGrpc;
+import io.moecluster.proto.internal.v1.RunEvent;
+import io.moecluster.proto.internal.v1.RunRequest;
+import java.util.concurrent.atomic.AtomicReference;
+
+/** The internal AttentionWorker gRPC service over a {@link GenerationLoop}. */
+public final class AttentionWorkerService extends AttentionWorkerGrpc.AttentionWorkerImplBase {
+    private final GenerationLoop loop;
+    private final RunRequestValidator validator;
+    /** One element: the server learns its port only after the service is built. */
+    private final String[] instanceId;
+
+    /** @param instanceId a one-element holder of this replica's id (its address), read on every Status */
+    public AttentionWorkerService(GenerationLoop loop, String[] instanceId) {
+        this.loop = loop;
+        this.validator = new RunRequestValidator(loop.config(), loop.maxSequenceLength());
+        this.instanceId = instanceId;
+    }
+
+    @Override
+    public void run(RunRequest request, StreamObserver<RunEvent> responses) {
+        long start = System.nanoTime();
+        int[] prompt;
+        SamplingParams params;
+        try {
+            prompt = validator.prompt(request);
+            params = validator.sampling(request);
+        } catch (InvalidFieldException e) {
+            responses.onError(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
+            return;
+        }
+        ServerCallStreamObserver<RunEvent> call = (ServerCallStreamObserver<RunEvent>) responses;
+        // The handler must be set before this method returns, but the handle exists only after
+        // submit; a cancel that lands in between is caught by the isCancelled() check below.
+        AtomicReference<GenerationHandle> handle = new AtomicReference<>();
+        call.setOnCancelHandler(() -> {
+            GenerationHandle h = handle.get();
+            if (h != null) {
+                h.cancel();
+            }
+        });
+        try {
+            handle.set(loop.submit(prompt, params, new RunEventWriter(call, start)));
+        } catch (CapacityExceededException e) {
+            call.onError(Status.RESOURCE_EXHAUSTED.withDescription(e.getMessage()).asRuntimeException());
+            return;
+        } catch (IllegalStateException e) {
+            call.onError(Status.UNAVAILABLE.withDescription(e.getMessage()).asRuntimeException());
+            return;
+        }
+        if (call.isCancelled()) {
+            handle.get().cancel();
+        }
+    }
+
+    @Override
+    public void status(AttentionStatusRequest request, StreamObserver<AttentionStatus> responses) {
+        responses.onNext(AttentionStatus.newBuilder()
+                .setInstanceId(instanceId[0])
+                .setRunningSequences(loop.runningCount())
+                .setQueuedSequences(loop.queuedCount())
+                .setMaxRunningSequences(loop.maxRunning())
+                .build());
+        responses.onCompleted();
+    }
+}

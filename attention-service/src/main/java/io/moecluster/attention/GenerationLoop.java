@@ -1,0 +1,252 @@
+package io.moecluster.attention;
+
+import io.moecluster.core.engine.BatchGenerator;
+import io.moecluster.core.engine.Engine;
+import io.moecluster.core.engine.Sequence;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.sampling.SamplingParams;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Queue;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.IntSupplier;
+import java.util.function.UnaryOperator;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Drives a {@link BatchGenerator} on one dedicated thread, because the {@link Engine} under it is
+ * single-threaded. Other threads hand requests over through a bounded queue; between steps the
+ * loop admits them (so they join the running batch: continuous batching) and applies
+ * cancellations; with no work it blocks on the queue instead of spinning.
+ *
+ * <p>Capacity is {@code maxRunning + maxQueued} requests in flight (queued, waiting or running);
+ * past it {@link #submit} throws {@link CapacityExceededException} rather than queueing without
+ * bound. If a step throws (a remote expert failed, say), every running sequence is failed with
+ * that exception and the loop goes on serving new requests.
+ *
+ * <p>Built on {@link Engine#step} only: an engine whose transformer's {@code FeedForward} is the
+ * cluster's remote MoE works unchanged.
+ */
+public final class GenerationLoop implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(GenerationLoop.class);
+    /** How long an idle loop blocks before re-checking whether it was closed. */
+    private static final long IDLE_POLL_MILLIS = 50;
+
+    private final Engine engine;
+    private final BatchGenerator generator;
+    private final IntSupplier step;
+    private final int maxRunning;
+    private final int capacity;
+    private final AtomicInteger inFlight = new AtomicInteger();
+    private final BlockingQueue<GenerationHandle> submissions;
+    /** Bounded in practice: each handle enqueues itself at most once. */
+    private final Queue<GenerationHandle> cancellations = new ConcurrentLinkedQueue<>();
+    /** Loop thread only: the handle of every sequence the generator holds. */
+    private final Map<Sequence, GenerationHandle> active = new IdentityHashMap<>();
+    private final Thread thread;
+    private volatile boolean closed;
+    private volatile int running;
+
+    /**
+     * @param maxRunning most sequences holding a KV cache at once
+     * @param maxQueued most further requests waiting for a slot
+     */
+    public GenerationLoop(Engine engine, int maxRunning, int maxQueued) {
+        this(engine, maxRunning, maxQueued, UnaryOperator.identity());
+    }
+
+    /** @param stepDecorator wraps the generator's step (tests inject failures through it) */
+    GenerationLoop(Engine engine, int maxRunning, int maxQueued, UnaryOperator<IntSupplier> stepDecorator) {
+        if (maxQueued < 0) {
+            throw new IllegalArgumentException("max queued requests must be >= 0, got " + maxQueued);
+        }
+        this.engine = engine;
+        this.generator = new BatchGenerator(engine, maxRunning);
+        this.step = stepDecorator.apply(generator::step);
+        this.maxRunning = maxRunning;
+        this.capacity = maxRunning + maxQueued;
+        this.submissions = new ArrayBlockingQueue<>(capacity);
+        this.thread = Thread.ofPlatform().name("generation-loop").daemon(true).unstarted(this::run);
+        thread.start();
+    }
+
+    public ModelConfig config() {
+        return engine.config();
+    }
+
+    /** Most positions one sequence may use (prompt plus completion). */
+    public int maxSequenceLength() {
+        return engine.transformer().maxPositions();
+    }
+
+    public int maxRunning() {
+        return maxRunning;
+    }
+
+    /** Sequences holding a KV cache after the last step. */
+    public int runningCount() {
+        return running;
+    }
+
+    /** Requests accepted and not yet running. */
+    public int queuedCount() {
+        return Math.max(0, inFlight.get() - running);
+    }
+
+    /**
+     * Hands a request to the loop. Bad input (empty prompt, ids outside the vocabulary, too long)
+     * is reported through {@link GenerationListener#onError} with an {@link IllegalArgumentException};
+     * callers that want a synchronous answer validate first.
+     *
+     * @throws CapacityExceededException if {@code maxRunning + maxQueued} requests are in flight
+     * @throws IllegalStateException if the loop is closed
+     */
+    public GenerationHandle submit(int[] prompt, SamplingParams params, GenerationListener listener) {
+        if (closed) {
+            throw new IllegalStateException("generation loop is closed");
+        }
+        if (inFlight.incrementAndGet() > capacity) {
+            inFlight.decrementAndGet();
+            throw new CapacityExceededException("attention replica at capacity (" + capacity
+                    + " requests: " + maxRunning + " running + " + (capacity - maxRunning) + " queued)");
+        }
+        GenerationHandle h = new GenerationHandle(this, prompt.clone(), params, listener);
+        // Cannot fail: inFlight counts queued handles too, and the queue holds capacity of them.
+        submissions.add(h);
+        return h;
+    }
+
+    void requestCancel(GenerationHandle h) {
+        cancellations.add(h);
+    }
+
+    /** Called by a handle's sink when the generator finished its sequence. */
+    void finished(GenerationHandle h) {
+        if (h.markDone()) {
+            active.remove(h.sequence);
+            inFlight.decrementAndGet();
+        }
+    }
+
+    private void run() {
+        while (!closed) {
+            try {
+                if (generator.isIdle()) {
+                    GenerationHandle first = submissions.poll(IDLE_POLL_MILLIS, TimeUnit.MILLISECONDS);
+                    if (first != null) {
+                        admit(first);
+                    }
+                }
+                drainSubmissions();
+                applyCancellations();
+                if (!generator.isIdle()) {
+                    stepOnce();
+                }
+                running = generator.runningCount();
+            } catch (InterruptedException e) {
+                // Nobody but close() has a reason to interrupt; the while condition decides.
+            } catch (RuntimeException | Error e) {
+                // A bug in the loop itself: keep serving rather than leave every caller hanging.
+                LOG.error("generation loop error", e);
+            }
+        }
+    }
+
+    private void drainSubmissions() {
+        GenerationHandle h;
+        while ((h = submissions.poll()) != null) {
+            admit(h);
+        }
+    }
+
+    private void admit(GenerationHandle h) {
+        if (h.isCancelRequested()) {
+            release(h);
+            return;
+        }
+        try {
+            h.sequence = generator.submit(h.prompt, h.params, h.sink());
+            active.put(h.sequence, h);
+        } catch (IllegalArgumentException e) {
+            release(h);
+            h.fail(e);
+        }
+    }
+
+    private void applyCancellations() {
+        GenerationHandle h;
+        while ((h = cancellations.poll()) != null) {
+            if (h.sequence != null && !h.isDone()) {
+                generator.cancel(h.sequence);
+                active.remove(h.sequence);
+                release(h);
+            }
+            // A handle not yet admitted is dropped by admit(); one already done needs nothing.
+        }
+    }
+
+    private void stepOnce() {
+        try {
+            step.getAsInt();
+        } catch (RuntimeException | Error e) {
+            LOG.warn("step failed; failing {} running sequences: {}", generator.runningCount(), e.toString());
+            List<GenerationHandle> failed = new ArrayList<>();
+            for (Sequence s : generator.abortRunning()) {
+                GenerationHandle h = active.remove(s);
+                if (h != null && release(h)) {
+                    failed.add(h);
+                }
+            }
+            for (GenerationHandle h : failed) {
+                h.fail(e);
+            }
+        }
+    }
+
+    private boolean release(GenerationHandle h) {
+        if (h.markDone()) {
+            inFlight.decrementAndGet();
+            return true;
+        }
+        return false;
+    }
+
+    /** Stops the loop thread; requests still in flight are failed with an IllegalStateException. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        // No interrupt: the thread may be inside a step whose worker pool parks; an idle loop
+        // notices within IDLE_POLL_MILLIS.
+        try {
+            thread.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        // The loop thread is gone: this thread now owns the generator.
+        IllegalStateException cause = new IllegalStateException("generation loop closed");
+        for (GenerationHandle h : List.copyOf(active.values())) {
+            generator.cancel(h.sequence);
+            if (release(h)) {
+                h.fail(cause);
+            }
+        }
+        active.clear();
+        GenerationHandle h;
+        while ((h = submissions.poll()) != null) {
+            if (release(h)) {
+                h.fail(cause);
+            }
+        }
+        running = 0;
+    }
+}
