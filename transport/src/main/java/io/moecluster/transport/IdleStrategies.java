@@ -1,0 +1,61 @@
+package io.moecluster.transport;
+
+import java.util.concurrent.TimeUnit;
+
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.BusySpinIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+import org.agrona.concurrent.SleepingIdleStrategy;
+import org.agrona.concurrent.YieldingIdleStrategy;
+
+/**
+ * Idle strategies by name, for configuration. The default backs off to 1 ms sleeps because
+ * busy-spinning threads from several services starve a 2-core machine.
+ */
+public final class IdleStrategies {
+    public static final String DEFAULT = "backoff";
+
+    private IdleStrategies() {
+    }
+
+    /**
+     * "backoff" (default; also for null or blank), "sleeping:&lt;micros&gt;", "yielding", "busy-spin".
+     *
+     * @throws IllegalArgumentException naming the value when it is none of these
+     */
+    public static IdleStrategy parse(String spec) {
+        if (spec == null || spec.isBlank()) {
+            return backoff();
+        }
+        String s = spec.trim();
+        if (s.equals("backoff")) {
+            return backoff();
+        }
+        if (s.equals("yielding")) {
+            return new YieldingIdleStrategy();
+        }
+        if (s.equals("busy-spin")) {
+            return new BusySpinIdleStrategy();
+        }
+        if (s.startsWith("sleeping:")) {
+            String micros = s.substring("sleeping:".length());
+            long us;
+            try {
+                us = Long.parseLong(micros);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("idle strategy '" + spec + "': sleeping needs whole microseconds, got '" + micros + "'");
+            }
+            if (us < 1 || us > 1_000_000) {
+                throw new IllegalArgumentException("idle strategy '" + spec + "': sleep must be in [1, 1000000] microseconds, got " + us);
+            }
+            return new SleepingIdleStrategy(TimeUnit.MICROSECONDS.toNanos(us));
+        }
+        throw new IllegalArgumentException("unknown idle strategy '" + spec
+                + "': expected backoff, sleeping:<micros>, yielding or busy-spin");
+    }
+
+    /** Spin a little, yield a little, then park from 1 µs growing to 1 ms: cheap when idle, quick when busy. */
+    public static IdleStrategy backoff() {
+        return new BackoffIdleStrategy(100, 10, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MILLISECONDS.toNanos(1));
+    }
+}

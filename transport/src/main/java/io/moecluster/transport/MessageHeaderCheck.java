@@ -1,0 +1,75 @@
+package io.moecluster.transport;
+
+import io.moecluster.sbe.MessageHeaderDecoder;
+import org.agrona.DirectBuffer;
+
+/** The checks every data-plane message passes before its block is read. */
+final class MessageHeaderCheck {
+    static final int MAX_TOKENS = 1 << 20;
+    static final int MAX_HIDDEN = 1 << 16;
+
+    private MessageHeaderCheck() {
+    }
+
+    /**
+     * Checks length, schema, template, version and block length; leaves header wrapped.
+     *
+     * @return the block length to act on (newer versions may append fields to the block)
+     */
+    static int check(MessageHeaderDecoder header, DirectBuffer buffer, int offset, int length,
+                     int templateId, int minBlockLength, String message) throws MalformedMessageException {
+        if (offset < 0 || length < 0 || (long) offset + length > buffer.capacity()) {
+            throw new MalformedMessageException(MalformedMessageException.TRUNCATED, message + ": range [" + offset
+                    + ", " + ((long) offset + length) + ") outside a buffer of " + buffer.capacity() + " bytes");
+        }
+        if (length < MessageHeaderDecoder.ENCODED_LENGTH) {
+            throw new MalformedMessageException(MalformedMessageException.TRUNCATED, message + ": " + length
+                    + " bytes, shorter than the " + MessageHeaderDecoder.ENCODED_LENGTH + "-byte message header");
+        }
+        header.wrap(buffer, offset);
+        if (header.schemaId() != MessageHeaderDecoder.SCHEMA_ID) {
+            throw new MalformedMessageException(MalformedMessageException.BAD_SCHEMA, message + ": schemaId "
+                    + header.schemaId() + ", expected " + MessageHeaderDecoder.SCHEMA_ID);
+        }
+        if (header.templateId() != templateId) {
+            throw new MalformedMessageException(MalformedMessageException.BAD_TEMPLATE, message + ": templateId "
+                    + header.templateId() + ", expected " + templateId);
+        }
+        if (header.version() < 1) {
+            throw new MalformedMessageException(MalformedMessageException.BAD_VERSION, message + ": version "
+                    + header.version() + ", expected >= 1");
+        }
+        int blockLength = header.blockLength();
+        if (blockLength < minBlockLength) {
+            throw new MalformedMessageException(MalformedMessageException.BAD_BLOCK_LENGTH, message
+                    + ": blockLength " + blockLength + ", expected >= " + minBlockLength);
+        }
+        if (MessageHeaderDecoder.ENCODED_LENGTH + blockLength > length) {
+            throw new MalformedMessageException(MalformedMessageException.TRUNCATED, message + ": " + length
+                    + " bytes, shorter than header + block of " + (MessageHeaderDecoder.ENCODED_LENGTH + blockLength));
+        }
+        return blockLength;
+    }
+
+    // Messages are built only on failure: the hot path must not allocate.
+    static void checkDimensions(String what, long batchId, int tokenCount, int hiddenSize) throws MalformedMessageException {
+        if (tokenCount < 0 || tokenCount > MAX_TOKENS) {
+            throw new MalformedMessageException(MalformedMessageException.BAD_DIMENSION, what + " " + batchId + ": tokenCount "
+                    + tokenCount + " outside [0, " + MAX_TOKENS + "]");
+        }
+        if (hiddenSize < 1 || hiddenSize > MAX_HIDDEN) {
+            throw new MalformedMessageException(MalformedMessageException.BAD_DIMENSION, what + " " + batchId + ": hiddenSize "
+                    + hiddenSize + " outside [1, " + MAX_HIDDEN + "]");
+        }
+    }
+
+    /** Checks payloadLength against what is left of the message after header and block. */
+    static void checkPayloadFits(String what, long batchId, int payloadLength, int blockLength, int length)
+            throws MalformedMessageException {
+        long needed = (long) MessageHeaderDecoder.ENCODED_LENGTH + blockLength + payloadLength;
+        if (payloadLength < 0 || needed > length) {
+            throw new MalformedMessageException(MalformedMessageException.PAYLOAD_LENGTH, what + " " + batchId + ": payloadLength "
+                    + payloadLength + " needs " + needed + " bytes, the message has " + length);
+        }
+    }
+}
