@@ -28,7 +28,13 @@ public final class AttentionServer implements AutoCloseable {
      * @param maxRunning most sequences holding a KV cache at once
      * @param maxQueued most further requests waiting; past that, RESOURCE_EXHAUSTED
      */
-    public record Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued) {
+    public record Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued,
+                         io.moecluster.core.forward.FeedForwardFactory feedForward) {
+        /** Experts in process (single-node mode). */
+        public Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued) {
+            this(model, bind, port, engine, maxRunning, maxQueued, io.moecluster.core.forward.FeedForwardFactory.LOCAL);
+        }
+
     }
 
     private final Engine engine;
@@ -48,7 +54,7 @@ public final class AttentionServer implements AutoCloseable {
 
     /** Loads the model and starts serving; fails (freeing what it opened) if either fails. */
     public static AttentionServer start(Config config) {
-        Engine engine = Engine.open(config.model(), config.engine());
+        Engine engine = Engine.open(config.model(), config.engine(), config.feedForward());
         GenerationLoop loop = null;
         try {
             loop = new GenerationLoop(engine, config.maxRunning(), config.maxQueued());

@@ -18,7 +18,7 @@ import java.util.Set;
  * reads it. (Consul replaces it in multi-host deployments.)
  *
  * <pre>{@code
- * { "aeronDir": "/dev/shm/moe-demo", "channel": "aeron:ipc",
+ * { "aeronDir": "/dev/shm/moe-demo", "channel": "aeron:ipc", "embeddedRouter": false,
  *   "router":    { "id": "router-0", "host": "127.0.0.1", "grpcPort": 50051, "moeStreamId": 1000, "replyStreamId": 1001 },
  *   "attention": [ { "id": "attention-0", "host": "127.0.0.1", "grpcPort": 50061, "replyStreamId": 1100 } ],
  *   "experts":   [ { "id": "expert-0", "experts": [0,1,2,3], "firstLayer": 0, "lastLayer": 31, "streamId": 2000 } ] }
@@ -26,11 +26,14 @@ import java.util.Set;
  *
  * @param aeronDir the media driver directory every local service shares (IPC)
  * @param channel the Aeron channel of every stream: {@code aeron:ipc} on one host
+ * @param embeddedRouter true: each attention replica runs the MoE router in process and talks to
+ *     the expert services itself; false: attention replicas send each MoE layer to the router-service
  */
 @JsonIgnoreProperties(ignoreUnknown = false)
 public record ClusterSpec(
         @JsonProperty(value = "aeronDir", required = true) String aeronDir,
         @JsonProperty(value = "channel", required = true) String channel,
+        @JsonProperty(value = "embeddedRouter", required = true) boolean embeddedRouter,
         @JsonProperty(value = "router", required = true) Router router,
         @JsonProperty(value = "attention", required = true) List<Attention> attention,
         @JsonProperty(value = "experts", required = true) List<Expert> experts) {

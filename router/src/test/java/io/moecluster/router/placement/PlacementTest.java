@@ -13,7 +13,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 class PlacementTest {
     static ClusterSpec spec(List<ClusterSpec.Expert> experts) {
-        return new ClusterSpec("/dev/shm/x", "aeron:ipc", new ClusterSpec.Router("router-0", "127.0.0.1", 1, 1000, 1001),
+        return new ClusterSpec("/dev/shm/x", "aeron:ipc", false, new ClusterSpec.Router("router-0", "127.0.0.1", 1, 1000, 1001),
                 List.of(new ClusterSpec.Attention("attention-0", "127.0.0.1", 2, 1100)), experts);
     }
 

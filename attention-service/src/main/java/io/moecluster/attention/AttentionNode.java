@@ -1,0 +1,76 @@
+package io.moecluster.attention;
+
+import io.aeron.Aeron;
+import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.forward.DenseLayersLocally;
+import io.moecluster.core.forward.ExpertBank;
+import io.moecluster.core.forward.FeedForwardFactory;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.router.AeronExpertDispatcher;
+import io.moecluster.router.MoeRouter;
+import io.moecluster.router.RemoteMoe;
+import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.router.placement.ExpertPlacement;
+import io.moecluster.sbe.ElementType;
+import io.moecluster.transport.AeronClients;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/**
+ * One attention replica of a cluster, as the cluster file describes it: the attention server
+ * whose engine hands each MoE layer either to the router-service over Aeron ({@link RemoteMoe}) or,
+ * in embedded-router mode, to an in-process {@link MoeRouter} that dispatches to the expert
+ * services itself. Dense MLP layers run here in both modes.
+ */
+public final class AttentionNode implements AutoCloseable {
+    private final Aeron aeron;
+    private final AttentionServer server;
+
+    private AttentionNode(Aeron aeron, AttentionServer server) {
+        this.aeron = aeron;
+        this.server = server;
+    }
+
+    /** @param moeTimeout how long one MoE layer may take before the step fails */
+    public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
+                                      int maxQueued, Duration moeTimeout) {
+        ClusterSpec.Attention self = spec.attentionService(id);
+        ModelConfig config = ModelConfig.load(model);
+        int senderId = spec.attention().indexOf(self) + 1;
+        Aeron aeron = AeronClients.connect(spec.aeronDir());
+        FeedForwardFactory feedForward = spec.embeddedRouter()
+                ? (cfg, loader, pool, maxTokens) -> {
+                    ExpertPlacement placement = ExpertPlacement.build(spec, cfg);
+                    int slots = ExpertBank.sharedExpertId(cfg) + (cfg.hasSharedExpert() ? 1 : 0);
+                    AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec, placement, senderId,
+                            self.replyStreamId(), cfg.hiddenSize(), slots, ElementType.F32, moeTimeout, Duration.ofSeconds(2));
+                    return new DenseLayersLocally(cfg, loader, pool, maxTokens,
+                            new MoeRouter(cfg, loader, dispatcher, pool, maxTokens));
+                }
+                : (cfg, loader, pool, maxTokens) -> new DenseLayersLocally(cfg, loader, pool, maxTokens,
+                        new RemoteMoe(aeron, spec.channel(), spec.router().moeStreamId(), self.replyStreamId(), senderId,
+                                cfg.hiddenSize(), moeTimeout));
+        try {
+            AttentionServer server = AttentionServer.start(new AttentionServer.Config(model, self.host(), self.grpcPort(),
+                    engine, maxRunning, maxQueued, feedForward));
+            return new AttentionNode(aeron, server);
+        } catch (RuntimeException e) {
+            aeron.close();
+            throw e;
+        }
+    }
+
+    public AttentionServer server() {
+        return server;
+    }
+
+    public String address() {
+        return server.address();
+    }
+
+    @Override
+    public void close() {
+        server.close();
+        aeron.close();
+    }
+}

@@ -1,0 +1,84 @@
+package io.moecluster.expert;
+
+import io.aeron.Aeron;
+import io.moecluster.core.forward.ExpertBank;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.model.WeightLoader;
+import io.moecluster.core.parallel.WorkerPool;
+import io.moecluster.core.safetensors.Checkpoint;
+import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.transport.AeronClients;
+import java.nio.file.Path;
+import java.util.BitSet;
+
+/**
+ * One running expert service: its checkpoint (only the hosted experts' tensors are mapped), its
+ * bank, and the Aeron worker that serves it, as the cluster file describes it.
+ */
+public final class ExpertNode implements AutoCloseable {
+    private final Aeron aeron;
+    private final Checkpoint checkpoint;
+    private final WeightLoader loader;
+    private final WorkerPool pool;
+    private final ExpertBank bank;
+    private final ExpertWorker worker;
+
+    private ExpertNode(Aeron aeron, Checkpoint checkpoint, WeightLoader loader, WorkerPool pool, ExpertBank bank,
+                       ExpertWorker worker) {
+        this.aeron = aeron;
+        this.checkpoint = checkpoint;
+        this.loader = loader;
+        this.pool = pool;
+        this.bank = bank;
+        this.worker = worker;
+    }
+
+    /**
+     * @param threads compute threads; 0 = one per core
+     * @param maxRows most tokens of one batch: at least the attention side's max-batch-tokens
+     */
+    public static ExpertNode start(ClusterSpec spec, String id, Path model, int threads, int maxRows) {
+        ClusterSpec.Expert self = spec.expertService(id);
+        ModelConfig config = ModelConfig.load(model);
+        BitSet experts = new BitSet();
+        self.experts().forEach(experts::set);
+        Checkpoint checkpoint = Checkpoint.open(model);
+        WeightLoader loader = new WeightLoader(checkpoint, config);
+        WorkerPool pool = new WorkerPool(threads > 0 ? threads : Runtime.getRuntime().availableProcessors(), "expert-" + id);
+        ExpertBank bank = null;
+        Aeron aeron = null;
+        try {
+            int last = Math.min(self.lastLayer(), config.numLayers() - 1);
+            bank = new ExpertBank(config, loader, experts, self.firstLayer(), last, pool, maxRows);
+            aeron = AeronClients.connect(spec.aeronDir());
+            ExpertWorker worker = new ExpertWorker(id, aeron, spec.channel(), self.streamId(), config, bank,
+                    spec.experts().indexOf(self) + 100).start();
+            return new ExpertNode(aeron, checkpoint, loader, pool, bank, worker);
+        } catch (RuntimeException e) {
+            if (aeron != null) {
+                aeron.close();
+            }
+            if (bank != null) {
+                bank.close();
+            }
+            pool.close();
+            loader.close();
+            checkpoint.close();
+            throw e;
+        }
+    }
+
+    public ExpertWorker worker() {
+        return worker;
+    }
+
+    @Override
+    public void close() {
+        worker.close();
+        aeron.close();
+        bank.close();
+        pool.close();
+        loader.close();
+        checkpoint.close();
+    }
+}

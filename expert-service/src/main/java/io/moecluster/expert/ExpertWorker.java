@@ -1,0 +1,179 @@
+package io.moecluster.expert;
+
+import io.aeron.Aeron;
+import io.aeron.Subscription;
+import io.moecluster.core.forward.ExpertBank;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.router.placement.IdRanges;
+import io.moecluster.transport.BatchResultWriter;
+import io.moecluster.transport.BoundedPublisher;
+import io.moecluster.transport.IdleStrategies;
+import io.moecluster.transport.MessagePoller;
+import io.moecluster.transport.TokenBatchView;
+import io.moecluster.transport.TransportException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+import org.agrona.concurrent.IdleStrategy;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The serving loop of an expert service: reads TokenBatches from its Aeron stream, runs the
+ * expert on its {@link ExpertBank}, and answers on the sender's reply stream with the rows scaled
+ * by their routing weights, in the element type they came in. A batch it cannot serve (an expert
+ * it does not host, more rows than it sized for, a different hidden size) is answered with an
+ * ERROR naming why, so the router fails the request at once instead of timing out.
+ *
+ * <p>One thread polls and computes; the computation itself spreads over the bank's worker pool.
+ */
+public final class ExpertWorker implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ExpertWorker.class);
+
+    private final String id;
+    private final Aeron aeron;
+    private final String channel;
+    private final int streamId;
+    private final ModelConfig config;
+    private final ExpertBank bank;
+    private final int senderId;
+    private final Subscription subscription;
+    private final MessagePoller poller;
+    private final Map<Integer, BatchResultWriter> replies = new HashMap<>();
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment in;
+    private final MemorySegment out;
+    private final float[] weights;
+    private final Thread thread;
+    private final AtomicLong batches = new AtomicLong();
+    private final AtomicLong tokens = new AtomicLong();
+    private final AtomicLong errors = new AtomicLong();
+    private volatile boolean running = true;
+
+    public ExpertWorker(String id, Aeron aeron, String channel, int streamId, ModelConfig config, ExpertBank bank,
+                        int senderId) {
+        this.id = id;
+        this.aeron = aeron;
+        this.channel = channel;
+        this.streamId = streamId;
+        this.config = config;
+        this.bank = bank;
+        this.senderId = senderId;
+        this.subscription = aeron.addSubscription(channel, streamId);
+        this.poller = new MessagePoller(subscription).onTokenBatch(this::onBatch);
+        long floats = (long) bank.maxRows() * config.hiddenSize();
+        this.in = arena.allocate(floats * 4, 64);
+        this.out = arena.allocate(floats * 4, 64);
+        this.weights = new float[bank.maxRows()];
+        this.thread = new Thread(this::run, "expert-" + id);
+        this.thread.setDaemon(true);
+    }
+
+    public ExpertWorker start() {
+        thread.start();
+        return this;
+    }
+
+    public String id() {
+        return id;
+    }
+
+    public String describe() {
+        return "expert-service " + id + " hosting experts " + IdRanges.format(bank.experts()) + " of layers "
+                + bank.firstLayer() + "-" + bank.lastLayer() + " on " + channel + " stream " + streamId;
+    }
+
+    public long batchesServed() {
+        return batches.get();
+    }
+
+    public long tokensServed() {
+        return tokens.get();
+    }
+
+    public long errorsAnswered() {
+        return errors.get();
+    }
+
+    public long malformedDropped() {
+        return poller.counter().total();
+    }
+
+    private void run() {
+        IdleStrategy idle = IdleStrategies.backoff();
+        while (running) {
+            idle.idle(poller.poll(8));
+        }
+    }
+
+    private void onBatch(TokenBatchView b) {
+        String problem = check(b);
+        if (problem != null) {
+            errors.incrementAndGet();
+            reply(b, w -> w.sendError(b.batchId(), b.layer(), b.expertId(), senderId, problem));
+            return;
+        }
+        int n = b.tokenCount();
+        b.copyRowsTo(in, 0);
+        for (int i = 0; i < n; i++) {
+            weights[i] = b.weight(i);
+        }
+        try {
+            bank.run(b.layer(), b.expertId(), in, 0, n, weights, 0, out, 0);
+        } catch (RuntimeException e) {
+            errors.incrementAndGet();
+            LOG.warn("{}: expert {} of layer {} failed: {}", id, b.expertId(), b.layer(), e.toString());
+            reply(b, w -> w.sendError(b.batchId(), b.layer(), b.expertId(), senderId, e.toString()));
+            return;
+        }
+        batches.incrementAndGet();
+        tokens.addAndGet(n);
+        reply(b, w -> w.sendRows(b.batchId(), b.layer(), b.expertId(), senderId, out, 0, n, config.hiddenSize(),
+                b.elementType()));
+    }
+
+    private String check(TokenBatchView b) {
+        if (b.hiddenSize() != config.hiddenSize()) {
+            return "hidden size " + b.hiddenSize() + " does not match the model's " + config.hiddenSize();
+        }
+        if (!bank.hosts(b.layer(), b.expertId())) {
+            return "expert " + b.expertId() + " of layer " + b.layer() + " is not hosted by " + describe();
+        }
+        if (b.tokenCount() > bank.maxRows()) {
+            return b.tokenCount() + " tokens exceed this service's --max-rows " + bank.maxRows();
+        }
+        if (!b.hasWeights()) {
+            return "batch " + b.batchId() + " carries no routing weights";
+        }
+        return null;
+    }
+
+    private void reply(TokenBatchView b, java.util.function.Consumer<BatchResultWriter> send) {
+        BatchResultWriter w = replies.computeIfAbsent(b.replyStreamId(), s -> new BatchResultWriter(
+                new BoundedPublisher(aeron.addPublication(channel, s), IdleStrategies.backoff(), Duration.ofSeconds(2))));
+        try {
+            send.accept(w);
+        } catch (TransportException e) {
+            // The router gave up or went away; it will time the batch out and fail the request.
+            LOG.warn("{}: could not answer batch {} on stream {}: {}", id, b.batchId(), b.replyStreamId(), e.getMessage());
+        }
+    }
+
+    @Override
+    public void close() {
+        running = false;
+        try {
+            thread.join(5000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        for (BatchResultWriter w : replies.values()) {
+            w.publisher().publication().close();
+        }
+        subscription.close();
+        arena.close();
+    }
+}

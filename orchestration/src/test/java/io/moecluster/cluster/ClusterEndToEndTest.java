@@ -1,0 +1,204 @@
+package io.moecluster.cluster;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.moecluster.attention.AttentionNode;
+import io.moecluster.core.engine.BatchGenerator;
+import io.moecluster.core.engine.Engine;
+import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.engine.Sequence;
+import io.moecluster.core.engine.TokenSink;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.sampling.SamplingParams;
+import io.moecluster.core.testing.GoldenModels;
+import io.moecluster.expert.ExpertNode;
+import io.moecluster.proto.v1.ClusterStatus;
+import io.moecluster.proto.v1.ClusterStatusRequest;
+import io.moecluster.proto.v1.AdminGrpc;
+import io.moecluster.proto.v1.GenerateRequest;
+import io.moecluster.proto.v1.GenerateStreamResponse;
+import io.moecluster.proto.v1.InferenceGrpc;
+import io.moecluster.proto.v1.SamplingParameters;
+import io.moecluster.proto.v1.TokenIds;
+import io.moecluster.router.api.RouterNode;
+import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.transport.EmbeddedMediaDriver;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.IntStream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The cluster over its real transports, in one JVM: an embedded Aeron media driver (IPC), two
+ * expert services of four experts each, an attention service and a router-service serving gRPC on
+ * loopback. Greedy tokens must equal the single-process engine's exactly, in both router modes.
+ */
+class ClusterEndToEndTest {
+    static final EngineOptions ENGINE = new EngineOptions(1, 32, 256);
+    static final int NEW_TOKENS = 10;
+
+    private final List<AutoCloseable> open = new ArrayList<>();
+
+    @AfterEach
+    void stopEverything() throws Exception {
+        for (int i = open.size() - 1; i >= 0; i--) {
+            open.get(i).close();
+        }
+        open.clear();
+    }
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    ClusterSpec spec(EmbeddedMediaDriver driver, ModelConfig config, boolean embedded) throws IOException {
+        int last = config.numLayers() - 1;
+        List<Integer> high = new ArrayList<>(List.of(4, 5, 6, 7));
+        if (config.hasSharedExpert()) {
+            high.add(config.numExperts());
+        }
+        return new ClusterSpec(driver.aeronDirectoryName(), "aeron:ipc", embedded,
+                new ClusterSpec.Router("router-0", "127.0.0.1", freePort(), 1000, 1001),
+                List.of(new ClusterSpec.Attention("attention-0", "127.0.0.1", freePort(), 1100)),
+                List.of(new ClusterSpec.Expert("expert-0", List.of(0, 1, 2, 3), 0, last, 2000),
+                        new ClusterSpec.Expert("expert-1", high, 0, last, 2001)));
+    }
+
+    record Cluster(ClusterSpec spec, Path model, RouterNode router, ManagedChannel channel) {
+        InferenceGrpc.InferenceBlockingStub inference() {
+            return InferenceGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS);
+        }
+    }
+
+    Cluster start(String model, boolean embedded) throws Exception {
+        Path dir = GoldenModels.dir(model);
+        ModelConfig config = ModelConfig.load(dir);
+        EmbeddedMediaDriver driver = new EmbeddedMediaDriver(EmbeddedMediaDriver.newTempDir());
+        open.add(driver);
+        ClusterSpec spec = spec(driver, config, embedded);
+        for (ClusterSpec.Expert e : spec.experts()) {
+            open.add(ExpertNode.start(spec, e.id(), dir, 1, ENGINE.maxBatchTokens()));
+        }
+        open.add(AttentionNode.start(spec, "attention-0", dir, ENGINE, 8, 16, Duration.ofSeconds(15)));
+        RouterNode router = RouterNode.start(spec, dir, 32, 0, ENGINE.maxBatchTokens(), 1, Duration.ofSeconds(5));
+        open.add(router);
+        ManagedChannel channel = NettyChannelBuilder.forTarget(router.address()).usePlaintext().build();
+        open.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
+        return new Cluster(spec, dir, router, channel);
+    }
+
+    static int[] prompt(int length, int salt) {
+        int[] p = new int[length];
+        p[0] = 1;
+        for (int i = 1; i < length; i++) {
+            p[i] = 3 + (i * 31 + salt * 17) % 250;
+        }
+        return p;
+    }
+
+    static int[] singleProcessGreedy(Path model, int[] prompt) {
+        try (Engine engine = Engine.open(model, ENGINE)) {
+            BatchGenerator gen = new BatchGenerator(engine, 1);
+            Sequence s = gen.submit(prompt, SamplingParams.greedy(NEW_TOKENS).withIgnoreEos(true), TokenSink.NONE);
+            gen.runToCompletion();
+            return s.generatedTokens();
+        }
+    }
+
+    static GenerateRequest request(int[] prompt) {
+        return GenerateRequest.newBuilder()
+                .setTokenIds(TokenIds.newBuilder().addAllIds(IntStream.of(prompt).boxed().toList()))
+                .setSampling(SamplingParameters.newBuilder().setMaxTokens(NEW_TOKENS).setIgnoreEos(true))
+                .build();
+    }
+
+    static int[] streamTokens(Cluster c, int[] prompt) {
+        List<Integer> tokens = new ArrayList<>();
+        Iterator<GenerateStreamResponse> it = c.inference().generateStream(request(prompt));
+        while (it.hasNext()) {
+            GenerateStreamResponse r = it.next();
+            if (r.hasToken() && r.getToken().getTokenId() >= 0) {
+                tokens.add(r.getToken().getTokenId());
+            }
+        }
+        return tokens.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    @ParameterizedTest(name = "{0}, embedded router: {1}")
+    @CsvSource({"mixtral-tiny, false", "mixtral-tiny, true", "qwen2moe-tiny, false", "qwen2moe-tiny, true"})
+    void eightConcurrentStreamsMatchTheSingleProcessEngine(String model, boolean embedded) throws Exception {
+        Cluster c = start(model, embedded);
+        int[] lengths = {1, 3, 6, 9, 14, 20, 27, 36};
+        int[][] expected = new int[lengths.length][];
+        for (int i = 0; i < lengths.length; i++) {
+            expected[i] = singleProcessGreedy(c.model(), prompt(lengths[i], i));
+        }
+        ExecutorService clients = Executors.newFixedThreadPool(lengths.length);
+        try {
+            List<Future<int[]>> results = new ArrayList<>();
+            for (int i = 0; i < lengths.length; i++) {
+                int[] p = prompt(lengths[i], i);
+                results.add(clients.submit(() -> streamTokens(c, p)));
+            }
+            for (int i = 0; i < lengths.length; i++) {
+                assertThat(results.get(i).get(120, TimeUnit.SECONDS)).as("request %d (prompt %d tokens)", i, lengths[i])
+                        .containsExactly(expected[i]);
+            }
+        } finally {
+            clients.shutdownNow();
+        }
+        ClusterStatus status = AdminGrpc.newBlockingStub(c.channel()).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .getClusterStatus(ClusterStatusRequest.getDefaultInstance());
+        assertThat(status.getServicesList()).extracting(s -> s.getInstanceId())
+                .contains("expert-0", "expert-1");
+        if (!embedded) {
+            long routed = status.getExpertLoadList().stream()
+                    .filter(l -> l.getExpert() < 8).mapToLong(l -> l.getTokensRouted()).sum();
+            assertThat(routed).as("tokens routed, all layers").isPositive();
+        }
+    }
+
+    @ParameterizedTest(name = "{0}, embedded router: {1}")
+    @CsvSource({"mixtral-tiny, false", "mixtral-tiny, true"})
+    void losingAnExpertServiceFailsRequestsClearlyAndItsReturnHeals(String model, boolean embedded) throws Exception {
+        Cluster c = start(model, embedded);
+        int[] p = prompt(7, 3);
+        int[] expected = singleProcessGreedy(c.model(), p);
+        assertThat(c.inference().generate(request(p)).getTokenIdsList()).containsExactly(
+                IntStream.of(expected).boxed().toArray(Integer[]::new));
+
+        // The expert-1 node is the second one opened.
+        AutoCloseable expert1 = open.get(2);
+        expert1.close();
+        open.remove(expert1);
+        long start = System.nanoTime();
+        assertThatThrownBy(() -> c.inference().generate(request(p)))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+                    assertThat(e.getStatus().getDescription()).contains("expert-1");
+                });
+        assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(30));
+
+        open.add(ExpertNode.start(c.spec(), "expert-1", c.model(), 1, ENGINE.maxBatchTokens()));
+        assertThat(c.inference().generate(request(p)).getTokenIdsList()).containsExactly(
+                IntStream.of(expected).boxed().toArray(Integer[]::new));
+    }
+}

@@ -1,0 +1,137 @@
+package io.moecluster.router.api;
+
+import io.aeron.Aeron;
+import io.moecluster.core.forward.ExpertBank;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.model.WeightLoader;
+import io.moecluster.core.parallel.WorkerPool;
+import io.moecluster.core.safetensors.Checkpoint;
+import io.moecluster.proto.v1.ExpertLoad;
+import io.moecluster.proto.v1.ServiceRole;
+import io.moecluster.proto.v1.ServiceStatus;
+import io.moecluster.router.AeronExpertDispatcher;
+import io.moecluster.router.MoeRouter;
+import io.moecluster.router.MoeService;
+import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.router.placement.ExpertPlacement;
+import io.moecluster.sbe.ElementType;
+import io.moecluster.transport.AeronClients;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The router-service of a cluster, as the cluster file describes it: the public gRPC API in front
+ * of the attention replicas and, unless the attention replicas embed the router, the MoE data
+ * plane ({@link MoeService}) that gates each layer and dispatches to the expert services.
+ */
+public final class RouterNode implements AutoCloseable {
+    private final RouterServer server;
+    private final MoeService moe;
+    private final Aeron aeron;
+    private final WorkerPool pool;
+    private final WeightLoader loader;
+    private final Checkpoint checkpoint;
+
+    private RouterNode(RouterServer server, MoeService moe, Aeron aeron, WorkerPool pool, WeightLoader loader,
+                       Checkpoint checkpoint) {
+        this.server = server;
+        this.moe = moe;
+        this.aeron = aeron;
+        this.pool = pool;
+        this.loader = loader;
+        this.checkpoint = checkpoint;
+    }
+
+    /**
+     * @param maxBatchTokens the attention replicas' max-batch-tokens: the largest MoE request
+     * @param threads threads for the gate matmuls; 0 = one per core
+     */
+    public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
+                                   int maxBatchTokens, int threads, Duration expertTimeout) {
+        ModelConfig config = ModelConfig.load(model);
+        List<String> attention = new ArrayList<>();
+        for (ClusterSpec.Attention a : spec.attention()) {
+            attention.add(a.host() + ":" + a.grpcPort());
+        }
+        List<ClusterStatusContributor> contributors = new ArrayList<>();
+        contributors.add(status -> {
+            for (ClusterSpec.Expert e : spec.experts()) {
+                status.addServices(ServiceStatus.newBuilder().setInstanceId(e.id()).setRole(ServiceRole.SERVICE_ROLE_EXPERT)
+                        .setEndpoint(spec.channel() + " stream " + e.streamId()).setHealthy(true)
+                        .addAllExperts(e.experts()).setFirstLayer(e.firstLayer()).setLastLayer(e.lastLayer()));
+            }
+        });
+        MoeService moe = null;
+        Aeron aeron = null;
+        WorkerPool pool = null;
+        WeightLoader loader = null;
+        Checkpoint checkpoint = null;
+        try {
+            if (!spec.embeddedRouter()) {
+                checkpoint = Checkpoint.open(model);
+                loader = new WeightLoader(checkpoint, config);
+                pool = new WorkerPool(threads > 0 ? threads : Runtime.getRuntime().availableProcessors(), "router");
+                aeron = AeronClients.connect(spec.aeronDir());
+                ExpertPlacement placement = ExpertPlacement.build(spec, config);
+                int slots = ExpertBank.sharedExpertId(config) + (config.hasSharedExpert() ? 1 : 0);
+                AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec, placement, 0,
+                        spec.router().replyStreamId(), config.hiddenSize(), slots, ElementType.F32, expertTimeout,
+                        Duration.ofSeconds(2));
+                MoeRouter router = new MoeRouter(config, loader, dispatcher, pool, maxBatchTokens);
+                moe = new MoeService(aeron, spec.channel(), spec.router().moeStreamId(), config, router, 0, maxBatchTokens)
+                        .start();
+                MoeRouter counted = router;
+                contributors.add(status -> {
+                    for (int e = 0; e < counted.expertSlots(); e++) {
+                        status.addExpertLoad(ExpertLoad.newBuilder().setExpert(e).setTokensRouted(counted.tokensRouted(e)));
+                    }
+                });
+            }
+            RouterServer server = RouterServer.start(new RouterServer.Config(model, spec.router().host(),
+                    spec.router().grpcPort(), attention, maxActiveRequests, maxSeqLen, contributors));
+            return new RouterNode(server, moe, aeron, pool, loader, checkpoint);
+        } catch (RuntimeException e) {
+            closeAll(moe, aeron, pool, loader, checkpoint);
+            throw e;
+        }
+    }
+
+    public RouterServer server() {
+        return server;
+    }
+
+    public String address() {
+        return server.address();
+    }
+
+    /** The MoE data plane, or null in embedded-router mode. */
+    public MoeService moe() {
+        return moe;
+    }
+
+    private static void closeAll(MoeService moe, Aeron aeron, WorkerPool pool, WeightLoader loader, Checkpoint checkpoint) {
+        if (moe != null) {
+            moe.close();
+        }
+        if (aeron != null) {
+            aeron.close();
+        }
+        if (pool != null) {
+            pool.close();
+        }
+        if (loader != null) {
+            loader.close();
+        }
+        if (checkpoint != null) {
+            checkpoint.close();
+        }
+    }
+
+    @Override
+    public void close() {
+        server.close();
+        closeAll(moe, aeron, pool, loader, checkpoint);
+    }
+}

@@ -1,0 +1,143 @@
+package io.moecluster.router;
+
+import io.aeron.Aeron;
+import io.aeron.Subscription;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.transport.BatchResultWriter;
+import io.moecluster.transport.BoundedPublisher;
+import io.moecluster.transport.IdleStrategies;
+import io.moecluster.transport.MessagePoller;
+import io.moecluster.transport.TokenBatchView;
+import io.moecluster.transport.TransportException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+import org.agrona.concurrent.IdleStrategy;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The router-service's data-plane loop: whole-layer MoE requests from attention replicas
+ * ({@link RemoteMoe}) arrive on the router's stream, run through the {@link MoeRouter} (which
+ * dispatches to expert services), and the combined rows go back on the sender's reply stream.
+ * An expert failure is answered as an ERROR naming it; the loop keeps serving.
+ */
+public final class MoeService implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(MoeService.class);
+
+    private final Aeron aeron;
+    private final String channel;
+    private final ModelConfig config;
+    private final MoeRouter router;
+    private final int senderId;
+    private final int maxTokens;
+    private final Subscription requests;
+    private final MessagePoller poller;
+    private final Map<Integer, BatchResultWriter> replies = new HashMap<>();
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment in;
+    private final MemorySegment out;
+    private final Thread thread;
+    private final AtomicLong served = new AtomicLong();
+    private final AtomicLong failed = new AtomicLong();
+    private volatile boolean running = true;
+
+    public MoeService(Aeron aeron, String channel, int streamId, ModelConfig config, MoeRouter router, int senderId,
+                      int maxTokens) {
+        this.aeron = aeron;
+        this.channel = channel;
+        this.config = config;
+        this.router = router;
+        this.senderId = senderId;
+        this.maxTokens = maxTokens;
+        this.requests = aeron.addSubscription(channel, streamId);
+        this.poller = new MessagePoller(requests).onTokenBatch(this::onRequest);
+        this.in = arena.allocate((long) maxTokens * config.hiddenSize() * 4, 64);
+        this.out = arena.allocate((long) maxTokens * config.hiddenSize() * 4, 64);
+        this.thread = new Thread(this::run, "router-moe");
+        this.thread.setDaemon(true);
+    }
+
+    public MoeService start() {
+        thread.start();
+        return this;
+    }
+
+    public MoeRouter router() {
+        return router;
+    }
+
+    public long requestsServed() {
+        return served.get();
+    }
+
+    public long requestsFailed() {
+        return failed.get();
+    }
+
+    public long malformedDropped() {
+        return poller.counter().total();
+    }
+
+    private void run() {
+        IdleStrategy idle = IdleStrategies.backoff();
+        while (running) {
+            idle.idle(poller.poll(4));
+        }
+    }
+
+    private void onRequest(TokenBatchView b) {
+        String problem = null;
+        if (b.expertId() != RemoteMoe.WHOLE_LAYER) {
+            problem = "the router takes whole-layer requests (expert id -1), got expert " + b.expertId();
+        } else if (b.hiddenSize() != config.hiddenSize()) {
+            problem = "hidden size " + b.hiddenSize() + " does not match the model's " + config.hiddenSize();
+        } else if (b.tokenCount() > maxTokens) {
+            problem = b.tokenCount() + " tokens exceed the router's --max-batch-tokens " + maxTokens;
+        } else if (b.layer() < 0 || b.layer() >= config.numLayers() || !config.isMoeLayer(b.layer())) {
+            problem = "layer " + b.layer() + " is not a MoE layer of this model";
+        }
+        if (problem == null) {
+            try {
+                b.copyRowsTo(in, 0);
+                router.forward(b.layer(), in, b.tokenCount(), out);
+            } catch (RuntimeException e) {
+                problem = e.getMessage() == null ? e.toString() : e.getMessage();
+                LOG.warn("MoE request of layer {} from sender {} failed: {}", b.layer(), b.senderId(), problem);
+            }
+        }
+        BatchResultWriter w = replies.computeIfAbsent(b.replyStreamId(), s -> new BatchResultWriter(
+                new BoundedPublisher(aeron.addPublication(channel, s), IdleStrategies.backoff(), Duration.ofSeconds(2))));
+        try {
+            if (problem != null) {
+                failed.incrementAndGet();
+                w.sendError(b.batchId(), b.layer(), b.expertId(), senderId, problem);
+            } else {
+                served.incrementAndGet();
+                w.sendRows(b.batchId(), b.layer(), b.expertId(), senderId, out, 0, b.tokenCount(), config.hiddenSize(),
+                        b.elementType());
+            }
+        } catch (TransportException e) {
+            LOG.warn("could not answer MoE request {} on stream {}: {}", b.batchId(), b.replyStreamId(), e.getMessage());
+        }
+    }
+
+    @Override
+    public void close() {
+        running = false;
+        try {
+            thread.join(5000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        for (BatchResultWriter w : replies.values()) {
+            w.publisher().publication().close();
+        }
+        requests.close();
+        router.close();
+        arena.close();
+    }
+}

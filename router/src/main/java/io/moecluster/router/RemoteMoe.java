@@ -1,0 +1,109 @@
+package io.moecluster.router;
+
+import io.aeron.Aeron;
+import io.aeron.Subscription;
+import io.moecluster.core.forward.FeedForward;
+import io.moecluster.sbe.ElementType;
+import io.moecluster.transport.BatchResultView;
+import io.moecluster.transport.BoundedPublisher;
+import io.moecluster.transport.IdleStrategies;
+import io.moecluster.transport.MessagePoller;
+import io.moecluster.transport.TokenBatchWriter;
+import io.moecluster.transport.TransportException;
+import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import org.agrona.concurrent.IdleStrategy;
+
+/**
+ * The attention side of a standalone router: each MoE layer's normalised hidden states go to the
+ * router-service over Aeron (a TokenBatch with expert id -1), and the combined output comes back
+ * on this replica's reply stream. Rows travel as f32 so that greedy tokens match the
+ * single-process engine exactly.
+ */
+public final class RemoteMoe implements FeedForward, AutoCloseable {
+    /** The expert id of a whole-layer MoE request, as opposed to one expert's rows. */
+    public static final int WHOLE_LAYER = -1;
+
+    private final int hidden;
+    private final int senderId;
+    private final int replyStreamId;
+    private final long timeoutNanos;
+    private final TokenBatchWriter writer;
+    private final Subscription replies;
+    private final MessagePoller poller;
+    private final IdleStrategy idle = IdleStrategies.backoff();
+    private long nextBatchId = 1;
+    private long awaiting;
+    private MemorySegment awaitingOut;
+    private int awaitingTokens;
+    private String error;
+    private boolean answered;
+
+    public RemoteMoe(Aeron aeron, String channel, int routerStreamId, int replyStreamId, int senderId, int hidden,
+                     Duration timeout) {
+        this.hidden = hidden;
+        this.senderId = senderId;
+        this.replyStreamId = replyStreamId;
+        this.timeoutNanos = timeout.toNanos();
+        this.writer = new TokenBatchWriter(new BoundedPublisher(aeron.addPublication(channel, routerStreamId),
+                IdleStrategies.backoff(), Duration.ofSeconds(2)));
+        this.replies = aeron.addSubscription(channel, replyStreamId);
+        this.poller = new MessagePoller(replies).onBatchResult(this::onResult);
+    }
+
+    @Override
+    public void forward(int layer, MemorySegment input, int tokens, MemorySegment output) {
+        long batchId = nextBatchId++;
+        awaiting = batchId;
+        awaitingOut = output;
+        awaitingTokens = tokens;
+        answered = false;
+        error = null;
+        try {
+            writer.send(batchId, layer, WHOLE_LAYER, senderId, replyStreamId, input, 0, tokens, hidden, ElementType.F32);
+        } catch (TransportException e) {
+            throw new ExpertUnavailableException(layer, WHOLE_LAYER, "router-service unreachable: " + e.getMessage());
+        }
+        long deadline = System.nanoTime() + timeoutNanos;
+        try {
+            while (!answered) {
+                int work = poller.poll(8);
+                if (answered) {
+                    break;
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new ExpertUnavailableException(layer, WHOLE_LAYER, "router-service did not answer layer "
+                            + layer + " (batch " + batchId + ") within " + timeoutNanos / 1_000_000 + " ms");
+                }
+                idle.idle(work);
+            }
+            if (error != null) {
+                throw new ExpertUnavailableException(layer, WHOLE_LAYER, error);
+            }
+        } finally {
+            awaiting = 0;
+            awaitingOut = null;
+        }
+    }
+
+    private void onResult(BatchResultView r) {
+        if (r.batchId() != awaiting || answered) {
+            return; // an answer to a request already given up on
+        }
+        if (!r.isOk()) {
+            error = r.errorMessage();
+        } else if (r.tokenCount() != awaitingTokens || r.hiddenSize() != hidden) {
+            error = "router answered " + r.tokenCount() + " x " + r.hiddenSize() + " rows for " + awaitingTokens
+                    + " x " + hidden;
+        } else {
+            r.copyRowsTo(awaitingOut, 0);
+        }
+        answered = true;
+    }
+
+    @Override
+    public void close() {
+        writer.publisher().publication().close();
+        replies.close();
+    }
+}
