@@ -47,7 +47,7 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
-        try (Engine e = Engine.open(engine.model, engine.options())) {
+        try (Engine e = Engine.open(engine.requireModel(spec), engine.options())) {
             long bytes = e.activeWeightBytesPerToken();
             out.printf(Locale.ROOT, "model %s: %s%n", engine.model, e.config());
             out.printf(Locale.ROOT, "threads %d, vector species %s, active weights per token %.1f MiB%n",

@@ -1,12 +1,17 @@
 package io.moecluster.cli;
 
+import io.moecluster.cli.cluster.ClusterState;
+import io.moecluster.cli.cluster.LocalClusterLauncher;
+import io.moecluster.cli.cluster.LocalClusterStopper;
 import io.moecluster.core.model.Architecture;
 import io.moecluster.core.model.Preset;
 import io.moecluster.core.model.RandomModelGenerator;
 import io.moecluster.core.safetensors.DType;
+import io.moecluster.router.placement.ClusterSpec;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -15,8 +20,10 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = "The whole path on a generated model: writes a random-weight model (once) and generates "
-                + "text with it in this process. Random weights make random text; the point is the machinery.")
+        description = "The whole system on a generated model, in one command: writes a random-weight model (once), "
+                + "starts a local cluster (router, attention and expert services as processes over Aeron), streams a "
+                + "completion through the gRPC API, prints the cluster status, and stops the cluster. Random weights "
+                + "make random text; the point is the machinery.")
 final class DemoCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -40,6 +47,13 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--max-tokens", defaultValue = "32", paramLabel = "N", description = "Tokens to generate (default: ${DEFAULT-VALUE}).")
     int maxTokens;
 
+    @Option(names = "--embedded-router", description = "Run the MoE router inside the attention service.")
+    boolean embeddedRouter;
+
+    @Option(names = "--state-dir", defaultValue = ".moe-demo", paramLabel = "DIR",
+            description = "State of the demo cluster (default: ${DEFAULT-VALUE}).")
+    Path stateDir;
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
@@ -51,13 +65,35 @@ final class DemoCommand implements Callable<Integer> {
         } else {
             out.println("== using the model in " + model);
         }
-        out.println("== moe generate --model " + model + " --prompt \"" + prompt + "\" --max-tokens " + maxTokens);
+        out.println("== moe up --model " + model + (embeddedRouter ? " --embedded-router" : "") + " --state-dir " + stateDir);
         out.flush();
-        CommandLine generate = new CommandLine(new GenerateCommand());
-        generate.setOut(out);
-        generate.setErr(spec.commandLine().getErr());
-        generate.setExecutionExceptionHandler(spec.commandLine().getExecutionExceptionHandler());
-        return generate.execute("--model", model.toString(), "--prompt", prompt, "--max-tokens",
-                Integer.toString(maxTokens), "--temperature", "0.8", "--seed", "1");
+        ClusterState state = new ClusterState(stateDir);
+        ClusterSpec cluster = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model, 4, embeddedRouter,
+                0, 0, 256, Duration.ofSeconds(180))).start();
+        try {
+            String server = cluster.router().host() + ":" + cluster.router().grpcPort();
+            out.println("== moe generate --server " + server + " --prompt \"" + prompt + "\" --max-tokens " + maxTokens);
+            out.flush();
+            int rc = subcommand(new GenerateCommand(), out).execute("--server", server, "--prompt", prompt,
+                    "--max-tokens", Integer.toString(maxTokens), "--temperature", "0.8", "--seed", "1");
+            if (rc != 0) {
+                return rc;
+            }
+            out.println("== moe status --server " + server);
+            out.flush();
+            return subcommand(new StatusCommand(), out).execute("--server", server);
+        } finally {
+            out.println("== moe down --state-dir " + stateDir);
+            out.flush();
+            LocalClusterStopper.stop(state, state.pids(), Duration.ofSeconds(15));
+        }
+    }
+
+    private CommandLine subcommand(Object command, PrintWriter out) {
+        CommandLine cli = new CommandLine(command);
+        cli.setOut(out);
+        cli.setErr(spec.commandLine().getErr());
+        cli.setExecutionExceptionHandler(spec.commandLine().getExecutionExceptionHandler());
+        return cli;
     }
 }

@@ -6,7 +6,7 @@ import picocli.CommandLine.Option;
 
 /** The model and engine-sizing flags shared by the commands that run a model. */
 final class EngineFlags {
-    @Option(names = "--model", required = true, paramLabel = "DIR",
+    @Option(names = "--model", paramLabel = "DIR",
             description = "Hugging Face model directory (config.json, *.safetensors, tokenizer.json).")
     Path model;
 
@@ -22,6 +22,14 @@ final class EngineFlags {
             description = "Most positions per sequence; 0 = min(max_position_embeddings, "
                     + EngineOptions.DEFAULT_MAX_SEQ_LEN_CAP + ").")
     int maxSeqLen;
+
+    /** The commands that run a model here need --model; picocli cannot require it where --server is the alternative. */
+    java.nio.file.Path requireModel(picocli.CommandLine.Model.CommandSpec spec) {
+        if (model == null) {
+            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "Missing required option: '--model=DIR'");
+        }
+        return model;
+    }
 
     EngineOptions options() {
         return new EngineOptions(threads, maxBatchTokens, maxSeqLen);

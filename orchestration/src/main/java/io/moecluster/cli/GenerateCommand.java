@@ -18,7 +18,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 @Command(name = "generate", mixinStandardHelpOptions = true,
-        description = "Generates a completion in this process and prints it as it is produced, then tokens/s.")
+        description = "Generates a completion and prints it as it is produced, then tokens/s: in this process "
+                + "(--model) or from a cluster's gRPC API (--server).")
 final class GenerateCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -32,12 +33,22 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     SamplingFlags sampling;
 
+    @Option(names = "--server", paramLabel = "HOST:PORT",
+            description = "Ask a cluster's router over gRPC instead of running the model here.")
+    String server;
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         SamplingParams params = sampling.params();
-        try (Engine e = Engine.open(engine.model, engine.options());
+        if (server != null) {
+            if (engine.model != null) {
+                throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--model and --server exclude each other");
+            }
+            return GrpcGenerate.run(server, prompt, sampling, out, err);
+        }
+        try (Engine e = Engine.open(engine.requireModel(spec), engine.options());
              TextTokenizer tokenizer = TextTokenizer.load(engine.model, e.config().bosTokenId())) {
             int[] ids = tokenizer.encode(prompt, true);
             StreamingDecoder decoder = new StreamingDecoder(tokenizer);

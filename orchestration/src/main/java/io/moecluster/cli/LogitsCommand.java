@@ -12,6 +12,9 @@ import picocli.CommandLine.Option;
         description = "Writes the logits after every token of a sequence, computed by one prefill, "
                 + "as a float32 .npy of shape [tokens, vocab].")
 final class LogitsCommand implements Callable<Integer> {
+    @picocli.CommandLine.Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
     @Mixin
     EngineFlags engine;
 
@@ -24,7 +27,7 @@ final class LogitsCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        try (Engine e = Engine.open(engine.model, engine.options())) {
+        try (Engine e = Engine.open(engine.requireModel(spec), engine.options())) {
             int vocab = e.config().vocabSize();
             for (int i = 0; i < tokens.length; i++) {
                 if (tokens[i] < 0 || tokens[i] >= vocab) {

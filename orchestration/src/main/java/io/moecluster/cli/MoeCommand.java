@@ -19,6 +19,11 @@ import picocli.CommandLine.Command;
             GenerateCommand.class,
             BenchCommand.class,
             DemoCommand.class,
+            UpCommand.class,
+            DownCommand.class,
+            StatusCommand.class,
+            ServeCommand.class,
+            LoadgenCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class MoeCommand implements Runnable {
@@ -49,6 +54,7 @@ public final class MoeCommand implements Runnable {
         });
         cli.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             if (ex instanceof ModelFormatException || ex instanceof IllegalArgumentException
+                    || ex instanceof IllegalStateException
                     || ex instanceof java.io.IOException || ex instanceof java.io.UncheckedIOException) {
                 err.println("moe: " + ex.getMessage());
             } else {

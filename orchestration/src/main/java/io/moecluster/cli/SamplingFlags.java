@@ -26,7 +26,10 @@ final class SamplingFlags {
             description = "Extra token ids that end the completion (EOS always does).")
     int[] stopTokenIds = new int[0];
 
+    @Option(names = "--ignore-eos", description = "Generate max-tokens tokens even past EOS (benchmarks).")
+    boolean ignoreEos;
+
     SamplingParams params() {
-        return new SamplingParams(temperature, topK, topP, seed, maxTokens, stopTokenIds);
+        return new SamplingParams(temperature, topK, topP, seed, maxTokens, stopTokenIds, ignoreEos);
     }
 }

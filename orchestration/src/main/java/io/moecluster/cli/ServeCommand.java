@@ -1,0 +1,194 @@
+package io.moecluster.cli;
+
+import io.moecluster.attention.AttentionNode;
+import io.moecluster.cli.cluster.ClusterState;
+import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.expert.ExpertNode;
+import io.moecluster.router.api.RouterNode;
+import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.transport.EmbeddedMediaDriver;
+import io.moecluster.transport.IdleStrategies;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * Runs one service of a cluster in this process until SIGTERM. {@code moe up} starts these; an
+ * operator can start them by hand (or from a container) with the same flags.
+ */
+@Command(name = "serve", mixinStandardHelpOptions = true,
+        description = "Runs one cluster service in this process until it is stopped (SIGTERM).",
+        subcommands = {ServeCommand.MediaDriver.class, ServeCommand.Expert.class, ServeCommand.Attention.class,
+            ServeCommand.Router.class})
+final class ServeCommand implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        throw new CommandLine.ParameterException(spec.commandLine(),
+                "missing service (media-driver, expert, attention or router)");
+    }
+
+    /** Keeps a started service up until the JVM is asked to stop, then closes it. */
+    static int serveUntilStopped(AutoCloseable service, String id, Path stateDir, PrintWriter out, String banner)
+            throws Exception {
+        CountDownLatch stopped = new CountDownLatch(1);
+        Thread hook = new Thread(() -> {
+            try {
+                service.close();
+            } catch (Exception e) {
+                System.err.println("moe serve " + id + ": error while stopping: " + e);
+            } finally {
+                stopped.countDown();
+            }
+        }, "shutdown-" + id);
+        Runtime.getRuntime().addShutdownHook(hook);
+        out.println(banner);
+        out.flush();
+        ClusterState.markReady(stateDir, id);
+        stopped.await();
+        return 0;
+    }
+
+    static class ClusterFlags {
+        @Option(names = "--cluster", required = true, paramLabel = "FILE", description = "The cluster file (moe up writes one).")
+        Path cluster;
+
+        @Option(names = "--state-dir", paramLabel = "DIR", description = "Where to write this service's ready marker (moe up sets it).")
+        Path stateDir;
+    }
+
+    @Command(name = "media-driver", mixinStandardHelpOptions = true,
+            description = "The Aeron media driver every service of this host shares.")
+    static final class MediaDriver implements Callable<Integer> {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @CommandLine.Mixin
+        ClusterFlags flags;
+
+        @Option(names = "--idle", defaultValue = "backoff", paramLabel = "STRATEGY",
+                description = "Driver idle strategy: backoff, sleeping:MICROS, yielding or busy-spin (default: ${DEFAULT-VALUE}).")
+        String idle;
+
+        @Override
+        public Integer call() throws Exception {
+            ClusterSpec c = ClusterSpec.read(flags.cluster);
+            EmbeddedMediaDriver driver = new EmbeddedMediaDriver(Path.of(c.aeronDir()), IdleStrategies.parse(idle),
+                    EmbeddedMediaDriver.DEFAULT_IPC_TERM_LENGTH, EmbeddedMediaDriver.DEFAULT_UDP_TERM_LENGTH);
+            return serveUntilStopped(driver, "media-driver", flags.stateDir, spec.commandLine().getOut(),
+                    "media-driver running in " + c.aeronDir() + " (largest message " + driver.maxMessageBytes() + " bytes)");
+        }
+    }
+
+    @Command(name = "expert", mixinStandardHelpOptions = true,
+            description = "An expert service: the experts the cluster file gives this id, over Aeron.")
+    static final class Expert implements Callable<Integer> {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @CommandLine.Mixin
+        ClusterFlags flags;
+
+        @Option(names = "--id", required = true, paramLabel = "ID", description = "This service's id in the cluster file.")
+        String id;
+
+        @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
+        Path model;
+
+        @Option(names = "--threads", defaultValue = "0", paramLabel = "N", description = "Compute threads; 0 = one per core.")
+        int threads;
+
+        @Option(names = "--max-rows", defaultValue = "" + EngineOptions.DEFAULT_MAX_BATCH_TOKENS, paramLabel = "N",
+                description = "Most tokens in one batch; at least the attention services' --max-batch-tokens (default: ${DEFAULT-VALUE}).")
+        int maxRows;
+
+        @Override
+        public Integer call() throws Exception {
+            ExpertNode node = ExpertNode.start(ClusterSpec.read(flags.cluster), id, model, threads, maxRows);
+            return serveUntilStopped(node, id, flags.stateDir, spec.commandLine().getOut(), node.worker().describe());
+        }
+    }
+
+    @Command(name = "attention", mixinStandardHelpOptions = true,
+            description = "An attention service: KV cache, continuous batching, sampling; MoE layers go to the router.")
+    static final class Attention implements Callable<Integer> {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @CommandLine.Mixin
+        ClusterFlags flags;
+
+        @Option(names = "--id", required = true, paramLabel = "ID", description = "This service's id in the cluster file.")
+        String id;
+
+        @CommandLine.Mixin
+        EngineFlags engine;
+
+        @Option(names = "--max-running", defaultValue = "16", paramLabel = "N",
+                description = "Sequences decoding at once (default: ${DEFAULT-VALUE}).")
+        int maxRunning;
+
+        @Option(names = "--max-queued", defaultValue = "256", paramLabel = "N",
+                description = "Requests waiting beyond those; more are refused (default: ${DEFAULT-VALUE}).")
+        int maxQueued;
+
+        @Option(names = "--moe-timeout-ms", defaultValue = "30000", paramLabel = "MS",
+                description = "How long one MoE layer may take before the step fails (default: ${DEFAULT-VALUE}).")
+        long moeTimeoutMs;
+
+        @Override
+        public Integer call() throws Exception {
+            AttentionNode node = AttentionNode.start(ClusterSpec.read(flags.cluster), id, engine.requireModel(spec), engine.options(),
+                    maxRunning, maxQueued, Duration.ofMillis(moeTimeoutMs));
+            return serveUntilStopped(node, id, flags.stateDir, spec.commandLine().getOut(),
+                    "attention-service " + id + " listening on " + node.address());
+        }
+    }
+
+    @Command(name = "router", mixinStandardHelpOptions = true,
+            description = "The router-service: the public gRPC API and, unless attention embeds it, the MoE router.")
+    static final class Router implements Callable<Integer> {
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @CommandLine.Mixin
+        ClusterFlags flags;
+
+        @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
+        Path model;
+
+        @Option(names = "--max-active-requests", defaultValue = "64", paramLabel = "N",
+                description = "Requests admitted at once; more get RESOURCE_EXHAUSTED (default: ${DEFAULT-VALUE}).")
+        int maxActive;
+
+        @Option(names = "--max-seq-len", defaultValue = "0", paramLabel = "N",
+                description = "As the attention services' --max-seq-len (default: the same default).")
+        int maxSeqLen;
+
+        @Option(names = "--max-batch-tokens", defaultValue = "" + EngineOptions.DEFAULT_MAX_BATCH_TOKENS, paramLabel = "N",
+                description = "As the attention services' --max-batch-tokens (default: ${DEFAULT-VALUE}).")
+        int maxBatchTokens;
+
+        @Option(names = "--threads", defaultValue = "0", paramLabel = "N", description = "Gate threads; 0 = one per core.")
+        int threads;
+
+        @Option(names = "--expert-timeout-ms", defaultValue = "10000", paramLabel = "MS",
+                description = "How long an expert service may take to answer a batch (default: ${DEFAULT-VALUE}).")
+        long expertTimeoutMs;
+
+        @Override
+        public Integer call() throws Exception {
+            RouterNode node = RouterNode.start(ClusterSpec.read(flags.cluster), model, maxActive, maxSeqLen, maxBatchTokens,
+                    threads, Duration.ofMillis(expertTimeoutMs));
+            return serveUntilStopped(node, "router", flags.stateDir, spec.commandLine().getOut(),
+                    "router-service listening on " + node.address());
+        }
+    }
+}

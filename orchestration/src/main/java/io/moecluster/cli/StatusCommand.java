@@ -1,0 +1,69 @@
+package io.moecluster.cli;
+
+import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.moecluster.proto.v1.AdminGrpc;
+import io.moecluster.proto.v1.ClusterStatus;
+import io.moecluster.proto.v1.ClusterStatusRequest;
+import io.moecluster.proto.v1.ExpertLoad;
+import io.moecluster.proto.v1.ServiceStatus;
+import java.io.PrintWriter;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+@Command(name = "status", mixinStandardHelpOptions = true,
+        description = "Prints what the cluster's Admin API reports: services, experts hosted, tokens per expert, load.")
+final class StatusCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--server", paramLabel = "HOST:PORT", description = "A router's gRPC address (default: the local cluster's).")
+    String server;
+
+    @Mixin
+    StateDirFlag stateDir;
+
+    @Override
+    public Integer call() throws Exception {
+        String target = server != null ? server : ServerAddress.local(stateDir.state());
+        ManagedChannel channel = NettyChannelBuilder.forTarget(target).usePlaintext().build();
+        try {
+            ClusterStatus s = AdminGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                    .getClusterStatus(ClusterStatusRequest.getDefaultInstance());
+            print(s, target, spec.commandLine().getOut());
+        } finally {
+            channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+        }
+        return 0;
+    }
+
+    static void print(ClusterStatus s, String target, PrintWriter out) {
+        out.printf(Locale.ROOT, "router %s: %d/%d requests active%n", target, s.getActiveRequests(), s.getMaxActiveRequests());
+        out.printf(Locale.ROOT, "%-14s %-10s %-8s %-34s %s%n", "SERVICE", "ROLE", "HEALTHY", "ENDPOINT", "DETAIL");
+        for (ServiceStatus svc : s.getServicesList()) {
+            String role = svc.getRole().name().replace("SERVICE_ROLE_", "").toLowerCase(Locale.ROOT);
+            String detail = switch (svc.getRole()) {
+                case SERVICE_ROLE_EXPERT -> "experts " + svc.getExpertsList() + " layers " + svc.getFirstLayer() + "-"
+                        + svc.getLastLayer();
+                case SERVICE_ROLE_ATTENTION -> svc.getRunningSequences() + " running, " + svc.getQueuedSequences() + " queued";
+                default -> "";
+            };
+            out.printf(Locale.ROOT, "%-14s %-10s %-8s %-34s %s%n", svc.getInstanceId(), role, svc.getHealthy() ? "yes" : "NO",
+                    svc.getEndpoint(), detail);
+        }
+        if (s.getExpertLoadCount() > 0) {
+            long total = s.getExpertLoadList().stream().mapToLong(ExpertLoad::getTokensRouted).sum();
+            out.printf(Locale.ROOT, "%-8s %14s %8s%n", "EXPERT", "TOKENS ROUTED", "SHARE");
+            for (ExpertLoad l : s.getExpertLoadList()) {
+                out.printf(Locale.ROOT, "%-8d %14d %7.1f%%%n", l.getExpert(), l.getTokensRouted(),
+                        total == 0 ? 0.0 : 100.0 * l.getTokensRouted() / total);
+            }
+        }
+    }
+}

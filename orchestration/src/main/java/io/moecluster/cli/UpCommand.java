@@ -1,0 +1,74 @@
+package io.moecluster.cli;
+
+import io.moecluster.cli.cluster.ClusterState;
+import io.moecluster.cli.cluster.LocalClusterLauncher;
+import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.router.placement.IdRanges;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.BitSet;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+@Command(name = "up", mixinStandardHelpOptions = true,
+        description = "Starts a local cluster as separate processes (media driver, expert services, attention service, "
+                + "router-service), waits until it serves, and prints the gRPC address. Stop it with 'moe down'.")
+final class UpCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
+    Path model;
+
+    @Option(names = "--experts-per-service", defaultValue = "4", paramLabel = "N",
+            description = "Experts each expert service hosts (the shared expert counts as one) (default: ${DEFAULT-VALUE}).")
+    int expertsPerService;
+
+    @Option(names = "--embedded-router", description = "Run the MoE router inside the attention service instead of the router-service.")
+    boolean embeddedRouter;
+
+    @Option(names = "--grpc-port", defaultValue = "0", paramLabel = "PORT", description = "The public gRPC port; 0 picks a free one.")
+    int grpcPort;
+
+    @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
+            description = "Compute threads of each service; 0 = one per core (default: ${DEFAULT-VALUE}).")
+    int threads;
+
+    @Option(names = "--max-batch-tokens", defaultValue = "256", paramLabel = "N",
+            description = "Tokens per forward step (default: ${DEFAULT-VALUE}).")
+    int maxBatchTokens;
+
+    @Option(names = "--start-timeout-s", defaultValue = "180", paramLabel = "S",
+            description = "How long each service may take to start (default: ${DEFAULT-VALUE}).")
+    int startTimeoutSeconds;
+
+    @Mixin
+    StateDirFlag stateDir;
+
+    @Override
+    public Integer call() throws Exception {
+        ClusterState state = stateDir.state();
+        if (state.exists() && state.pids().values().stream().anyMatch(pid -> ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false))) {
+            throw new IllegalArgumentException("a cluster is already running from " + state.dir() + " (run 'moe down' first)");
+        }
+        PrintWriter out = spec.commandLine().getOut();
+        long start = System.nanoTime();
+        ClusterSpec c = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model, expertsPerService,
+                embeddedRouter, grpcPort, threads, maxBatchTokens, Duration.ofSeconds(startTimeoutSeconds))).start();
+        for (ClusterSpec.Expert e : c.experts()) {
+            BitSet ids = new BitSet();
+            e.experts().forEach(ids::set);
+            out.printf("  %-10s experts %s%n", e.id(), IdRanges.format(ids));
+        }
+        out.printf("  %-10s %s:%d%s%n", "attention", c.attention().getFirst().host(), c.attention().getFirst().grpcPort(),
+                c.embeddedRouter() ? " (embedded MoE router)" : "");
+        out.printf("cluster up in %.1f s: gRPC API on %s:%d (state in %s; stop with 'moe down')%n",
+                (System.nanoTime() - start) / 1e9, c.router().host(), c.router().grpcPort(), state.dir());
+        return 0;
+    }
+}

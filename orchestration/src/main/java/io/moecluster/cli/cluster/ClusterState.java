@@ -1,0 +1,76 @@
+package io.moecluster.cli.cluster;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.moecluster.router.placement.ClusterSpec;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Where {@code moe up} keeps a local cluster's state: the cluster file, each process's pid and
+ * log, and the ready markers the services write once they serve. {@code moe down} and
+ * {@code moe status} read it back.
+ */
+public record ClusterState(Path dir) {
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    public Path clusterFile() {
+        return dir.resolve("cluster.json");
+    }
+
+    public Path modelFile() {
+        return dir.resolve("model.txt");
+    }
+
+    public Path pidsFile() {
+        return dir.resolve("pids.json");
+    }
+
+    public Path log(String id) {
+        return dir.resolve("logs").resolve(id + ".log");
+    }
+
+    public Path readyMarker(String id) {
+        return dir.resolve("ready").resolve(id);
+    }
+
+    public boolean exists() {
+        return Files.isRegularFile(pidsFile());
+    }
+
+    public ClusterSpec spec() {
+        if (!Files.isRegularFile(clusterFile())) {
+            throw new IllegalArgumentException("no local cluster in " + dir + " (start one with 'moe up')");
+        }
+        return ClusterSpec.read(clusterFile());
+    }
+
+    /** Process ids by service id, in start order. */
+    @SuppressWarnings("unchecked")
+    public Map<String, Long> pids() throws IOException {
+        if (!exists()) {
+            return new LinkedHashMap<>();
+        }
+        Map<String, Number> raw = JSON.readValue(pidsFile().toFile(), LinkedHashMap.class);
+        Map<String, Long> out = new LinkedHashMap<>();
+        raw.forEach((k, v) -> out.put(k, v.longValue()));
+        return out;
+    }
+
+    public void writePids(Map<String, Long> pids) throws IOException {
+        Files.writeString(pidsFile(), JSON.writeValueAsString(pids));
+    }
+
+    /** Marks a service as serving; called by the service process itself. */
+    public static void markReady(Path stateDir, String id) throws IOException {
+        if (stateDir == null) {
+            return;
+        }
+        Path marker = new ClusterState(stateDir).readyMarker(id);
+        Files.createDirectories(marker.getParent());
+        Files.writeString(marker, Long.toString(ProcessHandle.current().pid()));
+    }
+}

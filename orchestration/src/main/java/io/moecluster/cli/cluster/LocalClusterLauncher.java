@@ -1,0 +1,177 @@
+package io.moecluster.cli.cluster;
+
+import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.forward.ExpertBank;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.router.placement.ClusterSpec;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Starts a local cluster as separate processes, one JVM per service, each {@code moe serve ROLE}
+ * on this JVM's runtime and class path: the media driver first, then the expert services, the
+ * attention service and the router. Each step waits for its services' ready markers and fails
+ * with the service's log tail if one dies or does not come up in time; whatever was started is
+ * stopped again on failure.
+ */
+public final class LocalClusterLauncher {
+    /** The JVM flags every service needs (the launcher script passes the same). */
+    public static final List<String> JVM_FLAGS = List.of("--add-modules", "jdk.incubator.vector",
+            "--add-opens", "java.base/jdk.internal.misc=ALL-UNNAMED", "--enable-native-access=ALL-UNNAMED",
+            // Netty (inside grpc-netty-shaded) still reads sun.misc.Unsafe; allowed without a warning per start.
+            "--sun-misc-unsafe-memory-access=allow",
+            "-XX:+UseSerialGC");
+
+    public record Options(Path model, int expertsPerService, boolean embeddedRouter, int grpcPort, int threads,
+                          int maxBatchTokens, Duration startTimeout) {
+    }
+
+    private final ClusterState state;
+    private final Options options;
+    private final Map<String, Long> pids = new LinkedHashMap<>();
+
+    public LocalClusterLauncher(ClusterState state, Options options) {
+        this.state = state;
+        this.options = options;
+    }
+
+    /** Lays out the cluster file for {@code config}: experts in groups, fresh ports and streams. */
+    public static ClusterSpec layout(ModelConfig config, Options o, Path aeronDir) throws IOException {
+        int slots = ExpertBank.sharedExpertId(config) + (config.hasSharedExpert() ? 1 : 0);
+        if (o.expertsPerService() < 1) {
+            throw new IllegalArgumentException("--experts-per-service must be >= 1, got " + o.expertsPerService());
+        }
+        List<ClusterSpec.Expert> experts = new ArrayList<>();
+        for (int first = 0, i = 0; first < slots; first += o.expertsPerService(), i++) {
+            List<Integer> ids = new ArrayList<>();
+            for (int e = first; e < Math.min(slots, first + o.expertsPerService()); e++) {
+                ids.add(e);
+            }
+            experts.add(new ClusterSpec.Expert("expert-" + i, ids, 0, config.numLayers() - 1, 2000 + i));
+        }
+        int routerPort = o.grpcPort() > 0 ? o.grpcPort() : freePort();
+        return new ClusterSpec(aeronDir.toString(), "aeron:ipc", o.embeddedRouter(),
+                new ClusterSpec.Router("router", "127.0.0.1", routerPort, 1000, 1001),
+                List.of(new ClusterSpec.Attention("attention-0", "127.0.0.1", freePort(), 1100)),
+                experts);
+    }
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    static Path newAeronDir() {
+        Path base = Files.isDirectory(Path.of("/dev/shm")) ? Path.of("/dev/shm") : Path.of(System.getProperty("java.io.tmpdir"));
+        return base.resolve("moe-" + ProcessHandle.current().pid() + "-" + Integer.toHexString(ThreadLocalRandom.current().nextInt()));
+    }
+
+    /** Starts everything and returns the cluster file; on failure stops what it started and rethrows. */
+    public ClusterSpec start() throws IOException, InterruptedException {
+        ModelConfig config = ModelConfig.load(options.model());
+        Files.createDirectories(state.dir().resolve("logs"));
+        deleteTree(state.dir().resolve("ready"));
+        ClusterSpec spec = layout(config, options, newAeronDir());
+        spec.write(state.clusterFile());
+        Files.writeString(state.modelFile(), options.model().toAbsolutePath().toString());
+        try {
+            launch("media-driver", List.of("serve", "media-driver"));
+            await(List.of("media-driver"));
+            List<String> expertIds = new ArrayList<>();
+            for (ClusterSpec.Expert e : spec.experts()) {
+                launch(e.id(), List.of("serve", "expert", "--id", e.id(), "--model", model(), "--threads", threads(),
+                        "--max-rows", Integer.toString(options.maxBatchTokens())));
+                expertIds.add(e.id());
+            }
+            await(expertIds);
+            for (ClusterSpec.Attention a : spec.attention()) {
+                launch(a.id(), List.of("serve", "attention", "--id", a.id(), "--model", model(), "--threads", threads(),
+                        "--max-batch-tokens", Integer.toString(options.maxBatchTokens())));
+                await(List.of(a.id()));
+            }
+            launch("router", List.of("serve", "router", "--model", model(), "--threads", threads(),
+                    "--max-batch-tokens", Integer.toString(options.maxBatchTokens())));
+            await(List.of("router"));
+            return spec;
+        } catch (IOException | InterruptedException | RuntimeException e) {
+            LocalClusterStopper.stop(state, pids, Duration.ofSeconds(10));
+            throw e;
+        }
+    }
+
+    private String model() {
+        return options.model().toAbsolutePath().toString();
+    }
+
+    private String threads() {
+        return Integer.toString(options.threads());
+    }
+
+    private void launch(String id, List<String> args) throws IOException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        cmd.addAll(JVM_FLAGS);
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add("io.moecluster.cli.MoeCommand");
+        cmd.addAll(args);
+        cmd.add("--cluster");
+        cmd.add(state.clusterFile().toAbsolutePath().toString());
+        cmd.add("--state-dir");
+        cmd.add(state.dir().toAbsolutePath().toString());
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(state.log(id).toFile()).start();
+        pids.put(id, p.pid());
+        state.writePids(pids);
+    }
+
+    private void await(List<String> ids) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + options.startTimeout().toNanos();
+        for (String id : ids) {
+            while (!Files.exists(state.readyMarker(id))) {
+                boolean alive = ProcessHandle.of(pids.get(id)).map(ProcessHandle::isAlive).orElse(false);
+                if (!alive) {
+                    throw new IllegalStateException(id + " exited while starting; its log (" + state.log(id) + ") ends:\n"
+                            + tail(state.log(id), 15));
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException(id + " did not start within " + options.startTimeout().toSeconds()
+                            + " s; its log (" + state.log(id) + ") ends:\n" + tail(state.log(id), 15));
+                }
+                Thread.sleep(50);
+            }
+        }
+    }
+
+    static String tail(Path log, int lines) throws IOException {
+        if (!Files.exists(log)) {
+            return "(no log)";
+        }
+        List<String> all = Files.readAllLines(log);
+        return String.join("\n", all.subList(Math.max(0, all.size() - lines), all.size()));
+    }
+
+    static void deleteTree(Path dir) throws IOException {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (var paths = Files.walk(dir)) {
+            for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    public static int defaultMaxBatchTokens() {
+        return EngineOptions.DEFAULT_MAX_BATCH_TOKENS;
+    }
+}
