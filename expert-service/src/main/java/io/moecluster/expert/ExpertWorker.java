@@ -103,7 +103,7 @@ public final class ExpertWorker implements AutoCloseable {
     }
 
     private void run() {
-        IdleStrategy idle = IdleStrategies.backoff();
+        IdleStrategy idle = IdleStrategies.dataPlane();
         while (running) {
             idle.idle(poller.poll(8));
         }

@@ -109,10 +109,51 @@ final class ServeCommand implements Runnable {
                 description = "Most tokens in one batch; at least the attention services' --max-batch-tokens (default: ${DEFAULT-VALUE}).")
         int maxRows;
 
+        @Option(names = "--experts", paramLabel = "IDS",
+                description = "Experts to host, e.g. 0-3 (default: the cluster file's entry for --id; the router routes by its own copy of that file).")
+        String experts;
+
+        @Option(names = "--layers", paramLabel = "A-B", description = "Layer range to host (default: the cluster file's entry).")
+        String layers;
+
         @Override
         public Integer call() throws Exception {
-            ExpertNode node = ExpertNode.start(ClusterSpec.read(flags.cluster), id, model, threads, maxRows);
+            ClusterSpec cluster = withOverrides(ClusterSpec.read(flags.cluster), engineConfig());
+            ExpertNode node = ExpertNode.start(cluster, id, model, threads, maxRows);
             return serveUntilStopped(node, id, flags.stateDir, spec.commandLine().getOut(), node.worker().describe());
+        }
+
+        private io.moecluster.core.model.ModelConfig engineConfig() {
+            return io.moecluster.core.model.ModelConfig.load(model);
+        }
+
+        /** The cluster file with this service's entry replaced by --experts / --layers where given. */
+        private ClusterSpec withOverrides(ClusterSpec c, io.moecluster.core.model.ModelConfig config) {
+            if (experts == null && layers == null) {
+                return c;
+            }
+            ClusterSpec.Expert self = c.expertService(id);
+            java.util.List<Integer> ids = self.experts();
+            if (experts != null) {
+                int slots = config.numExperts() + (config.hasSharedExpert() ? 1 : 0);
+                ids = io.moecluster.router.placement.IdRanges.parse(experts, "--experts", slots).stream().boxed().toList();
+            }
+            int first = self.firstLayer();
+            int last = self.lastLayer();
+            if (layers != null) {
+                java.util.BitSet l = io.moecluster.router.placement.IdRanges.parse(layers, "--layers", config.numLayers());
+                first = l.nextSetBit(0);
+                last = l.length() - 1;
+                if (l.cardinality() != last - first + 1) {
+                    throw new IllegalArgumentException("--layers: '" + layers + "' must be one contiguous range like 0-15");
+                }
+            }
+            ClusterSpec.Expert replaced = new ClusterSpec.Expert(id, ids, first, last, self.streamId());
+            java.util.List<ClusterSpec.Expert> all = new java.util.ArrayList<>();
+            for (ClusterSpec.Expert e : c.experts()) {
+                all.add(e.id().equals(id) ? replaced : e);
+            }
+            return new ClusterSpec(c.aeronDir(), c.channel(), c.embeddedRouter(), c.router(), c.attention(), all);
         }
     }
 

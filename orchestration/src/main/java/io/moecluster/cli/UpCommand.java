@@ -36,7 +36,7 @@ final class UpCommand implements Callable<Integer> {
     int grpcPort;
 
     @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
-            description = "Compute threads of each service; 0 = one per core (default: ${DEFAULT-VALUE}).")
+            description = "Compute threads of each service; 0 = the cores shared out among the services (default: ${DEFAULT-VALUE}).")
     int threads;
 
     @Option(names = "--max-batch-tokens", defaultValue = "256", paramLabel = "N",

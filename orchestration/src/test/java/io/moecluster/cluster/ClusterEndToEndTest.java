@@ -185,17 +185,28 @@ class ClusterEndToEndTest {
         assertThat(c.inference().generate(request(p)).getTokenIdsList()).containsExactly(
                 IntStream.of(expected).boxed().toArray(Integer[]::new));
 
-        // The expert-1 node is the second one opened.
+        // A long stream is in flight when expert-1 (the second node opened) goes away.
+        GenerateRequest longRequest = GenerateRequest.newBuilder(request(p))
+                .setSampling(SamplingParameters.newBuilder().setMaxTokens(200).setIgnoreEos(true)).build();
+        Iterator<GenerateStreamResponse> stream = c.inference().generateStream(longRequest);
+        assertThat(stream.next().hasToken()).isTrue();
         AutoCloseable expert1 = open.get(2);
+        long start = System.nanoTime();
         expert1.close();
         open.remove(expert1);
-        long start = System.nanoTime();
-        assertThatThrownBy(() -> c.inference().generate(request(p)))
-                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
-                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
-                    assertThat(e.getStatus().getDescription()).contains("expert-1");
-                });
+        assertThatThrownBy(() -> {
+            while (stream.hasNext()) {
+                stream.next();
+            }
+        }).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+            assertThat(e.getStatus().getDescription()).contains("expert-1");
+        });
         assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(30));
+        // New requests fail the same way while it is gone; the router and attention stay up.
+        assertThatThrownBy(() -> c.inference().generate(request(p)))
+                .isInstanceOfSatisfying(StatusRuntimeException.class,
+                        e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE));
 
         open.add(ExpertNode.start(c.spec(), "expert-1", c.model(), 1, ENGINE.maxBatchTokens()));
         assertThat(c.inference().generate(request(p)).getTokenIdsList()).containsExactly(

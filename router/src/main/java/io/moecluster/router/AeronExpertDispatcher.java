@@ -73,7 +73,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
         this.wire = wire;
         this.timeoutNanos = replyTimeout.toNanos();
         this.publishDeadline = publishDeadline;
-        this.idle = IdleStrategies.backoff();
+        this.idle = IdleStrategies.dataPlane();
         this.replies = aeron.addSubscription(channel, replyStreamId);
         this.poller = new MessagePoller(replies).onBatchResult(this::onResult);
         this.pendingBatch = new long[slots];

@@ -83,7 +83,7 @@ public final class MoeService implements AutoCloseable {
     }
 
     private void run() {
-        IdleStrategy idle = IdleStrategies.backoff();
+        IdleStrategy idle = IdleStrategies.dataPlane();
         while (running) {
             idle.idle(poller.poll(4));
         }

@@ -31,7 +31,7 @@ public final class RemoteMoe implements FeedForward, AutoCloseable {
     private final TokenBatchWriter writer;
     private final Subscription replies;
     private final MessagePoller poller;
-    private final IdleStrategy idle = IdleStrategies.backoff();
+    private final IdleStrategy idle = IdleStrategies.dataPlane();
     private long nextBatchId = 1;
     private long awaiting;
     private MemorySegment awaitingOut;

@@ -14,12 +14,15 @@ import org.agrona.concurrent.YieldingIdleStrategy;
  */
 public final class IdleStrategies {
     public static final String DEFAULT = "backoff";
+    /** Environment variable naming the data-plane idle strategy of every service (moe up passes it on). */
+    public static final String ENV = "MOE_IDLE";
 
     private IdleStrategies() {
     }
 
     /**
-     * "backoff" (default; also for null or blank), "sleeping:&lt;micros&gt;", "yielding", "busy-spin".
+     * "backoff" (default; also for null or blank), "backoff:&lt;max park micros&gt;", "sleeping:&lt;micros&gt;",
+     * "yielding", "busy-spin".
      *
      * @throws IllegalArgumentException naming the value when it is none of these
      */
@@ -31,6 +34,10 @@ public final class IdleStrategies {
         if (s.equals("backoff")) {
             return backoff();
         }
+        if (s.startsWith("backoff:")) {
+            long us = micros(spec, s.substring("backoff:".length()));
+            return new BackoffIdleStrategy(100, 10, TimeUnit.MICROSECONDS.toNanos(1), TimeUnit.MICROSECONDS.toNanos(us));
+        }
         if (s.equals("yielding")) {
             return new YieldingIdleStrategy();
         }
@@ -38,20 +45,28 @@ public final class IdleStrategies {
             return new BusySpinIdleStrategy();
         }
         if (s.startsWith("sleeping:")) {
-            String micros = s.substring("sleeping:".length());
-            long us;
-            try {
-                us = Long.parseLong(micros);
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("idle strategy '" + spec + "': sleeping needs whole microseconds, got '" + micros + "'");
-            }
-            if (us < 1 || us > 1_000_000) {
-                throw new IllegalArgumentException("idle strategy '" + spec + "': sleep must be in [1, 1000000] microseconds, got " + us);
-            }
-            return new SleepingIdleStrategy(TimeUnit.MICROSECONDS.toNanos(us));
+            return new SleepingIdleStrategy(TimeUnit.MICROSECONDS.toNanos(micros(spec, s.substring("sleeping:".length()))));
         }
         throw new IllegalArgumentException("unknown idle strategy '" + spec
-                + "': expected backoff, sleeping:<micros>, yielding or busy-spin");
+                + "': expected backoff, backoff:<max park micros>, sleeping:<micros>, yielding or busy-spin");
+    }
+
+    private static long micros(String spec, String micros) {
+        long us;
+        try {
+            us = Long.parseLong(micros);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("idle strategy '" + spec + "': needs whole microseconds, got '" + micros + "'");
+        }
+        if (us < 1 || us > 1_000_000) {
+            throw new IllegalArgumentException("idle strategy '" + spec + "': time must be in [1, 1000000] microseconds, got " + us);
+        }
+        return us;
+    }
+
+    /** The data plane's strategy: {@value #ENV} when set (validated), else {@link #backoff()}. */
+    public static IdleStrategy dataPlane() {
+        return parse(System.getenv(ENV));
     }
 
     /** Spin a little, yield a little, then park from 1 µs growing to 1 ms: cheap when idle, quick when busy. */
