@@ -6,18 +6,15 @@ import io.moecluster.core.forward.ExpertBank;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.router.placement.IdRanges;
 import io.moecluster.transport.BatchResultWriter;
-import io.moecluster.transport.BoundedPublisher;
-import io.moecluster.transport.IdleStrategies;
 import io.moecluster.transport.MessagePoller;
+import io.moecluster.transport.PollingThread;
+import io.moecluster.transport.ReplyWriters;
 import io.moecluster.transport.TokenBatchView;
 import io.moecluster.transport.TransportException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
-import java.util.HashMap;
-import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
-import org.agrona.concurrent.IdleStrategy;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -34,7 +31,6 @@ public final class ExpertWorker implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ExpertWorker.class);
 
     private final String id;
-    private final Aeron aeron;
     private final String channel;
     private final int streamId;
     private final ModelConfig config;
@@ -42,21 +38,19 @@ public final class ExpertWorker implements AutoCloseable {
     private final int senderId;
     private final Subscription subscription;
     private final MessagePoller poller;
-    private final Map<Integer, BatchResultWriter> replies = new HashMap<>();
+    private final ReplyWriters replies;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment in;
     private final MemorySegment out;
     private final float[] weights;
-    private final Thread thread;
+    private final PollingThread thread;
     private final AtomicLong batches = new AtomicLong();
     private final AtomicLong tokens = new AtomicLong();
     private final AtomicLong errors = new AtomicLong();
-    private volatile boolean running = true;
 
     public ExpertWorker(String id, Aeron aeron, String channel, int streamId, ModelConfig config, ExpertBank bank,
                         int senderId) {
         this.id = id;
-        this.aeron = aeron;
         this.channel = channel;
         this.streamId = streamId;
         this.config = config;
@@ -68,8 +62,8 @@ public final class ExpertWorker implements AutoCloseable {
         this.in = arena.allocate(floats * 4, 64);
         this.out = arena.allocate(floats * 4, 64);
         this.weights = new float[bank.maxRows()];
-        this.thread = new Thread(this::run, "expert-" + id);
-        this.thread.setDaemon(true);
+        this.replies = new ReplyWriters(aeron, channel, Duration.ofSeconds(2));
+        this.thread = new PollingThread("expert-" + id, poller, 8);
     }
 
     public ExpertWorker start() {
@@ -100,13 +94,6 @@ public final class ExpertWorker implements AutoCloseable {
 
     public long malformedDropped() {
         return poller.counter().total();
-    }
-
-    private void run() {
-        IdleStrategy idle = IdleStrategies.dataPlane();
-        while (running) {
-            idle.idle(poller.poll(8));
-        }
     }
 
     private void onBatch(TokenBatchView b) {
@@ -152,10 +139,8 @@ public final class ExpertWorker implements AutoCloseable {
     }
 
     private void reply(TokenBatchView b, java.util.function.Consumer<BatchResultWriter> send) {
-        BatchResultWriter w = replies.computeIfAbsent(b.replyStreamId(), s -> new BatchResultWriter(
-                new BoundedPublisher(aeron.addPublication(channel, s), IdleStrategies.backoff(), Duration.ofSeconds(2))));
         try {
-            send.accept(w);
+            send.accept(replies.to(b.replyStreamId()));
         } catch (TransportException e) {
             // The router gave up or went away; it will time the batch out and fail the request.
             LOG.warn("{}: could not answer batch {} on stream {}: {}", id, b.batchId(), b.replyStreamId(), e.getMessage());
@@ -164,15 +149,8 @@ public final class ExpertWorker implements AutoCloseable {
 
     @Override
     public void close() {
-        running = false;
-        try {
-            thread.join(5000);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        for (BatchResultWriter w : replies.values()) {
-            w.publisher().publication().close();
-        }
+        thread.close();
+        replies.close();
         subscription.close();
         arena.close();
     }

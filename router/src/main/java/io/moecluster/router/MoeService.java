@@ -4,18 +4,15 @@ import io.aeron.Aeron;
 import io.aeron.Subscription;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.transport.BatchResultWriter;
-import io.moecluster.transport.BoundedPublisher;
-import io.moecluster.transport.IdleStrategies;
 import io.moecluster.transport.MessagePoller;
+import io.moecluster.transport.PollingThread;
+import io.moecluster.transport.ReplyWriters;
 import io.moecluster.transport.TokenBatchView;
 import io.moecluster.transport.TransportException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
-import java.util.HashMap;
-import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
-import org.agrona.concurrent.IdleStrategy;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -28,7 +25,6 @@ import org.slf4j.LoggerFactory;
 public final class MoeService implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(MoeService.class);
 
-    private final Aeron aeron;
     private final String channel;
     private final ModelConfig config;
     private final MoeRouter router;
@@ -36,18 +32,16 @@ public final class MoeService implements AutoCloseable {
     private final int maxTokens;
     private final Subscription requests;
     private final MessagePoller poller;
-    private final Map<Integer, BatchResultWriter> replies = new HashMap<>();
+    private final ReplyWriters replies;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment in;
     private final MemorySegment out;
-    private final Thread thread;
+    private final PollingThread thread;
     private final AtomicLong served = new AtomicLong();
     private final AtomicLong failed = new AtomicLong();
-    private volatile boolean running = true;
 
     public MoeService(Aeron aeron, String channel, int streamId, ModelConfig config, MoeRouter router, int senderId,
                       int maxTokens) {
-        this.aeron = aeron;
         this.channel = channel;
         this.config = config;
         this.router = router;
@@ -57,8 +51,8 @@ public final class MoeService implements AutoCloseable {
         this.poller = new MessagePoller(requests).onTokenBatch(this::onRequest);
         this.in = arena.allocate((long) maxTokens * config.hiddenSize() * 4, 64);
         this.out = arena.allocate((long) maxTokens * config.hiddenSize() * 4, 64);
-        this.thread = new Thread(this::run, "router-moe");
-        this.thread.setDaemon(true);
+        this.replies = new ReplyWriters(aeron, channel, Duration.ofSeconds(2));
+        this.thread = new PollingThread("router-moe", poller, 4);
     }
 
     public MoeService start() {
@@ -82,13 +76,6 @@ public final class MoeService implements AutoCloseable {
         return poller.counter().total();
     }
 
-    private void run() {
-        IdleStrategy idle = IdleStrategies.dataPlane();
-        while (running) {
-            idle.idle(poller.poll(4));
-        }
-    }
-
     private void onRequest(TokenBatchView b) {
         String problem = null;
         if (b.expertId() != RemoteMoe.WHOLE_LAYER) {
@@ -109,8 +96,7 @@ public final class MoeService implements AutoCloseable {
                 LOG.warn("MoE request of layer {} from sender {} failed: {}", b.layer(), b.senderId(), problem);
             }
         }
-        BatchResultWriter w = replies.computeIfAbsent(b.replyStreamId(), s -> new BatchResultWriter(
-                new BoundedPublisher(aeron.addPublication(channel, s), IdleStrategies.backoff(), Duration.ofSeconds(2))));
+        BatchResultWriter w = replies.to(b.replyStreamId());
         try {
             if (problem != null) {
                 failed.incrementAndGet();
@@ -127,15 +113,8 @@ public final class MoeService implements AutoCloseable {
 
     @Override
     public void close() {
-        running = false;
-        try {
-            thread.join(5000);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
-        for (BatchResultWriter w : replies.values()) {
-            w.publisher().publication().close();
-        }
+        thread.close();
+        replies.close();
         requests.close();
         router.close();
         arena.close();

@@ -110,6 +110,12 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
         }
         clients.clear();
         CloseHelper.close(driver);
+        // The driver deletes its files on shutdown but can leave the (now empty) directory behind.
+        try {
+            Files.deleteIfExists(Path.of(driver.aeronDirectoryName()));
+        } catch (IOException notEmpty) {
+            // Something else wrote there; leave it for its owner.
+        }
     }
 
     private static int checkTermLength(String name, int length) {

@@ -26,11 +26,13 @@ class IdleStrategiesAndRowsTest {
         assertThat(IdleStrategies.parse("busy-spin")).isInstanceOf(BusySpinIdleStrategy.class);
         assertThatThrownBy(() -> IdleStrategies.parse("spinny")).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("spinny");
         assertThatThrownBy(() -> IdleStrategies.parse("sleeping:x")).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("sleeping:x");
+        assertThat(IdleStrategies.parse("backoff:50")).isNotNull();
+        assertThatThrownBy(() -> IdleStrategies.parse("backoff:0")).hasMessageContaining("backoff:0");
     }
 
     @Test
-    void termLengthMustBeAPowerOfTwo() {
-        assertThatThrownBy(() -> new EmbeddedMediaDriver(EmbeddedMediaDriver.newTempDir(), IdleStrategies.backoff(), 3 << 20, 1 << 24))
+    void termLengthMustBeAPowerOfTwo(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+        assertThatThrownBy(() -> new EmbeddedMediaDriver(dir.resolve("aeron"), IdleStrategies.backoff(), 3 << 20, 1 << 24))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("ipcTermLength");
         assertThat(EmbeddedMediaDriver.maxMessageBytes(64 << 20)).isEqualTo(8 << 20);
         assertThat(EmbeddedMediaDriver.maxMessageBytes(1 << 30)).isEqualTo(16 << 20);
