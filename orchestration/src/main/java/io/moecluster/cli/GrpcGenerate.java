@@ -38,6 +38,7 @@ final class GrpcGenerate {
                     out.flush();
                 } else if (r.hasFinished()) {
                     finished = r.getFinished();
+                    out.print(finished.getText());
                 }
             }
             out.println();

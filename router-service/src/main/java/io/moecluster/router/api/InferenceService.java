@@ -76,6 +76,8 @@ public final class InferenceService extends InferenceGrpc.InferenceImplBase {
     @Override
     public void generateStream(GenerateRequest request, StreamObserver<GenerateStreamResponse> responses) {
         start(request, responses, prepared -> new CompletionSink() {
+            private final StringBuilder trailing = new StringBuilder();
+
             @Override
             public void onToken(int tokenId, String delta) {
                 responses.onNext(GenerateStreamResponse.newBuilder()
@@ -84,15 +86,15 @@ public final class InferenceService extends InferenceGrpc.InferenceImplBase {
 
             @Override
             public void onTrailingText(String delta) {
-                // No token goes with it: -1 says so (token ids are never negative).
-                responses.onNext(GenerateStreamResponse.newBuilder()
-                        .setToken(TokenDelta.newBuilder().setTokenId(-1).setText(delta)).build());
+                // Belongs to no token: it travels in the final message rather than as a made-up token.
+                trailing.append(delta);
             }
 
             @Override
             public void onFinished(FinishReason reason, Usage usage) {
                 responses.onNext(GenerateStreamResponse.newBuilder().setFinished(Finished.newBuilder()
-                        .setFinishReason(reason).setUsage(usage).setRequestId(prepared.requestId())).build());
+                        .setFinishReason(reason).setUsage(usage).setRequestId(prepared.requestId())
+                        .setText(trailing.toString())).build());
                 responses.onCompleted();
             }
 

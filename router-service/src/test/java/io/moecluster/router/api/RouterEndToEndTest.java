@@ -115,11 +115,11 @@ class RouterEndToEndTest {
             GenerateStreamResponse e = it.next();
             if (e.hasToken()) {
                 text.append(e.getToken().getText());
-                if (e.getToken().getTokenId() >= 0) { // -1: trailing text held back until the end
-                    tokens.add(e.getToken().getTokenId());
-                }
+                assertThat(e.getToken().getTokenId()).as("token ids are real ids").isNotNegative();
+                tokens.add(e.getToken().getTokenId());
             } else {
                 finished = e;
+                text.append(e.getFinished().getText()); // text held back until the end
             }
         }
         return new Streamed(text.toString(), tokens, finished);
