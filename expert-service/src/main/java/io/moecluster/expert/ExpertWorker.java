@@ -5,7 +5,6 @@ import io.aeron.Subscription;
 import io.moecluster.core.forward.ExpertBank;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.router.placement.IdRanges;
-import io.moecluster.transport.BatchResultWriter;
 import io.moecluster.transport.MessagePoller;
 import io.moecluster.transport.PollingThread;
 import io.moecluster.transport.ReplyWriters;
@@ -100,7 +99,7 @@ public final class ExpertWorker implements AutoCloseable {
         String problem = check(b);
         if (problem != null) {
             errors.incrementAndGet();
-            reply(b, w -> w.sendError(b.batchId(), b.layer(), b.expertId(), senderId, problem));
+            replyError(b, problem);
             return;
         }
         int n = b.tokenCount();
@@ -113,13 +112,25 @@ public final class ExpertWorker implements AutoCloseable {
         } catch (RuntimeException e) {
             errors.incrementAndGet();
             LOG.warn("{}: expert {} of layer {} failed: {}", id, b.expertId(), b.layer(), e.toString());
-            reply(b, w -> w.sendError(b.batchId(), b.layer(), b.expertId(), senderId, e.toString()));
+            replyError(b, e.toString());
             return;
         }
         batches.incrementAndGet();
         tokens.addAndGet(n);
-        reply(b, w -> w.sendRows(b.batchId(), b.layer(), b.expertId(), senderId, out, 0, n, config.hiddenSize(),
-                b.elementType()));
+        try {
+            replies.to(b.replyStreamId()).sendRows(b.batchId(), b.layer(), b.expertId(), senderId, out, 0, n,
+                    config.hiddenSize(), b.elementType());
+        } catch (TransportException e) {
+            unanswered(b, e);
+        }
+    }
+
+    private void replyError(TokenBatchView b, String message) {
+        try {
+            replies.to(b.replyStreamId()).sendError(b.batchId(), b.layer(), b.expertId(), senderId, message);
+        } catch (TransportException e) {
+            unanswered(b, e);
+        }
     }
 
     private String check(TokenBatchView b) {
@@ -138,13 +149,9 @@ public final class ExpertWorker implements AutoCloseable {
         return null;
     }
 
-    private void reply(TokenBatchView b, java.util.function.Consumer<BatchResultWriter> send) {
-        try {
-            send.accept(replies.to(b.replyStreamId()));
-        } catch (TransportException e) {
-            // The router gave up or went away; it will time the batch out and fail the request.
-            LOG.warn("{}: could not answer batch {} on stream {}: {}", id, b.batchId(), b.replyStreamId(), e.getMessage());
-        }
+    private void unanswered(TokenBatchView b, TransportException e) {
+        // The router gave up or went away; it will time the batch out and fail the request.
+        LOG.warn("{}: could not answer batch {} on stream {}: {}", id, b.batchId(), b.replyStreamId(), e.getMessage());
     }
 
     @Override
