@@ -36,7 +36,7 @@ public final class AttentionNode implements AutoCloseable {
                                       int maxQueued, Duration moeTimeout) {
         ClusterSpec.Attention self = spec.attentionService(id);
         ModelConfig config = ModelConfig.load(model);
-        int senderId = spec.attention().indexOf(self) + 1;
+        int senderId = spec.senderId(self);
         Aeron aeron = AeronClients.connect(spec.aeronDir());
         FeedForwardFactory feedForward = spec.embeddedRouter()
                 ? (cfg, loader, pool, maxTokens) -> {
@@ -48,8 +48,8 @@ public final class AttentionNode implements AutoCloseable {
                             new MoeRouter(cfg, loader, dispatcher, pool, maxTokens));
                 }
                 : (cfg, loader, pool, maxTokens) -> new DenseLayersLocally(cfg, loader, pool, maxTokens,
-                        new RemoteMoe(aeron, spec.channel(), spec.router().moeStreamId(), self.replyStreamId(), senderId,
-                                cfg.hiddenSize(), moeTimeout));
+                        new RemoteMoe(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(),
+                                spec.channelOf(self), self.replyStreamId(), senderId, cfg.hiddenSize(), moeTimeout));
         try {
             AttentionServer server = AttentionServer.start(new AttentionServer.Config(model, self.host(), self.grpcPort(),
                     engine, maxRunning, maxQueued, feedForward));

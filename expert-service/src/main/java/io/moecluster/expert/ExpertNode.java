@@ -51,8 +51,8 @@ public final class ExpertNode implements AutoCloseable {
             int last = Math.min(self.lastLayer(), config.numLayers() - 1);
             bank = new ExpertBank(config, loader, experts, self.firstLayer(), last, pool, maxRows);
             aeron = AeronClients.connect(spec.aeronDir());
-            ExpertWorker worker = new ExpertWorker(id, aeron, spec.channel(), self.streamId(), config, bank,
-                    spec.experts().indexOf(self) + 100).start();
+            ExpertWorker worker = new ExpertWorker(id, aeron, spec.channelOf(self), self.streamId(), config, bank,
+                    spec.experts().indexOf(self) + 100, spec::replyChannel).start();
             return new ExpertNode(aeron, checkpoint, loader, pool, bank, worker);
         } catch (RuntimeException e) {
             if (aeron != null) {

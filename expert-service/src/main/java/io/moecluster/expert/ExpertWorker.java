@@ -38,6 +38,7 @@ public final class ExpertWorker implements AutoCloseable {
     private final Subscription subscription;
     private final MessagePoller poller;
     private final ReplyWriters replies;
+    private final java.util.function.IntFunction<String> replyChannels;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment in;
     private final MemorySegment out;
@@ -47,8 +48,12 @@ public final class ExpertWorker implements AutoCloseable {
     private final AtomicLong tokens = new AtomicLong();
     private final AtomicLong errors = new AtomicLong();
 
+    /**
+     * @param channel where this service subscribes
+     * @param replyChannels the channel to answer each sender id on
+     */
     public ExpertWorker(String id, Aeron aeron, String channel, int streamId, ModelConfig config, ExpertBank bank,
-                        int senderId) {
+                        int senderId, java.util.function.IntFunction<String> replyChannels) {
         this.id = id;
         this.channel = channel;
         this.streamId = streamId;
@@ -61,7 +66,8 @@ public final class ExpertWorker implements AutoCloseable {
         this.in = arena.allocate(floats * 4, 64);
         this.out = arena.allocate(floats * 4, 64);
         this.weights = new float[bank.maxRows()];
-        this.replies = new ReplyWriters(aeron, channel, Duration.ofSeconds(2));
+        this.replies = new ReplyWriters(aeron, Duration.ofSeconds(2));
+        this.replyChannels = replyChannels;
         this.thread = new PollingThread("expert-" + id, poller, 8);
     }
 
@@ -118,16 +124,20 @@ public final class ExpertWorker implements AutoCloseable {
         batches.incrementAndGet();
         tokens.addAndGet(n);
         try {
-            replies.to(b.replyStreamId()).sendRows(b.batchId(), b.layer(), b.expertId(), senderId, out, 0, n,
+            replyWriter(b).sendRows(b.batchId(), b.layer(), b.expertId(), senderId, out, 0, n,
                     config.hiddenSize(), b.elementType());
         } catch (TransportException e) {
             unanswered(b, e);
         }
     }
 
+    private io.moecluster.transport.BatchResultWriter replyWriter(TokenBatchView b) {
+        return replies.to(replyChannels.apply(b.senderId()), b.replyStreamId());
+    }
+
     private void replyError(TokenBatchView b, String message) {
         try {
-            replies.to(b.replyStreamId()).sendError(b.batchId(), b.layer(), b.expertId(), senderId, message);
+            replyWriter(b).sendError(b.batchId(), b.layer(), b.expertId(), senderId, message);
         } catch (TransportException e) {
             unanswered(b, e);
         }

@@ -148,7 +148,7 @@ final class ServeCommand implements Runnable {
                     throw new IllegalArgumentException("--layers: '" + layers + "' must be one contiguous range like 0-15");
                 }
             }
-            ClusterSpec.Expert replaced = new ClusterSpec.Expert(id, ids, first, last, self.streamId());
+            ClusterSpec.Expert replaced = new ClusterSpec.Expert(id, ids, first, last, self.streamId(), self.channel());
             java.util.List<ClusterSpec.Expert> all = new java.util.ArrayList<>();
             for (ClusterSpec.Expert e : c.experts()) {
                 all.add(e.id().equals(id) ? replaced : e);

@@ -69,17 +69,27 @@ class ClusterEndToEndTest {
         }
     }
 
-    ClusterSpec spec(EmbeddedMediaDriver driver, ModelConfig config, boolean embedded) throws IOException {
+    /** Each service's own UDP endpoint on loopback, as it would be on its own host; null = the shared IPC channel. */
+    static String endpoint(boolean udp) throws IOException {
+        if (!udp) {
+            return null;
+        }
+        try (java.net.DatagramSocket s = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress())) {
+            return "aeron:udp?endpoint=127.0.0.1:" + s.getLocalPort();
+        }
+    }
+
+    ClusterSpec spec(EmbeddedMediaDriver driver, ModelConfig config, boolean embedded, boolean udp) throws IOException {
         int last = config.numLayers() - 1;
         List<Integer> high = new ArrayList<>(List.of(4, 5, 6, 7));
         if (config.hasSharedExpert()) {
             high.add(config.numExperts());
         }
         return new ClusterSpec(driver.aeronDirectoryName(), "aeron:ipc", embedded,
-                new ClusterSpec.Router("router-0", "127.0.0.1", freePort(), 1000, 1001),
-                List.of(new ClusterSpec.Attention("attention-0", "127.0.0.1", freePort(), 1100)),
-                List.of(new ClusterSpec.Expert("expert-0", List.of(0, 1, 2, 3), 0, last, 2000),
-                        new ClusterSpec.Expert("expert-1", high, 0, last, 2001)));
+                new ClusterSpec.Router("router-0", "127.0.0.1", freePort(), 1000, 1001, endpoint(udp)),
+                List.of(new ClusterSpec.Attention("attention-0", "127.0.0.1", freePort(), 1100, endpoint(udp))),
+                List.of(new ClusterSpec.Expert("expert-0", List.of(0, 1, 2, 3), 0, last, 2000, endpoint(udp)),
+                        new ClusterSpec.Expert("expert-1", high, 0, last, 2001, endpoint(udp))));
     }
 
     record Cluster(ClusterSpec spec, Path model, RouterNode router, ManagedChannel channel) {
@@ -89,11 +99,15 @@ class ClusterEndToEndTest {
     }
 
     Cluster start(String model, boolean embedded) throws Exception {
+        return start(model, embedded, false);
+    }
+
+    Cluster start(String model, boolean embedded, boolean udp) throws Exception {
         Path dir = GoldenModels.dir(model);
         ModelConfig config = ModelConfig.load(dir);
         EmbeddedMediaDriver driver = new EmbeddedMediaDriver(EmbeddedMediaDriver.newTempDir());
         open.add(driver);
-        ClusterSpec spec = spec(driver, config, embedded);
+        ClusterSpec spec = spec(driver, config, embedded, udp);
         for (ClusterSpec.Expert e : spec.experts()) {
             open.add(ExpertNode.start(spec, e.id(), dir, 1, ENGINE.maxBatchTokens()));
         }
@@ -173,6 +187,29 @@ class ClusterEndToEndTest {
             long routed = status.getExpertLoadList().stream()
                     .filter(l -> l.getExpert() < 8).mapToLong(l -> l.getTokensRouted()).sum();
             assertThat(routed).as("tokens routed, all layers").isPositive();
+        }
+    }
+
+    /** The multi-host configuration (every service on its own UDP endpoint), exercised on loopback. */
+    @ParameterizedTest(name = "{0} over UDP, embedded router: {1}")
+    @CsvSource({"qwen2moe-tiny, false", "qwen2moe-tiny, true"})
+    void servicesOnTheirOwnUdpEndpointsGiveTheSameTokens(String model, boolean embedded) throws Exception {
+        Cluster c = start(model, embedded, true);
+        assertThat(c.spec().channelOf(c.spec().experts().get(1))).startsWith("aeron:udp?endpoint=127.0.0.1:");
+        ExecutorService clients = Executors.newFixedThreadPool(4);
+        try {
+            List<Future<int[]>> results = new ArrayList<>();
+            int[] lengths = {2, 7, 13, 30};
+            for (int i = 0; i < lengths.length; i++) {
+                int[] p = prompt(lengths[i], i + 40);
+                results.add(clients.submit(() -> streamTokens(c, p)));
+            }
+            for (int i = 0; i < lengths.length; i++) {
+                assertThat(results.get(i).get(120, TimeUnit.SECONDS)).as("request %d", i)
+                        .containsExactly(singleProcessGreedy(c.model(), prompt(lengths[i], i + 40)));
+            }
+        } finally {
+            clients.shutdownNow();
         }
     }
 

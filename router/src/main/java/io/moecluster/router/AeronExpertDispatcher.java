@@ -29,7 +29,7 @@ import org.agrona.concurrent.IdleStrategy;
  */
 public final class AeronExpertDispatcher implements ExpertDispatcher {
     private final Aeron aeron;
-    private final String channel;
+    private final ClusterSpec spec;
     private final ExpertPlacement placement;
     private final int senderId;
     private final int replyStreamId;
@@ -58,6 +58,8 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
     private MemorySegment weightsSegment;
 
     /**
+     * @param senderId {@link ClusterSpec#ROUTER_SENDER} for the router-service, else the attention
+     *     replica's {@link ClusterSpec#senderId}: expert services answer on that sender's channel
      * @param replyStreamId where expert services answer this dispatcher (one per router instance)
      * @param slots the most batches one layer dispatches: experts plus the shared expert
      */
@@ -65,7 +67,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
                                  int replyStreamId, int hidden, int slots, ElementType wire, Duration replyTimeout,
                                  Duration publishDeadline) {
         this.aeron = aeron;
-        this.channel = spec.channel();
+        this.spec = spec;
         this.placement = placement;
         this.senderId = senderId;
         this.replyStreamId = replyStreamId;
@@ -74,7 +76,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
         this.timeoutNanos = replyTimeout.toNanos();
         this.publishDeadline = publishDeadline;
         this.idle = IdleStrategies.dataPlane();
-        this.replies = aeron.addSubscription(channel, replyStreamId);
+        this.replies = aeron.addSubscription(spec.replyChannel(senderId), replyStreamId);
         this.poller = new MessagePoller(replies).onBatchResult(this::onResult);
         this.pendingBatch = new long[slots];
         this.pendingRow = new int[slots];
@@ -129,7 +131,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
 
     private TokenBatchWriter writer(ClusterSpec.Expert host) {
         return writers.computeIfAbsent(host.id(), id -> {
-            Publication p = aeron.addPublication(channel, host.streamId());
+            Publication p = aeron.addPublication(spec.channelOf(host), host.streamId());
             return new TokenBatchWriter(new BoundedPublisher(p, IdleStrategies.backoff(), publishDeadline));
         });
     }

@@ -33,6 +33,7 @@ public final class MoeService implements AutoCloseable {
     private final Subscription requests;
     private final MessagePoller poller;
     private final ReplyWriters replies;
+    private final java.util.function.IntFunction<String> replyChannels;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment in;
     private final MemorySegment out;
@@ -40,8 +41,12 @@ public final class MoeService implements AutoCloseable {
     private final AtomicLong served = new AtomicLong();
     private final AtomicLong failed = new AtomicLong();
 
+    /**
+     * @param channel where the router subscribes for MoE requests
+     * @param replyChannels the channel to answer each attention replica (by sender id) on
+     */
     public MoeService(Aeron aeron, String channel, int streamId, ModelConfig config, MoeRouter router, int senderId,
-                      int maxTokens) {
+                      int maxTokens, java.util.function.IntFunction<String> replyChannels) {
         this.channel = channel;
         this.config = config;
         this.router = router;
@@ -51,7 +56,8 @@ public final class MoeService implements AutoCloseable {
         this.poller = new MessagePoller(requests).onTokenBatch(this::onRequest);
         this.in = arena.allocate((long) maxTokens * config.hiddenSize() * 4, 64);
         this.out = arena.allocate((long) maxTokens * config.hiddenSize() * 4, 64);
-        this.replies = new ReplyWriters(aeron, channel, Duration.ofSeconds(2));
+        this.replies = new ReplyWriters(aeron, Duration.ofSeconds(2));
+        this.replyChannels = replyChannels;
         this.thread = new PollingThread("router-moe", poller, 4);
     }
 
@@ -96,7 +102,13 @@ public final class MoeService implements AutoCloseable {
                 LOG.warn("MoE request of layer {} from sender {} failed: {}", b.layer(), b.senderId(), problem);
             }
         }
-        BatchResultWriter w = replies.to(b.replyStreamId());
+        BatchResultWriter w;
+        try {
+            w = replies.to(replyChannels.apply(b.senderId()), b.replyStreamId());
+        } catch (IllegalArgumentException unknownSender) {
+            LOG.warn("MoE request {} from unknown sender {} dropped", b.batchId(), b.senderId());
+            return;
+        }
         try {
             if (problem != null) {
                 failed.incrementAndGet();

@@ -39,15 +39,19 @@ public final class RemoteMoe implements FeedForward, AutoCloseable {
     private String error;
     private boolean answered;
 
-    public RemoteMoe(Aeron aeron, String channel, int routerStreamId, int replyStreamId, int senderId, int hidden,
-                     Duration timeout) {
+    /**
+     * @param routerChannel where the router subscribes
+     * @param replyChannel where this replica subscribes for the router's answers
+     */
+    public RemoteMoe(Aeron aeron, String routerChannel, int routerStreamId, String replyChannel, int replyStreamId,
+                     int senderId, int hidden, Duration timeout) {
         this.hidden = hidden;
         this.senderId = senderId;
         this.replyStreamId = replyStreamId;
         this.timeoutNanos = timeout.toNanos();
-        this.writer = new TokenBatchWriter(new BoundedPublisher(aeron.addPublication(channel, routerStreamId),
+        this.writer = new TokenBatchWriter(new BoundedPublisher(aeron.addPublication(routerChannel, routerStreamId),
                 IdleStrategies.backoff(), Duration.ofSeconds(2)));
-        this.replies = aeron.addSubscription(channel, replyStreamId);
+        this.replies = aeron.addSubscription(replyChannel, replyStreamId);
         this.poller = new MessagePoller(replies).onBatchResult(this::onResult);
     }
 

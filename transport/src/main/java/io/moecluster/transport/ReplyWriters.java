@@ -4,32 +4,41 @@ import io.aeron.Aeron;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Map;
+import org.agrona.collections.Int2ObjectHashMap;
 
 /**
- * The BatchResult writers of a serving loop, one per reply stream its senders name, created on
- * first use on the service's channel. Single-threaded: the loop that answers owns it.
+ * The BatchResult writers of a serving loop, one per (channel, reply stream) its senders answer
+ * on, created on first use. On one host every sender shares the IPC channel; across hosts each
+ * sender's channel is its own UDP endpoint. Single-threaded: the loop that answers owns it.
  */
 public final class ReplyWriters implements AutoCloseable {
     private final Aeron aeron;
-    private final String channel;
     private final Duration deadline;
-    private final Map<Integer, BatchResultWriter> writers = new HashMap<>();
+    // By channel (the cluster file's strings, so lookups allocate nothing), then by stream id.
+    private final Map<String, Int2ObjectHashMap<BatchResultWriter>> writers = new HashMap<>();
 
-    public ReplyWriters(Aeron aeron, String channel, Duration deadline) {
+    public ReplyWriters(Aeron aeron, Duration deadline) {
         this.aeron = aeron;
-        this.channel = channel;
         this.deadline = deadline;
     }
 
-    public BatchResultWriter to(int replyStreamId) {
-        return writers.computeIfAbsent(replyStreamId, s -> new BatchResultWriter(
-                new BoundedPublisher(aeron.addPublication(channel, s), IdleStrategies.backoff(), deadline)));
+    public BatchResultWriter to(String channel, int replyStreamId) {
+        Int2ObjectHashMap<BatchResultWriter> byStream = writers.computeIfAbsent(channel, c -> new Int2ObjectHashMap<>());
+        BatchResultWriter w = byStream.get(replyStreamId);
+        if (w == null) {
+            w = new BatchResultWriter(new BoundedPublisher(aeron.addPublication(channel, replyStreamId),
+                    IdleStrategies.backoff(), deadline));
+            byStream.put(replyStreamId, w);
+        }
+        return w;
     }
 
     @Override
     public void close() {
-        for (BatchResultWriter w : writers.values()) {
-            w.publisher().publication().close();
+        for (Int2ObjectHashMap<BatchResultWriter> byStream : writers.values()) {
+            for (BatchResultWriter w : byStream.values()) {
+                w.publisher().publication().close();
+            }
         }
         writers.clear();
     }

@@ -59,7 +59,7 @@ public final class RouterNode implements AutoCloseable {
         contributors.add(status -> {
             for (ClusterSpec.Expert e : spec.experts()) {
                 status.addServices(ServiceStatus.newBuilder().setInstanceId(e.id()).setRole(ServiceRole.SERVICE_ROLE_EXPERT)
-                        .setEndpoint(spec.channel() + " stream " + e.streamId()).setHealthy(true)
+                        .setEndpoint(spec.channelOf(e) + " stream " + e.streamId()).setHealthy(true)
                         .addAllExperts(e.experts()).setFirstLayer(e.firstLayer()).setLastLayer(e.lastLayer()));
             }
         });
@@ -76,12 +76,12 @@ public final class RouterNode implements AutoCloseable {
                 aeron = AeronClients.connect(spec.aeronDir());
                 ExpertPlacement placement = ExpertPlacement.build(spec, config);
                 int slots = ExpertBank.sharedExpertId(config) + (config.hasSharedExpert() ? 1 : 0);
-                AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec, placement, 0,
+                AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec, placement, ClusterSpec.ROUTER_SENDER,
                         spec.router().replyStreamId(), config.hiddenSize(), slots, ElementType.F32, expertTimeout,
                         Duration.ofSeconds(2));
                 MoeRouter router = new MoeRouter(config, loader, dispatcher, pool, maxBatchTokens);
-                moe = new MoeService(aeron, spec.channel(), spec.router().moeStreamId(), config, router, 0, maxBatchTokens)
-                        .start();
+                moe = new MoeService(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(), config, router,
+                        ClusterSpec.ROUTER_SENDER, maxBatchTokens, spec::replyChannel).start();
                 MoeRouter counted = router;
                 contributors.add(status -> {
                     for (int e = 0; e < counted.expertSlots(); e++) {

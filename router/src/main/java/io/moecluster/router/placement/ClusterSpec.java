@@ -1,6 +1,7 @@
 package io.moecluster.router.placement;
 
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -25,7 +26,7 @@ import java.util.Set;
  * }</pre>
  *
  * @param aeronDir the media driver directory every local service shares (IPC)
- * @param channel the Aeron channel of every stream: {@code aeron:ipc} on one host
+ * @param channel the Aeron channel of every service that names none of its own: {@code aeron:ipc} on one host
  * @param embeddedRouter true: each attention replica runs the MoE router in process and talks to
  *     the expert services itself; false: attention replicas send each MoE layer to the router-service
  */
@@ -38,16 +39,63 @@ public record ClusterSpec(
         @JsonProperty(value = "attention", required = true) List<Attention> attention,
         @JsonProperty(value = "experts", required = true) List<Expert> experts) {
 
-    /** @param moeStreamId where attention replicas send MoE requests; replyStreamId where experts answer */
-    public record Router(String id, String host, int grpcPort, int moeStreamId, int replyStreamId) {
+    /**
+     * @param moeStreamId where attention replicas send MoE requests; replyStreamId where experts answer
+     * @param channel where this service subscribes, e.g. {@code aeron:udp?endpoint=10.0.0.5:40100} on
+     *     another host; null means the cluster-wide {@link ClusterSpec#channel()}
+     */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Router(String id, String host, int grpcPort, int moeStreamId, int replyStreamId, String channel) {
+        public Router(String id, String host, int grpcPort, int moeStreamId, int replyStreamId) {
+            this(id, host, grpcPort, moeStreamId, replyStreamId, null);
+        }
     }
 
-    /** @param replyStreamId where the router answers this replica's MoE requests */
-    public record Attention(String id, String host, int grpcPort, int replyStreamId) {
+    /** @param replyStreamId where the router (or, embedded, the experts) answer this replica */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Attention(String id, String host, int grpcPort, int replyStreamId, String channel) {
+        public Attention(String id, String host, int grpcPort, int replyStreamId) {
+            this(id, host, grpcPort, replyStreamId, null);
+        }
     }
 
     /** @param experts hosted expert ids; the shared expert, where the model has one, is {@code num_experts} */
-    public record Expert(String id, List<Integer> experts, int firstLayer, int lastLayer, int streamId) {
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record Expert(String id, List<Integer> experts, int firstLayer, int lastLayer, int streamId, String channel) {
+        public Expert(String id, List<Integer> experts, int firstLayer, int lastLayer, int streamId) {
+            this(id, experts, firstLayer, lastLayer, streamId, null);
+        }
+    }
+
+    /** The sender id the router uses on the data plane; attention replica i uses {@code i + 1}. */
+    public static final int ROUTER_SENDER = 0;
+
+    public String channelOf(Router r) {
+        return r.channel() != null ? r.channel() : channel;
+    }
+
+    public String channelOf(Attention a) {
+        return a.channel() != null ? a.channel() : channel;
+    }
+
+    public String channelOf(Expert e) {
+        return e.channel() != null ? e.channel() : channel;
+    }
+
+    public int senderId(Attention a) {
+        return attention.indexOf(a) + 1;
+    }
+
+    /** Where to answer a message from {@code senderId}: the router's channel, or that attention replica's. */
+    public String replyChannel(int senderId) {
+        if (senderId == ROUTER_SENDER) {
+            return channelOf(router);
+        }
+        if (senderId < 1 || senderId > attention.size()) {
+            throw new IllegalArgumentException("unknown sender " + senderId + " (the router is 0, attention replicas 1-"
+                    + attention.size() + ")");
+        }
+        return channelOf(attention.get(senderId - 1));
     }
 
     private static final ObjectMapper JSON = new ObjectMapper()
