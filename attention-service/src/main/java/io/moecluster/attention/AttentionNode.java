@@ -25,27 +25,38 @@ import java.time.Duration;
 public final class AttentionNode implements AutoCloseable {
     private final Aeron aeron;
     private final AttentionServer server;
+    private final io.moecluster.telemetry.ServiceMetrics metrics;
 
-    private AttentionNode(Aeron aeron, AttentionServer server) {
+    private AttentionNode(Aeron aeron, AttentionServer server, io.moecluster.telemetry.ServiceMetrics metrics) {
         this.aeron = aeron;
         this.server = server;
+        this.metrics = metrics;
     }
 
     /** @param moeTimeout how long one MoE layer may take before the step fails */
     public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
                                       int maxQueued, Duration moeTimeout) {
+        return start(spec, id, model, engine, maxRunning, maxQueued, moeTimeout, 0);
+    }
+
+    /** @param metricsPort the Prometheus port; below 1 = no metrics */
+    public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
+                                      int maxQueued, Duration moeTimeout, int metricsPort) {
         ClusterSpec.Attention self = spec.attentionService(id);
         ModelConfig config = ModelConfig.load(model);
         int senderId = spec.senderId(self);
         Aeron aeron = AeronClients.connect(spec.aeronDir());
+        io.moecluster.telemetry.ServiceMetrics metrics = io.moecluster.telemetry.ServiceMetrics.start(
+                "moe-attention", id, self.host(), metricsPort);
         FeedForwardFactory feedForward = spec.embeddedRouter()
                 ? (cfg, loader, pool, maxTokens) -> {
                     ExpertPlacement placement = ExpertPlacement.build(spec, cfg);
                     int slots = ExpertBank.sharedExpertId(cfg) + (cfg.hasSharedExpert() ? 1 : 0);
                     AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec, placement, senderId,
                             self.replyStreamId(), cfg.hiddenSize(), slots, ElementType.F32, moeTimeout, Duration.ofSeconds(2));
-                    return new DenseLayersLocally(cfg, loader, pool, maxTokens,
-                            new MoeRouter(cfg, loader, dispatcher, pool, maxTokens));
+                    MoeRouter router = new MoeRouter(cfg, loader, dispatcher, pool, maxTokens);
+                    io.moecluster.router.RouterMetrics.register(metrics.meter(), router, dispatcher, null);
+                    return new DenseLayersLocally(cfg, loader, pool, maxTokens, router);
                 }
                 : (cfg, loader, pool, maxTokens) -> new DenseLayersLocally(cfg, loader, pool, maxTokens,
                         new RemoteMoe(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(),
@@ -53,8 +64,16 @@ public final class AttentionNode implements AutoCloseable {
         try {
             AttentionServer server = AttentionServer.start(new AttentionServer.Config(model, self.host(), self.grpcPort(),
                     engine, maxRunning, maxQueued, feedForward));
-            return new AttentionNode(aeron, server);
+            GenerationLoop loop = server.loop();
+            metrics.meter().gaugeBuilder("moe.attention.running_sequences").ofLongs()
+                    .setDescription("Sequences holding a KV cache and decoding")
+                    .buildWithCallback(m -> m.record(loop.runningCount()));
+            metrics.meter().gaugeBuilder("moe.attention.queued_sequences").ofLongs()
+                    .setDescription("Requests waiting for a slot (queue depth)")
+                    .buildWithCallback(m -> m.record(loop.queuedCount()));
+            return new AttentionNode(aeron, server, metrics);
         } catch (RuntimeException e) {
+            metrics.close();
             aeron.close();
             throw e;
         }
@@ -68,8 +87,14 @@ public final class AttentionNode implements AutoCloseable {
         return server.address();
     }
 
+    /** The Prometheus scrape URL, or null without metrics. */
+    public String metricsEndpoint() {
+        return metrics.endpoint();
+    }
+
     @Override
     public void close() {
+        metrics.close();
         server.close();
         aeron.close();
     }

@@ -22,9 +22,11 @@ public final class ExpertNode implements AutoCloseable {
     private final WorkerPool pool;
     private final ExpertBank bank;
     private final ExpertWorker worker;
+    private final io.moecluster.telemetry.ServiceMetrics metrics;
 
     private ExpertNode(Aeron aeron, Checkpoint checkpoint, WeightLoader loader, WorkerPool pool, ExpertBank bank,
-                       ExpertWorker worker) {
+                       ExpertWorker worker, io.moecluster.telemetry.ServiceMetrics metrics) {
+        this.metrics = metrics;
         this.aeron = aeron;
         this.checkpoint = checkpoint;
         this.loader = loader;
@@ -38,6 +40,11 @@ public final class ExpertNode implements AutoCloseable {
      * @param maxRows most tokens of one batch: at least the attention side's max-batch-tokens
      */
     public static ExpertNode start(ClusterSpec spec, String id, Path model, int threads, int maxRows) {
+        return start(spec, id, model, threads, maxRows, 0);
+    }
+
+    /** @param metricsPort the Prometheus port; below 1 = no metrics */
+    public static ExpertNode start(ClusterSpec spec, String id, Path model, int threads, int maxRows, int metricsPort) {
         ClusterSpec.Expert self = spec.expertService(id);
         ModelConfig config = ModelConfig.load(model);
         BitSet experts = new BitSet();
@@ -53,7 +60,10 @@ public final class ExpertNode implements AutoCloseable {
             aeron = AeronClients.connect(spec.aeronDir());
             ExpertWorker worker = new ExpertWorker(id, aeron, spec.channelOf(self), self.streamId(), config, bank,
                     spec.experts().indexOf(self) + 100, spec::replyChannel).start();
-            return new ExpertNode(aeron, checkpoint, loader, pool, bank, worker);
+            io.moecluster.telemetry.ServiceMetrics metrics = io.moecluster.telemetry.ServiceMetrics.start(
+                    "moe-expert", id, "127.0.0.1", metricsPort);
+            ExpertMetrics.register(metrics.meter(), worker);
+            return new ExpertNode(aeron, checkpoint, loader, pool, bank, worker, metrics);
         } catch (RuntimeException e) {
             if (aeron != null) {
                 aeron.close();
@@ -72,8 +82,14 @@ public final class ExpertNode implements AutoCloseable {
         return worker;
     }
 
+    /** The Prometheus scrape URL, or null without metrics. */
+    public String metricsEndpoint() {
+        return metrics.endpoint();
+    }
+
     @Override
     public void close() {
+        metrics.close();
         worker.close();
         aeron.close();
         bank.close();

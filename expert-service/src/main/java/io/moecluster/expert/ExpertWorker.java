@@ -46,6 +46,7 @@ public final class ExpertWorker implements AutoCloseable {
     private final PollingThread thread;
     private final AtomicLong batches = new AtomicLong();
     private final AtomicLong tokens = new AtomicLong();
+    private final java.util.concurrent.atomic.AtomicLongArray tokensPerExpert;
     private final AtomicLong errors = new AtomicLong();
 
     /**
@@ -66,6 +67,7 @@ public final class ExpertWorker implements AutoCloseable {
         this.in = arena.allocate(floats * 4, 64);
         this.out = arena.allocate(floats * 4, 64);
         this.weights = new float[bank.maxRows()];
+        this.tokensPerExpert = new java.util.concurrent.atomic.AtomicLongArray(bank.experts().length());
         this.replies = new ReplyWriters(aeron, Duration.ofSeconds(2));
         this.replyChannels = replyChannels;
         this.thread = new PollingThread("expert-" + id, poller, 8);
@@ -91,6 +93,15 @@ public final class ExpertWorker implements AutoCloseable {
 
     public long tokensServed() {
         return tokens.get();
+    }
+
+    /** Tokens this service ran through expert {@code expert}, all layers. */
+    public long tokensServed(int expert) {
+        return expert < tokensPerExpert.length() ? tokensPerExpert.get(expert) : 0;
+    }
+
+    public java.util.BitSet experts() {
+        return bank.experts();
     }
 
     public long errorsAnswered() {
@@ -123,6 +134,7 @@ public final class ExpertWorker implements AutoCloseable {
         }
         batches.incrementAndGet();
         tokens.addAndGet(n);
+        tokensPerExpert.addAndGet(b.expertId(), n);
         try {
             replyWriter(b).sendRows(b.batchId(), b.layer(), b.expertId(), senderId, out, 0, n,
                     config.hiddenSize(), b.elementType());

@@ -14,7 +14,6 @@ import io.moecluster.transport.TokenBatchWriter;
 import io.moecluster.transport.TransportException;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Map;
 import org.agrona.concurrent.IdleStrategy;
 
@@ -40,7 +39,8 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
     private final IdleStrategy idle;
     private final Subscription replies;
     private final MessagePoller poller;
-    private final Map<String, TokenBatchWriter> writers = new HashMap<>();
+    // Concurrent: the metrics scrape reads the publishers' counters from another thread.
+    private final Map<String, TokenBatchWriter> writers = new java.util.concurrent.ConcurrentHashMap<>();
 
     // Pending batches of the current layer, by slot; at most one per expert.
     private final long[] pendingBatch;
@@ -90,6 +90,15 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
 
     public long malformedReplies() {
         return poller.counter().total();
+    }
+
+    /** Offers that met back-pressure, over every expert service's publication. */
+    public long backPressureEvents() {
+        long n = 0;
+        for (TokenBatchWriter w : writers.values()) {
+            n += w.publisher().backPressureEvents();
+        }
+        return n;
     }
 
     @Override

@@ -34,8 +34,11 @@ public final class RouterNode implements AutoCloseable {
     private final WeightLoader loader;
     private final Checkpoint checkpoint;
 
+    private final io.moecluster.telemetry.ServiceMetrics metrics;
+
     private RouterNode(RouterServer server, MoeService moe, Aeron aeron, WorkerPool pool, WeightLoader loader,
-                       Checkpoint checkpoint) {
+                       Checkpoint checkpoint, io.moecluster.telemetry.ServiceMetrics metrics) {
+        this.metrics = metrics;
         this.server = server;
         this.moe = moe;
         this.aeron = aeron;
@@ -50,6 +53,12 @@ public final class RouterNode implements AutoCloseable {
      */
     public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
                                    int maxBatchTokens, int threads, Duration expertTimeout) {
+        return start(spec, model, maxActiveRequests, maxSeqLen, maxBatchTokens, threads, expertTimeout, 0);
+    }
+
+    /** @param metricsPort the Prometheus port; below 1 = no metrics */
+    public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
+                                   int maxBatchTokens, int threads, Duration expertTimeout, int metricsPort) {
         ModelConfig config = ModelConfig.load(model);
         List<String> attention = new ArrayList<>();
         for (ClusterSpec.Attention a : spec.attention()) {
@@ -63,6 +72,8 @@ public final class RouterNode implements AutoCloseable {
                         .addAllExperts(e.experts()).setFirstLayer(e.firstLayer()).setLastLayer(e.lastLayer()));
             }
         });
+        io.moecluster.telemetry.ServiceMetrics metrics = io.moecluster.telemetry.ServiceMetrics.start(
+                "moe-router", spec.router().id(), spec.router().host(), metricsPort);
         MoeService moe = null;
         Aeron aeron = null;
         WorkerPool pool = null;
@@ -82,6 +93,7 @@ public final class RouterNode implements AutoCloseable {
                 MoeRouter router = new MoeRouter(config, loader, dispatcher, pool, maxBatchTokens);
                 moe = new MoeService(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(), config, router,
                         ClusterSpec.ROUTER_SENDER, maxBatchTokens, spec::replyChannel).start();
+                io.moecluster.router.RouterMetrics.register(metrics.meter(), router, dispatcher, moe);
                 MoeRouter counted = router;
                 contributors.add(status -> {
                     for (int e = 0; e < counted.expertSlots(); e++) {
@@ -91,8 +103,9 @@ public final class RouterNode implements AutoCloseable {
             }
             RouterServer server = RouterServer.start(new RouterServer.Config(model, spec.router().host(),
                     spec.router().grpcPort(), attention, maxActiveRequests, maxSeqLen, contributors));
-            return new RouterNode(server, moe, aeron, pool, loader, checkpoint);
+            return new RouterNode(server, moe, aeron, pool, loader, checkpoint, metrics);
         } catch (RuntimeException e) {
+            metrics.close();
             closeAll(moe, aeron, pool, loader, checkpoint);
             throw e;
         }
@@ -129,8 +142,14 @@ public final class RouterNode implements AutoCloseable {
         }
     }
 
+    /** The Prometheus scrape URL, or null without metrics. */
+    public String metricsEndpoint() {
+        return metrics.endpoint();
+    }
+
     @Override
     public void close() {
+        metrics.close();
         server.close();
         closeAll(moe, aeron, pool, loader, checkpoint);
     }

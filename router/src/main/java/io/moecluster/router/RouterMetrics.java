@@ -1,0 +1,50 @@
+package io.moecluster.router;
+
+import io.opentelemetry.api.common.AttributeKey;
+import io.opentelemetry.api.common.Attributes;
+import io.opentelemetry.api.metrics.Meter;
+
+/**
+ * The MoE router's metrics, as observable instruments over the counters it keeps anyway:
+ * tokens routed per expert, MoE requests by outcome, malformed data-plane messages dropped and
+ * back-pressure events. Nothing is recorded on the data path.
+ */
+public final class RouterMetrics {
+    public static final AttributeKey<Long> EXPERT = AttributeKey.longKey("expert");
+    public static final AttributeKey<String> OUTCOME = AttributeKey.stringKey("outcome");
+    private static final Attributes OK = Attributes.of(OUTCOME, "ok");
+    private static final Attributes FAILED = Attributes.of(OUTCOME, "failed");
+
+    private RouterMetrics() {
+    }
+
+    /** @param service the standalone router's data-plane loop, or null when the router is embedded */
+    public static void register(Meter meter, MoeRouter router, AeronExpertDispatcher dispatcher, MoeService service) {
+        Attributes[] experts = new Attributes[router.expertSlots()];
+        for (int e = 0; e < experts.length; e++) {
+            experts[e] = Attributes.of(EXPERT, (long) e);
+        }
+        meter.counterBuilder("moe.router.tokens_routed")
+                .setDescription("Tokens routed to each expert since start, all layers summed (the shared expert is num_experts)")
+                .buildWithCallback(m -> {
+                    for (int e = 0; e < experts.length; e++) {
+                        m.record(router.tokensRouted(e), experts[e]);
+                    }
+                });
+        meter.counterBuilder("moe.dataplane.backpressure_events")
+                .setDescription("Offers to expert services that met Aeron back-pressure")
+                .buildWithCallback(m -> m.record(dispatcher.backPressureEvents()));
+        meter.counterBuilder("moe.dataplane.malformed_dropped")
+                .setDescription("Malformed data-plane messages counted and dropped")
+                .buildWithCallback(m -> m.record(dispatcher.malformedReplies()
+                        + (service == null ? 0 : service.malformedDropped())));
+        if (service != null) {
+            meter.counterBuilder("moe.router.moe_requests")
+                    .setDescription("Whole-layer MoE requests from attention replicas, by outcome")
+                    .buildWithCallback(m -> {
+                        m.record(service.requestsServed(), OK);
+                        m.record(service.requestsFailed(), FAILED);
+                    });
+        }
+    }
+}

@@ -1,0 +1,74 @@
+package io.moecluster.telemetry;
+
+import io.opentelemetry.api.common.AttributeKey;
+import io.opentelemetry.api.common.Attributes;
+import io.opentelemetry.api.metrics.Meter;
+import io.opentelemetry.api.metrics.MeterProvider;
+import io.opentelemetry.exporter.prometheus.PrometheusHttpServer;
+import io.opentelemetry.sdk.metrics.SdkMeterProvider;
+import io.opentelemetry.sdk.resources.Resource;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.ServerSocket;
+
+/**
+ * One service's metrics: an OpenTelemetry meter whose instruments are served in Prometheus text
+ * format at {@code http://HOST:PORT/metrics}. A port below 1 turns metrics off (a no-op meter),
+ * so instruments can be registered unconditionally.
+ *
+ * <p>The services register observable instruments over counters they keep anyway, so collecting
+ * costs nothing on the data path; histograms are recorded where the value arises.
+ */
+public final class ServiceMetrics implements AutoCloseable {
+    public static final AttributeKey<String> SERVICE_NAME = AttributeKey.stringKey("service.name");
+    public static final AttributeKey<String> INSTANCE_ID = AttributeKey.stringKey("service.instance.id");
+
+    private final SdkMeterProvider provider;
+    private final Meter meter;
+    private final String endpoint;
+
+    private ServiceMetrics(SdkMeterProvider provider, Meter meter, String endpoint) {
+        this.provider = provider;
+        this.meter = meter;
+        this.endpoint = endpoint;
+    }
+
+    /** @param port the Prometheus port; below 1 means no metrics */
+    public static ServiceMetrics start(String service, String instance, String host, int port) {
+        if (port < 1) {
+            return new ServiceMetrics(null, MeterProvider.noop().get("io.moecluster"), null);
+        }
+        PrometheusHttpServer server = PrometheusHttpServer.builder().setHost(host).setPort(port).build();
+        SdkMeterProvider provider = SdkMeterProvider.builder()
+                .setResource(Resource.getDefault().merge(Resource.create(
+                        Attributes.of(SERVICE_NAME, service, INSTANCE_ID, instance))))
+                .registerMetricReader(server)
+                .build();
+        return new ServiceMetrics(provider, provider.get("io.moecluster"), "http://" + host + ":" + port + "/metrics");
+    }
+
+    /** A port free right now on {@code host}, for a metrics endpoint chosen at start. */
+    public static int freePort() {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        } catch (IOException e) {
+            throw new UncheckedIOException("no free port for metrics", e);
+        }
+    }
+
+    public Meter meter() {
+        return meter;
+    }
+
+    /** The scrape URL, or null when metrics are off. */
+    public String endpoint() {
+        return endpoint;
+    }
+
+    @Override
+    public void close() {
+        if (provider != null) {
+            provider.close();
+        }
+    }
+}
