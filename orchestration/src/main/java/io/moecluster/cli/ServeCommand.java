@@ -62,6 +62,10 @@ final class ServeCommand implements Runnable {
 
         @Option(names = "--state-dir", paramLabel = "DIR", description = "Where to write this service's ready marker (moe up sets it).")
         Path stateDir;
+
+        @Option(names = "--metrics-port", defaultValue = "0", paramLabel = "PORT",
+                description = "Serve Prometheus metrics at http://HOST:PORT/metrics; 0 = none (default: ${DEFAULT-VALUE}).")
+        int metricsPort;
     }
 
     @Command(name = "media-driver", mixinStandardHelpOptions = true,
@@ -119,7 +123,7 @@ final class ServeCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             ClusterSpec cluster = withOverrides(ClusterSpec.read(flags.cluster), engineConfig());
-            ExpertNode node = ExpertNode.start(cluster, id, model, threads, maxRows);
+            ExpertNode node = ExpertNode.start(cluster, id, model, threads, maxRows, flags.metricsPort);
             return serveUntilStopped(node, id, flags.stateDir, spec.commandLine().getOut(), node.worker().describe());
         }
 
@@ -187,7 +191,7 @@ final class ServeCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             AttentionNode node = AttentionNode.start(ClusterSpec.read(flags.cluster), id, engine.requireModel(spec), engine.options(),
-                    maxRunning, maxQueued, Duration.ofMillis(moeTimeoutMs));
+                    maxRunning, maxQueued, Duration.ofMillis(moeTimeoutMs), flags.metricsPort);
             return serveUntilStopped(node, id, flags.stateDir, spec.commandLine().getOut(),
                     "attention-service " + id + " listening on " + node.address());
         }
@@ -227,7 +231,7 @@ final class ServeCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             RouterNode node = RouterNode.start(ClusterSpec.read(flags.cluster), model, maxActive, maxSeqLen, maxBatchTokens,
-                    threads, Duration.ofMillis(expertTimeoutMs));
+                    threads, Duration.ofMillis(expertTimeoutMs), flags.metricsPort);
             return serveUntilStopped(node, "router", flags.stateDir, spec.commandLine().getOut(),
                     "router-service listening on " + node.address());
         }

@@ -58,8 +58,9 @@ final class UpCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         long start = System.nanoTime();
-        ClusterSpec c = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model, expertsPerService,
-                embeddedRouter, grpcPort, threads, maxBatchTokens, Duration.ofSeconds(startTimeoutSeconds))).start();
+        LocalClusterLauncher launcher = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model,
+                expertsPerService, embeddedRouter, grpcPort, threads, maxBatchTokens, Duration.ofSeconds(startTimeoutSeconds)));
+        ClusterSpec c = launcher.start();
         for (ClusterSpec.Expert e : c.experts()) {
             BitSet ids = new BitSet();
             e.experts().forEach(ids::set);
@@ -67,6 +68,7 @@ final class UpCommand implements Callable<Integer> {
         }
         out.printf("  %-10s %s:%d%s%n", "attention", c.attention().getFirst().host(), c.attention().getFirst().grpcPort(),
                 c.embeddedRouter() ? " (embedded MoE router)" : "");
+        launcher.metricsEndpoints().forEach((id, url) -> out.printf("  %-10s metrics %s%n", id, url));
         out.printf("cluster up in %.1f s: gRPC API on %s:%d (state in %s; stop with 'moe down')%n",
                 (System.nanoTime() - start) / 1e9, c.router().host(), c.router().grpcPort(), state.dir());
         return 0;

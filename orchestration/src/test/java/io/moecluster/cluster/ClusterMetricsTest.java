@@ -87,7 +87,15 @@ class ClusterMetricsTest {
             total += moe.tokensRouted(e);
         }
         assertThat(total).isPositive();
-        assertThat(routerMetrics).contains("moe_router_moe_requests_total").contains("moe_dataplane_backpressure_events_total");
+        assertThat(routerMetrics).contains("moe_router_moe_requests_total").contains("moe_dataplane_backpressure_events_total")
+                .contains("moe_time_to_first_token_milliseconds_bucket").contains("moe_inter_token_latency_milliseconds_count")
+                .contains("moe_active_requests");
+        Matcher requests = Pattern.compile("(?m)^moe_requests_total\\{[^}]*outcome=\"length\"[^}]*} ([0-9.]+)").matcher(routerMetrics);
+        assertThat(requests.find()).as("moe_requests_total{outcome=length} in%n%s", routerMetrics).isTrue();
+        assertThat(Double.parseDouble(requests.group(1))).isEqualTo(3.0);
+        Matcher tokens = Pattern.compile("(?m)^moe_completion_tokens_total\\{[^}]*} ([0-9.]+)").matcher(routerMetrics);
+        assertThat(tokens.find()).isTrue();
+        assertThat(Double.parseDouble(tokens.group(1))).isEqualTo(3.0 * ClusterEndToEndTest.NEW_TOKENS);
 
         // What the router routed to experts 0-3 is what expert-0 says it served.
         String expertMetrics = scrape(experts.getFirst().metricsEndpoint());

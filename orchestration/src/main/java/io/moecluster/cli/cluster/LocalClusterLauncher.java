@@ -37,6 +37,7 @@ public final class LocalClusterLauncher {
     private final ClusterState state;
     private final Options options;
     private final Map<String, Long> pids = new LinkedHashMap<>();
+    private final Map<String, String> metrics = new LinkedHashMap<>();
 
     public LocalClusterLauncher(ClusterState state, Options options) {
         this.state = state;
@@ -62,6 +63,11 @@ public final class LocalClusterLauncher {
                 new ClusterSpec.Router("router", "127.0.0.1", routerPort, 1000, 1001),
                 List.of(new ClusterSpec.Attention("attention-0", "127.0.0.1", freePort(), 1100)),
                 experts);
+    }
+
+    /** Each started service's Prometheus scrape URL, by service id. */
+    public Map<String, String> metricsEndpoints() {
+        return metrics;
     }
 
     static int freePort() throws IOException {
@@ -138,6 +144,12 @@ public final class LocalClusterLauncher {
         cmd.add(state.clusterFile().toAbsolutePath().toString());
         cmd.add("--state-dir");
         cmd.add(state.dir().toAbsolutePath().toString());
+        if (!id.equals("media-driver")) {
+            int port = freePort();
+            cmd.add("--metrics-port");
+            cmd.add(Integer.toString(port));
+            metrics.put(id, "http://127.0.0.1:" + port + "/metrics");
+        }
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
                 .redirectOutput(state.log(id).toFile()).start();
         pids.put(id, p.pid());

@@ -32,7 +32,12 @@ final class GenerationSession implements ClientResponseObserver<RunRequest, RunE
     private double timeToFirstTokenMs;
     private boolean ended;
 
-    GenerationSession(PreparedRequest request, TextTokenizer tokenizer, CompletionSink sink, Runnable releaseSlot) {
+    private final RequestMetrics metrics;
+    private long lastTokenNanos;
+
+    GenerationSession(PreparedRequest request, TextTokenizer tokenizer, CompletionSink sink, Runnable releaseSlot,
+                      RequestMetrics metrics) {
+        this.metrics = metrics;
         this.request = request;
         this.decoder = new StreamingDecoder(tokenizer);
         this.stops = new StopSequenceMatcher(request.stopSequences());
@@ -71,9 +76,14 @@ final class GenerationSession implements ClientResponseObserver<RunRequest, RunE
 
     private void onToken(int tokenId) {
         completionTokens++;
+        long now = System.nanoTime();
         if (completionTokens == 1) {
-            timeToFirstTokenMs = (System.nanoTime() - startNanos) / 1e6;
+            timeToFirstTokenMs = (now - startNanos) / 1e6;
+            metrics.firstToken(timeToFirstTokenMs);
+        } else {
+            metrics.tokenGap((now - lastTokenNanos) / 1e6);
         }
+        lastTokenNanos = now;
         try {
             text.append(decoder.append(tokenId));
         } catch (IllegalArgumentException e) {
@@ -113,6 +123,7 @@ final class GenerationSession implements ClientResponseObserver<RunRequest, RunE
     private void finish(FinishReason reason) {
         ended = true;
         releaseSlot.run();
+        metrics.finished(reason, completionTokens);
         sink.onFinished(reason, Usage.newBuilder()
                 .setPromptTokens(request.promptTokens())
                 .setCompletionTokens(completionTokens)
@@ -128,6 +139,7 @@ final class GenerationSession implements ClientResponseObserver<RunRequest, RunE
         }
         ended = true;
         releaseSlot.run();
+        metrics.failed(completionTokens);
         Status s = Status.fromThrowable(t);
         Status out = switch (s.getCode()) {
             // The replica judged the request itself (a limit the router did not check).

@@ -31,10 +31,17 @@ public final class InferenceService extends InferenceGrpc.InferenceImplBase {
     private final AdmissionControl admission;
     private final int maxSequenceLength;
     private final GenerateRequestValidator validator;
+    private final RequestMetrics metrics;
 
     /** @param maxSequenceLength prompt plus completion limit; must not exceed the attention replicas' */
     public InferenceService(ModelConfig config, TextTokenizer tokenizer, AttentionPool attention,
                             AdmissionControl admission, int maxSequenceLength) {
+        this(config, tokenizer, attention, admission, maxSequenceLength, RequestMetrics.noop(admission));
+    }
+
+    public InferenceService(ModelConfig config, TextTokenizer tokenizer, AttentionPool attention,
+                            AdmissionControl admission, int maxSequenceLength, RequestMetrics metrics) {
+        this.metrics = metrics;
         this.config = config;
         this.tokenizer = tokenizer;
         this.attention = attention;
@@ -125,7 +132,8 @@ public final class InferenceService extends InferenceGrpc.InferenceImplBase {
             return;
         }
         ServerCallStreamObserver<?> call = (ServerCallStreamObserver<?>) responses;
-        GenerationSession session = new GenerationSession(prepared, tokenizer, sinks.create(prepared), admission::release);
+        GenerationSession session = new GenerationSession(prepared, tokenizer, sinks.create(prepared), admission::release,
+                metrics);
         call.setOnCancelHandler(session::cancel);
         try {
             attention.run(prepared.run(), session);

@@ -102,7 +102,7 @@ public final class RouterNode implements AutoCloseable {
                 });
             }
             RouterServer server = RouterServer.start(new RouterServer.Config(model, spec.router().host(),
-                    spec.router().grpcPort(), attention, maxActiveRequests, maxSeqLen, contributors));
+                    spec.router().grpcPort(), attention, maxActiveRequests, maxSeqLen, contributors, metrics.meter()));
             return new RouterNode(server, moe, aeron, pool, loader, checkpoint, metrics);
         } catch (RuntimeException e) {
             metrics.close();

@@ -32,7 +32,15 @@ public final class RouterServer implements AutoCloseable {
      * @param contributors extra parts of GetClusterStatus (the MoE router's expert services)
      */
     public record Config(Path model, String bind, int port, List<String> attention, int maxActiveRequests,
-                         int maxSeqLen, List<ClusterStatusContributor> contributors) {
+                         int maxSeqLen, List<ClusterStatusContributor> contributors,
+                         io.opentelemetry.api.metrics.Meter meter) {
+        /** Without metrics. */
+        public Config(Path model, String bind, int port, List<String> attention, int maxActiveRequests,
+                      int maxSeqLen, List<ClusterStatusContributor> contributors) {
+            this(model, bind, port, attention, maxActiveRequests, maxSeqLen, contributors,
+                    io.opentelemetry.api.metrics.MeterProvider.noop().get("noop"));
+        }
+
         public Config {
             attention = List.copyOf(attention);
             contributors = List.copyOf(contributors);
@@ -71,7 +79,8 @@ public final class RouterServer implements AutoCloseable {
         HealthStatusManager health = new HealthStatusManager();
         try {
             Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()))
-                    .addService(new InferenceService(model, tokenizer, pool, admission, maxSeqLen))
+                    .addService(new InferenceService(model, tokenizer, pool, admission, maxSeqLen,
+                            new RequestMetrics(config.meter(), admission)))
                     .addService(new AdminService(pool, admission, config.contributors()))
                     .addService(health.getHealthService())
                     .addService(ProtoReflectionServiceV1.newInstance())
