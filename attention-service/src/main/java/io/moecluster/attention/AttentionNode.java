@@ -7,7 +7,7 @@ import io.moecluster.core.forward.ExpertBank;
 import io.moecluster.core.forward.FeedForwardFactory;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.router.AeronExpertDispatcher;
-import io.moecluster.router.MoeRouter;
+import io.moecluster.core.forward.MoeRouter;
 import io.moecluster.router.RemoteMoe;
 import io.moecluster.router.placement.ClusterSpec;
 import io.moecluster.router.placement.ExpertPlacement;

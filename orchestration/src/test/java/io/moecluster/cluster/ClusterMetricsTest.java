@@ -9,7 +9,7 @@ import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.testing.GoldenModels;
 import io.moecluster.expert.ExpertNode;
 import io.moecluster.proto.v1.InferenceGrpc;
-import io.moecluster.router.MoeRouter;
+import io.moecluster.core.forward.MoeRouter;
 import io.moecluster.router.api.RouterNode;
 import io.moecluster.router.placement.ClusterSpec;
 import io.moecluster.telemetry.ServiceMetrics;

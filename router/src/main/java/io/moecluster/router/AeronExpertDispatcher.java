@@ -1,5 +1,7 @@
 package io.moecluster.router;
 
+import io.moecluster.core.forward.ExpertUnavailableException;
+import io.moecluster.core.forward.ExpertDispatcher;
 import io.aeron.Aeron;
 import io.aeron.Publication;
 import io.aeron.Subscription;
@@ -139,10 +141,13 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
     }
 
     private TokenBatchWriter writer(ClusterSpec.Expert host) {
-        return writers.computeIfAbsent(host.id(), id -> {
+        TokenBatchWriter w = writers.get(host.id()); // a plain get: this runs per expert per layer
+        if (w == null) {
             Publication p = aeron.addPublication(spec.channelOf(host), host.streamId());
-            return new TokenBatchWriter(new BoundedPublisher(p, IdleStrategies.backoff(), publishDeadline));
-        });
+            w = new TokenBatchWriter(new BoundedPublisher(p, IdleStrategies.backoff(), publishDeadline));
+            writers.put(host.id(), w);
+        }
+        return w;
     }
 
     @Override

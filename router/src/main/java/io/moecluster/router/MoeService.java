@@ -1,5 +1,6 @@
 package io.moecluster.router;
 
+import io.moecluster.core.forward.MoeRouter;
 import io.aeron.Aeron;
 import io.aeron.Subscription;
 import io.moecluster.core.model.ModelConfig;

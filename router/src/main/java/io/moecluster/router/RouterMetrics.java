@@ -1,5 +1,6 @@
 package io.moecluster.router;
 
+import io.moecluster.core.forward.MoeRouter;
 import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.common.Attributes;
 import io.opentelemetry.api.metrics.Meter;

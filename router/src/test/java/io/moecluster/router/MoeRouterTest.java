@@ -1,5 +1,9 @@
 package io.moecluster.router;
 
+import io.moecluster.core.forward.LocalExpertDispatcher;
+import io.moecluster.core.forward.ExpertUnavailableException;
+import io.moecluster.core.forward.ExpertDispatcher;
+import io.moecluster.core.forward.MoeRouter;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 

@@ -30,6 +30,11 @@ public final class DenseLayersLocally implements FeedForward, AutoCloseable {
         this.ffn = any ? new ExpertFfn(maxTokens, config.intermediateSize(), pool, arena) : null;
     }
 
+    /** Weight bytes of the dense MLP of {@code layer}; 0 for a MoE layer. */
+    public long denseBytes(int layer) {
+        return dense[layer] == null ? 0 : dense[layer].byteSize();
+    }
+
     @Override
     public void forward(int layer, MemorySegment input, int tokens, MemorySegment output) {
         if (dense[layer] != null) {

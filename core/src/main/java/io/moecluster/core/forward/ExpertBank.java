@@ -73,6 +73,11 @@ public final class ExpertBank implements AutoCloseable {
                 && weights[layer][expert] != null;
     }
 
+    /** Weight bytes of one hosted expert of {@code layer} (0 when not hosted). */
+    public long weightBytes(int layer, int expert) {
+        return hosts(layer, expert) ? weights[layer][expert].byteSize() : 0;
+    }
+
     public BitSet experts() {
         return (BitSet) experts.clone();
     }

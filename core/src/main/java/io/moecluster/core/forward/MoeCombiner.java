@@ -7,18 +7,15 @@ import java.lang.foreign.MemorySegment;
  * Sums each token's k expert outputs, weighted, in ascending expert id: the order transformers
  * uses, and one that does not depend on which expert answered first in a cluster.
  *
- * <p>Arithmetic, fixed so that every mode gives the same bits: each contribution is rounded as
- * {@code w * out} (an expert service may do this step), then contributions are added in order
- * starting from the first, with no fused multiply-add.
+ * <p>Arithmetic: each contribution arrives rounded as {@code w * out} (the {@link ExpertBank}
+ * scales it), then contributions are added in order starting from the first, with no fused
+ * multiply-add, as {@code index_add_} does in transformers.
  */
 public final class MoeCombiner {
     private MoeCombiner() {
     }
 
-    /**
-     * Combines rows an expert service already scaled by their weights ({@link ExpertBank}):
-     * the same sum as {@link #combine} without the multiplications.
-     */
+    /** Writes each token's sum of its k scaled expert rows (grouped as {@code routing} lays them out) to {@code output}. */
     public static void sumScaled(MoeRouting routing, MemorySegment scaledOut, MemorySegment output, int hidden) {
         int tokens = routing.tokens();
         for (int t = 0; t < tokens; t++) {
@@ -26,23 +23,6 @@ public final class MoeCombiner {
                     (long) hidden * 4);
             for (int j = 1; j < routing.topK(); j++) {
                 Kernels.add(scaledOut, (long) routing.slotRow(t, j) * hidden, output, (long) t * hidden, hidden);
-            }
-        }
-    }
-
-    /**
-     * @param expertOut grouped rows as laid out by {@code routing}, {@code [routing.rows(), hidden]}
-     * @param output {@code [tokens, hidden]}, overwritten
-     */
-    public static void combine(MoeRouting routing, MemorySegment expertOut, MemorySegment output, int hidden) {
-        int tokens = routing.tokens();
-        for (int t = 0; t < tokens; t++) {
-            // The first term is a plain product, as 0 + w*x is in the reference.
-            Kernels.scaleInto(routing.weight(t, 0), expertOut, (long) routing.slotRow(t, 0) * hidden,
-                    output, (long) t * hidden, hidden);
-            for (int j = 1; j < routing.topK(); j++) {
-                Kernels.addScaled(routing.weight(t, j), expertOut, (long) routing.slotRow(t, j) * hidden,
-                        output, (long) t * hidden, hidden);
             }
         }
     }

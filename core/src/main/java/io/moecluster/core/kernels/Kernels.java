@@ -115,21 +115,6 @@ public final class Kernels {
         }
     }
 
-    /**
-     * {@code y[yIndex..] += alpha * x[xIndex..]} with the product rounded before the add (no FMA),
-     * as {@code y + alpha * x} is in PyTorch; the MoE combine uses this so that a contribution
-     * scaled on an expert service and added on the router gives the same bits as here.
-     */
-    public static void addScaled(float alpha, MemorySegment x, long xIndex, MemorySegment y, long yIndex, int n) {
-        int i = 0;
-        for (int bound = F.loopBound(n); i < bound; i += LANES) {
-            loadF32(x, xIndex + i).mul(alpha).add(loadF32(y, yIndex + i)).intoMemorySegment(y, (yIndex + i) * 4, LE);
-        }
-        for (; i < n; i++) {
-            set(y, yIndex + i, get(y, yIndex + i) + alpha * get(x, xIndex + i));
-        }
-    }
-
     /** {@code y[yIndex..] += x[xIndex..]} over {@code n} floats. */
     public static void add(MemorySegment x, long xIndex, MemorySegment y, long yIndex, int n) {
         int i = 0;

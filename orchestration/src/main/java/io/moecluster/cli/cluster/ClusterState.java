@@ -21,10 +21,6 @@ public record ClusterState(Path dir) {
         return dir.resolve("cluster.json");
     }
 
-    public Path modelFile() {
-        return dir.resolve("model.txt");
-    }
-
     public Path pidsFile() {
         return dir.resolve("pids.json");
     }

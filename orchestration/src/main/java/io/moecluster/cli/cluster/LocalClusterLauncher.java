@@ -1,6 +1,5 @@
 package io.moecluster.cli.cluster;
 
-import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.forward.ExpertBank;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.router.placement.ClusterSpec;
@@ -88,7 +87,6 @@ public final class LocalClusterLauncher {
         deleteTree(state.dir().resolve("ready"));
         ClusterSpec spec = layout(config, options, newAeronDir());
         spec.write(state.clusterFile());
-        Files.writeString(state.modelFile(), options.model().toAbsolutePath().toString());
         try {
             launch("media-driver", List.of("serve", "media-driver"));
             await(List.of("media-driver"));
@@ -191,9 +189,5 @@ public final class LocalClusterLauncher {
                 Files.deleteIfExists(p);
             }
         }
-    }
-
-    public static int defaultMaxBatchTokens() {
-        return EngineOptions.DEFAULT_MAX_BATCH_TOKENS;
     }
 }

@@ -10,7 +10,7 @@ import io.moecluster.proto.v1.ExpertLoad;
 import io.moecluster.proto.v1.ServiceRole;
 import io.moecluster.proto.v1.ServiceStatus;
 import io.moecluster.router.AeronExpertDispatcher;
-import io.moecluster.router.MoeRouter;
+import io.moecluster.core.forward.MoeRouter;
 import io.moecluster.router.MoeService;
 import io.moecluster.router.placement.ClusterSpec;
 import io.moecluster.router.placement.ExpertPlacement;

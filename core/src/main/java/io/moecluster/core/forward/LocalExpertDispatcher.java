@@ -1,6 +1,5 @@
-package io.moecluster.router;
+package io.moecluster.core.forward;
 
-import io.moecluster.core.forward.ExpertBank;
 import java.lang.foreign.MemorySegment;
 
 /** Runs every dispatch at once on an in-process {@link ExpertBank}: for tests and single-host tools. */

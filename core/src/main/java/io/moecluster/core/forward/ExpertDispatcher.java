@@ -1,4 +1,4 @@
-package io.moecluster.router;
+package io.moecluster.core.forward;
 
 import java.lang.foreign.MemorySegment;
 

@@ -1,4 +1,4 @@
-package io.moecluster.router;
+package io.moecluster.core.forward;
 
 /**
  * An expert could not produce its rows: its service is gone, answered with an error, or did not

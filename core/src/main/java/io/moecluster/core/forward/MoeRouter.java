@@ -1,10 +1,5 @@
-package io.moecluster.router;
+package io.moecluster.core.forward;
 
-import io.moecluster.core.forward.ExpertBank;
-import io.moecluster.core.forward.FeedForward;
-import io.moecluster.core.forward.MoeCombiner;
-import io.moecluster.core.forward.MoeGate;
-import io.moecluster.core.forward.MoeRouting;
 import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.kernels.MatMul;
 import io.moecluster.core.kernels.WeightMatrix;
@@ -74,6 +69,12 @@ public final class MoeRouter implements FeedForward, AutoCloseable {
 
     public ModelConfig config() {
         return config;
+    }
+
+    /** Bytes of the gate (and shared-expert gate) of a MoE layer; 0 for a dense layer. */
+    public long gateBytes(int layer) {
+        return gates[layer] == null ? 0
+                : gates[layer].byteSize() + (sharedGates[layer] == null ? 0 : sharedGates[layer].byteSize());
     }
 
     /** Tokens routed to each expert since start, all layers summed; the shared expert last. */
