@@ -144,8 +144,12 @@ public record ClusterSpec(
         }
     }
 
+    /** Replaces {@code file} atomically (a sibling, then a rename): services watching it never read half a file. */
     public void write(Path file) throws IOException {
-        Files.writeString(file, JSON.writeValueAsString(this));
+        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+        Files.writeString(tmp, JSON.writeValueAsString(this));
+        Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     }
 
     public Expert expertService(String id) {
