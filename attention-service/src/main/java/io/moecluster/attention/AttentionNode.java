@@ -10,7 +10,8 @@ import io.moecluster.router.AeronExpertDispatcher;
 import io.moecluster.core.forward.MoeRouter;
 import io.moecluster.router.RemoteMoe;
 import io.moecluster.router.placement.ClusterSpec;
-import io.moecluster.router.placement.ExpertPlacement;
+import io.moecluster.router.ExpertDispatchOptions;
+import io.moecluster.router.placement.PlacementWatch;
 import io.moecluster.sbe.ElementType;
 import io.moecluster.transport.AeronClients;
 import java.nio.file.Path;
@@ -42,6 +43,17 @@ public final class AttentionNode implements AutoCloseable {
     /** @param metricsPort the Prometheus port; below 1 = no metrics */
     public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
                                       int maxQueued, Duration moeTimeout, int metricsPort) {
+        return start(spec, id, model, engine, maxRunning, maxQueued, ExpertDispatchOptions.fixed(moeTimeout), metricsPort);
+    }
+
+    /**
+     * @param dispatch the MoE timeout ({@code replyTimeout}: how long one MoE layer may take before
+     *     the step fails) and, in embedded-router mode, where the expert replicas are found
+     * @param metricsPort the Prometheus port; below 1 = no metrics
+     */
+    public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
+                                      int maxQueued, ExpertDispatchOptions dispatch, int metricsPort) {
+        Duration moeTimeout = dispatch.replyTimeout();
         ClusterSpec.Attention self = spec.attentionService(id);
         ModelConfig config = ModelConfig.load(model);
         int senderId = spec.senderId(self);
@@ -50,10 +62,11 @@ public final class AttentionNode implements AutoCloseable {
                 "moe-attention", id, self.host(), metricsPort);
         FeedForwardFactory feedForward = spec.embeddedRouter()
                 ? (cfg, loader, pool, maxTokens) -> {
-                    ExpertPlacement placement = ExpertPlacement.build(spec, cfg);
+                    PlacementWatch watch = PlacementWatch.start(spec, cfg, dispatch.registry());
                     int slots = ExpertBank.sharedExpertId(cfg) + (cfg.hasSharedExpert() ? 1 : 0);
-                    AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec, placement, senderId,
-                            self.replyStreamId(), cfg.hiddenSize(), slots, ElementType.F32, moeTimeout, Duration.ofSeconds(2));
+                    AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec.channelOf(self),
+                            watch.placement(), senderId, self.replyStreamId(), cfg.hiddenSize(), slots, ElementType.F32,
+                            moeTimeout, dispatch.attemptTimeout(), dispatch.publishDeadline()).closing(watch);
                     MoeRouter router = new MoeRouter(cfg, loader, dispatcher, pool, maxTokens);
                     io.moecluster.router.RouterMetrics.register(metrics.meter(), router, dispatcher, null);
                     return new DenseLayersLocally(cfg, loader, pool, maxTokens, router);

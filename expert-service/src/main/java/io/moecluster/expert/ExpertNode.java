@@ -9,6 +9,7 @@ import io.moecluster.core.safetensors.Checkpoint;
 import io.moecluster.router.placement.ClusterSpec;
 import io.moecluster.transport.AeronClients;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.BitSet;
 
 /**
@@ -85,6 +86,22 @@ public final class ExpertNode implements AutoCloseable {
     /** The Prometheus scrape URL, or null without metrics. */
     public String metricsEndpoint() {
         return metrics.endpoint();
+    }
+
+    /**
+     * A graceful stop: serves until no batch has come for {@code quiet} (at most {@code max}), so
+     * batches the routers sent before they dropped this service are answered, then closes.
+     */
+    public void drainAndClose(Duration quiet, Duration max) {
+        try {
+            if (!worker.drain(quiet, max)) {
+                org.slf4j.LoggerFactory.getLogger(ExpertNode.class).warn(
+                        "{}: batches still arriving after {} s of draining; stopping anyway", worker.id(), max.toSeconds());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        close();
     }
 
     @Override

@@ -48,6 +48,7 @@ public final class ExpertWorker implements AutoCloseable {
     private final AtomicLong tokens = new AtomicLong();
     private final java.util.concurrent.atomic.AtomicLongArray tokensPerExpert;
     private final AtomicLong errors = new AtomicLong();
+    private volatile long lastBatchNanos = System.nanoTime();
 
     /**
      * @param channel where this service subscribes
@@ -113,6 +114,7 @@ public final class ExpertWorker implements AutoCloseable {
     }
 
     private void onBatch(TokenBatchView b) {
+        lastBatchNanos = System.nanoTime();
         String problem = check(b);
         if (problem != null) {
             errors.incrementAndGet();
@@ -174,6 +176,24 @@ public final class ExpertWorker implements AutoCloseable {
     private void unanswered(TokenBatchView b, TransportException e) {
         // The router gave up or went away; it will time the batch out and fail the request.
         LOG.warn("{}: could not answer batch {} on stream {}: {}", id, b.batchId(), b.replyStreamId(), e.getMessage());
+    }
+
+    /**
+     * Keeps serving until no batch has arrived for {@code quiet} (the routers have stopped sending
+     * here and everything sent is answered), or {@code max} has passed; then returns. Used on a
+     * graceful stop, after the service left the registry.
+     *
+     * @return true if it went quiet, false if batches were still arriving at {@code max}
+     */
+    public boolean drain(Duration quiet, Duration max) throws InterruptedException {
+        long deadline = System.nanoTime() + max.toNanos();
+        while (System.nanoTime() - lastBatchNanos < quiet.toNanos()) {
+            if (System.nanoTime() - deadline > 0) {
+                return false;
+            }
+            Thread.sleep(20);
+        }
+        return true;
     }
 
     @Override

@@ -39,6 +39,26 @@ public final class RouterMetrics {
                 .setDescription("Malformed data-plane messages counted and dropped")
                 .buildWithCallback(m -> m.record(dispatcher.malformedReplies()
                         + (service == null ? 0 : service.malformedDropped())));
+        meter.counterBuilder("moe.router.redispatches")
+                .setDescription("Expert batches sent again to another replica after a replica failed or was too slow")
+                .buildWithCallback(m -> m.record(dispatcher.redispatches()));
+        io.opentelemetry.api.common.AttributeKey<String> replicaKey = io.opentelemetry.api.common.AttributeKey.stringKey("replica");
+        meter.counterBuilder("moe.router.replica_tokens_routed")
+                .setDescription("Tokens routed to each expert of each replica (expert service) since it joined")
+                .buildWithCallback(m -> {
+                    for (io.moecluster.router.placement.ExpertReplica r : dispatcher.placement().replicas()) {
+                        for (int e : r.service().experts()) {
+                            m.record(r.tokensRouted(e), Attributes.of(replicaKey, r.id(), EXPERT, (long) e));
+                        }
+                    }
+                });
+        meter.gaugeBuilder("moe.router.replica_outstanding_tokens").ofLongs()
+                .setDescription("Tokens sent to each replica and not yet answered")
+                .buildWithCallback(m -> {
+                    for (io.moecluster.router.placement.ExpertReplica r : dispatcher.placement().replicas()) {
+                        m.record(r.outstandingTokens(), Attributes.of(replicaKey, r.id()));
+                    }
+                });
         if (service != null) {
             meter.counterBuilder("moe.router.moe_requests")
                     .setDescription("Whole-layer MoE requests from attention replicas, by outcome")

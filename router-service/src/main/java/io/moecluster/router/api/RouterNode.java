@@ -6,14 +6,15 @@ import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.Checkpoint;
-import io.moecluster.proto.v1.ExpertLoad;
 import io.moecluster.proto.v1.ServiceRole;
 import io.moecluster.proto.v1.ServiceStatus;
 import io.moecluster.router.AeronExpertDispatcher;
 import io.moecluster.core.forward.MoeRouter;
 import io.moecluster.router.MoeService;
 import io.moecluster.router.placement.ClusterSpec;
-import io.moecluster.router.placement.ExpertPlacement;
+import io.moecluster.router.ExpertDispatchOptions;
+import io.moecluster.router.TokenRates;
+import io.moecluster.router.placement.PlacementWatch;
 import io.moecluster.sbe.ElementType;
 import io.moecluster.transport.AeronClients;
 import java.nio.file.Path;
@@ -28,23 +29,13 @@ import java.util.List;
  */
 public final class RouterNode implements AutoCloseable {
     private final RouterServer server;
-    private final MoeService moe;
-    private final Aeron aeron;
-    private final WorkerPool pool;
-    private final WeightLoader loader;
-    private final Checkpoint checkpoint;
-
+    private final List<AutoCloseable> parts;
     private final io.moecluster.telemetry.ServiceMetrics metrics;
 
-    private RouterNode(RouterServer server, MoeService moe, Aeron aeron, WorkerPool pool, WeightLoader loader,
-                       Checkpoint checkpoint, io.moecluster.telemetry.ServiceMetrics metrics) {
-        this.metrics = metrics;
+    private RouterNode(RouterServer server, List<AutoCloseable> parts, io.moecluster.telemetry.ServiceMetrics metrics) {
         this.server = server;
-        this.moe = moe;
-        this.aeron = aeron;
-        this.pool = pool;
-        this.loader = loader;
-        this.checkpoint = checkpoint;
+        this.parts = parts;
+        this.metrics = metrics;
     }
 
     /**
@@ -59,55 +50,77 @@ public final class RouterNode implements AutoCloseable {
     /** @param metricsPort the Prometheus port; below 1 = no metrics */
     public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
                                    int maxBatchTokens, int threads, Duration expertTimeout, int metricsPort) {
+        return start(spec, model, maxActiveRequests, maxSeqLen, maxBatchTokens, threads,
+                ExpertDispatchOptions.fixed(expertTimeout), metricsPort);
+    }
+
+    /**
+     * @param dispatch where the expert replicas are found (a registry, watched) and how long they may take
+     * @param metricsPort the Prometheus port; below 1 = no metrics
+     */
+    public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
+                                   int maxBatchTokens, int threads, ExpertDispatchOptions dispatch, int metricsPort) {
         ModelConfig config = ModelConfig.load(model);
         List<String> attention = new ArrayList<>();
         for (ClusterSpec.Attention a : spec.attention()) {
             attention.add(a.host() + ":" + a.grpcPort());
         }
         List<ClusterStatusContributor> contributors = new ArrayList<>();
-        contributors.add(status -> {
-            for (ClusterSpec.Expert e : spec.experts()) {
-                status.addServices(ServiceStatus.newBuilder().setInstanceId(e.id()).setRole(ServiceRole.SERVICE_ROLE_EXPERT)
-                        .setEndpoint(spec.channelOf(e) + " stream " + e.streamId()).setHealthy(true)
-                        .addAllExperts(e.experts()).setFirstLayer(e.firstLayer()).setLastLayer(e.lastLayer()));
-            }
-        });
         io.moecluster.telemetry.ServiceMetrics metrics = io.moecluster.telemetry.ServiceMetrics.start(
                 "moe-router", spec.router().id(), spec.router().host(), metricsPort);
-        MoeService moe = null;
-        Aeron aeron = null;
-        WorkerPool pool = null;
-        WeightLoader loader = null;
-        Checkpoint checkpoint = null;
+        List<AutoCloseable> parts = new ArrayList<>();
         try {
-            if (!spec.embeddedRouter()) {
-                checkpoint = Checkpoint.open(model);
-                loader = new WeightLoader(checkpoint, config);
-                pool = new WorkerPool(threads > 0 ? threads : Runtime.getRuntime().availableProcessors(), "router");
-                aeron = AeronClients.connect(spec.aeronDir());
-                ExpertPlacement placement = ExpertPlacement.build(spec, config);
-                int slots = ExpertBank.sharedExpertId(config) + (config.hasSharedExpert() ? 1 : 0);
-                AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec, placement, ClusterSpec.ROUTER_SENDER,
-                        spec.router().replyStreamId(), config.hiddenSize(), slots, ElementType.F32, expertTimeout,
-                        Duration.ofSeconds(2));
-                MoeRouter router = new MoeRouter(config, loader, dispatcher, pool, maxBatchTokens);
-                moe = new MoeService(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(), config, router,
-                        ClusterSpec.ROUTER_SENDER, maxBatchTokens, spec::replyChannel).start();
-                io.moecluster.router.RouterMetrics.register(metrics.meter(), router, dispatcher, moe);
-                MoeRouter counted = router;
+            if (spec.embeddedRouter()) {
                 contributors.add(status -> {
-                    for (int e = 0; e < counted.expertSlots(); e++) {
-                        status.addExpertLoad(ExpertLoad.newBuilder().setExpert(e).setTokensRouted(counted.tokensRouted(e)));
+                    for (ClusterSpec.Expert e : spec.experts()) {
+                        status.addServices(ServiceStatus.newBuilder().setInstanceId(e.id())
+                                .setRole(ServiceRole.SERVICE_ROLE_EXPERT)
+                                .setEndpoint(spec.channelOf(e) + " stream " + e.streamId()).setHealthy(true)
+                                .addAllExperts(e.experts()).setFirstLayer(e.firstLayer()).setLastLayer(e.lastLayer()));
                     }
                 });
+            } else {
+                Checkpoint checkpoint = Checkpoint.open(model);
+                parts.add(checkpoint);
+                WeightLoader loader = new WeightLoader(checkpoint, config);
+                parts.add(loader);
+                WorkerPool pool = new WorkerPool(threads > 0 ? threads : Runtime.getRuntime().availableProcessors(), "router");
+                parts.add(pool);
+                Aeron aeron = AeronClients.connect(spec.aeronDir());
+                parts.add(aeron);
+                PlacementWatch watch = PlacementWatch.start(spec, config, dispatch.registry());
+                parts.add(watch);
+                int slots = ExpertBank.sharedExpertId(config) + (config.hasSharedExpert() ? 1 : 0);
+                AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec.channelOf(spec.router()),
+                        watch.placement(), ClusterSpec.ROUTER_SENDER, spec.router().replyStreamId(), config.hiddenSize(),
+                        slots, ElementType.F32, dispatch.replyTimeout(), dispatch.attemptTimeout(), dispatch.publishDeadline());
+                MoeRouter router = new MoeRouter(config, loader, dispatcher, pool, maxBatchTokens);
+                MoeService moe = new MoeService(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(), config,
+                        router, ClusterSpec.ROUTER_SENDER, maxBatchTokens, spec::replyChannel).start();
+                // Closed before the pool, Aeron client and weights it uses (parts close in reverse).
+                parts.add(moe);
+                io.moecluster.router.RouterMetrics.register(metrics.meter(), router, dispatcher, moe);
+                TokenRates rates = new TokenRates(router, watch.placement(), Duration.ofSeconds(5));
+                parts.add(rates);
+                contributors.add(new ExpertStatus(router, dispatcher, rates));
             }
             RouterServer server = RouterServer.start(new RouterServer.Config(model, spec.router().host(),
                     spec.router().grpcPort(), attention, maxActiveRequests, maxSeqLen, contributors, metrics.meter()));
-            return new RouterNode(server, moe, aeron, pool, loader, checkpoint, metrics);
+            return new RouterNode(server, parts, metrics);
         } catch (RuntimeException e) {
             metrics.close();
-            closeAll(moe, aeron, pool, loader, checkpoint);
+            closeAll(parts);
             throw e;
+        }
+    }
+
+    private static void closeAll(List<AutoCloseable> parts) {
+        for (int i = parts.size() - 1; i >= 0; i--) {
+            try {
+                parts.get(i).close();
+            } catch (Exception e) {
+                org.slf4j.LoggerFactory.getLogger(RouterNode.class).warn("closing {}: {}", parts.get(i), e.toString());
+            }
         }
     }
 
@@ -121,25 +134,12 @@ public final class RouterNode implements AutoCloseable {
 
     /** The MoE data plane, or null in embedded-router mode. */
     public MoeService moe() {
-        return moe;
-    }
-
-    private static void closeAll(MoeService moe, Aeron aeron, WorkerPool pool, WeightLoader loader, Checkpoint checkpoint) {
-        if (moe != null) {
-            moe.close();
+        for (AutoCloseable p : parts) {
+            if (p instanceof MoeService m) {
+                return m;
+            }
         }
-        if (aeron != null) {
-            aeron.close();
-        }
-        if (pool != null) {
-            pool.close();
-        }
-        if (loader != null) {
-            loader.close();
-        }
-        if (checkpoint != null) {
-            checkpoint.close();
-        }
+        return null;
     }
 
     /** The Prometheus scrape URL, or null without metrics. */
@@ -151,6 +151,6 @@ public final class RouterNode implements AutoCloseable {
     public void close() {
         metrics.close();
         server.close();
-        closeAll(moe, aeron, pool, loader, checkpoint);
+        closeAll(parts);
     }
 }

@@ -1,0 +1,56 @@
+package io.moecluster.router.api;
+
+import io.moecluster.core.forward.MoeRouter;
+import io.moecluster.proto.v1.ClusterStatus;
+import io.moecluster.proto.v1.ExpertLoad;
+import io.moecluster.proto.v1.ReplicaLoad;
+import io.moecluster.proto.v1.ServiceRole;
+import io.moecluster.proto.v1.ServiceStatus;
+import io.moecluster.router.AeronExpertDispatcher;
+import io.moecluster.router.TokenRates;
+import io.moecluster.router.placement.ExpertReplica;
+
+/**
+ * The expert side of the cluster status, as the router sees it: every replica in its placement
+ * table (healthy unless in quarantine, tokens outstanding, last failure), tokens per second per
+ * expert, and per expert of each replica.
+ */
+final class ExpertStatus implements ClusterStatusContributor {
+    private final MoeRouter router;
+    private final AeronExpertDispatcher dispatcher;
+    private final TokenRates rates;
+
+    ExpertStatus(MoeRouter router, AeronExpertDispatcher dispatcher, TokenRates rates) {
+        this.router = router;
+        this.dispatcher = dispatcher;
+        this.rates = rates;
+    }
+
+    @Override
+    public void contribute(ClusterStatus.Builder status) {
+        long now = System.nanoTime();
+        for (ExpertReplica r : dispatcher.placement().replicas()) {
+            ServiceStatus.Builder s = ServiceStatus.newBuilder().setInstanceId(r.id())
+                    .setRole(ServiceRole.SERVICE_ROLE_EXPERT)
+                    .setEndpoint(r.channel() + " stream " + r.streamId())
+                    .setHealthy(!r.quarantined(now))
+                    .addAllExperts(r.service().experts())
+                    .setFirstLayer(r.service().firstLayer())
+                    .setLastLayer(r.service().lastLayer())
+                    .setOutstandingTokens(r.outstandingTokens());
+            if (r.lastFailure() != null) {
+                s.setLastFailure(r.lastFailure());
+            }
+            status.addServices(s);
+            for (int e : r.service().experts()) {
+                status.addReplicaLoad(ReplicaLoad.newBuilder().setInstanceId(r.id()).setExpert(e)
+                        .setTokensRouted(r.tokensRouted(e)).setTokensPerSecond(rates.replica(r, e)));
+            }
+        }
+        for (int e = 0; e < router.expertSlots(); e++) {
+            status.addExpertLoad(ExpertLoad.newBuilder().setExpert(e).setTokensRouted(router.tokensRouted(e))
+                    .setTokensPerSecond(rates.expert(e)));
+        }
+        status.setRedispatches(dispatcher.redispatches());
+    }
+}
