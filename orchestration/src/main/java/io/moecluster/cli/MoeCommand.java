@@ -22,6 +22,9 @@ import picocli.CommandLine.Command;
             UpCommand.class,
             DownCommand.class,
             StatusCommand.class,
+            ScaleCommand.class,
+            DrainCommand.class,
+            AutoscaleCommand.class,
             ServeCommand.class,
             LoadgenCommand.class,
             CommandLine.HelpCommand.class

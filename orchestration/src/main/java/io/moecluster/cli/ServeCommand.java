@@ -11,6 +11,7 @@ import io.moecluster.transport.IdleStrategies;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine;
@@ -66,6 +67,41 @@ final class ServeCommand implements Runnable {
         @Option(names = "--metrics-port", defaultValue = "0", paramLabel = "PORT",
                 description = "Serve Prometheus metrics at http://HOST:PORT/metrics; 0 = none (default: ${DEFAULT-VALUE}).")
         int metricsPort;
+
+        @Option(names = "--discovery", defaultValue = "file", paramLabel = "KIND",
+                description = "Where expert services are found: file (the --cluster file, re-read when it changes) "
+                        + "or consul (default: ${DEFAULT-VALUE}).")
+        String discovery;
+
+        @Option(names = "--consul", defaultValue = "${env:CONSUL_HTTP_ADDR:-http://127.0.0.1:8500}", paramLabel = "URL",
+                description = "The Consul agent's HTTP address with --discovery consul (default: $CONSUL_HTTP_ADDR or "
+                        + "http://127.0.0.1:8500).")
+        String consul;
+
+        io.moecluster.router.discovery.ServiceRegistry registry() {
+            return switch (discovery) {
+                case "file" -> new io.moecluster.router.discovery.StaticFileRegistry(cluster);
+                case "consul" -> Registries.consul(consul);
+                default -> throw new IllegalArgumentException("--discovery: '" + discovery + "' is not file or consul");
+            };
+        }
+    }
+
+    /** How a MoE router (the router-service's, or an embedded one) finds and treats expert replicas. */
+    static class ReplicaFlags {
+        @Option(names = "--replica-timeout-ms", defaultValue = "2000", paramLabel = "MS",
+                description = "How long one expert replica may take with a batch before the batch also goes to another "
+                        + "replica of that expert (default: ${DEFAULT-VALUE}).")
+        long replicaTimeoutMs;
+
+        io.moecluster.router.ExpertDispatchOptions options(ClusterFlags flags, Duration replyTimeout) {
+            if (replicaTimeoutMs < 1) {
+                throw new IllegalArgumentException("--replica-timeout-ms must be >= 1, got " + replicaTimeoutMs);
+            }
+            return io.moecluster.router.ExpertDispatchOptions.fixed(replyTimeout)
+                    .withAttemptTimeout(Duration.ofMillis(replicaTimeoutMs))
+                    .withRegistry(flags.registry());
+        }
     }
 
     @Command(name = "media-driver", mixinStandardHelpOptions = true,
@@ -120,23 +156,47 @@ final class ServeCommand implements Runnable {
         @Option(names = "--layers", paramLabel = "A-B", description = "Layer range to host (default: the cluster file's entry).")
         String layers;
 
+        @Option(names = "--stream-id", paramLabel = "N",
+                description = "The Aeron stream to read (default: the cluster file's entry; required for a service the file does not list).")
+        Integer streamId;
+
+        @Option(names = "--channel", paramLabel = "CHANNEL",
+                description = "The Aeron channel to read, e.g. aeron:udp?endpoint=10.0.0.5:40100 (default: the cluster file's entry or channel).")
+        String channel;
+
+        @Option(names = "--drain-timeout-s", defaultValue = "30", paramLabel = "S",
+                description = "On SIGTERM, serve batches still arriving for up to this long before stopping (default: ${DEFAULT-VALUE}).")
+        int drainTimeoutSeconds;
+
         @Override
         public Integer call() throws Exception {
             ClusterSpec cluster = withOverrides(ClusterSpec.read(flags.cluster), engineConfig());
             ExpertNode node = ExpertNode.start(cluster, id, model, threads, maxRows, flags.metricsPort);
-            return serveUntilStopped(node, id, flags.stateDir, spec.commandLine().getOut(), node.worker().describe());
+            // SIGTERM drains: batches routers sent before they dropped this service are answered.
+            AutoCloseable graceful = () -> node.drainAndClose(Duration.ofMillis(500), Duration.ofSeconds(drainTimeoutSeconds));
+            return serveUntilStopped(graceful, id, flags.stateDir, spec.commandLine().getOut(), node.worker().describe());
         }
 
         private io.moecluster.core.model.ModelConfig engineConfig() {
             return io.moecluster.core.model.ModelConfig.load(model);
         }
 
-        /** The cluster file with this service's entry replaced by --experts / --layers where given. */
+        /**
+         * The cluster file with this service's entry replaced by --experts / --layers / --stream-id /
+         * --channel where given, or added when the file does not list it (a replica {@code moe scale}
+         * starts, or one a registry announces).
+         */
         private ClusterSpec withOverrides(ClusterSpec c, io.moecluster.core.model.ModelConfig config) {
-            if (experts == null && layers == null) {
+            if (experts == null && layers == null && streamId == null && channel == null) {
                 return c;
             }
-            ClusterSpec.Expert self = c.expertService(id);
+            boolean listed = c.experts().stream().anyMatch(e -> e.id().equals(id));
+            if (!listed && (experts == null || streamId == null)) {
+                throw new IllegalArgumentException("the cluster file has no expert service '" + id
+                        + "'; describe it with --experts and --stream-id (and --layers, --channel)");
+            }
+            ClusterSpec.Expert self = listed ? c.expertService(id)
+                    : new ClusterSpec.Expert(id, List.of(0), 0, config.numLayers() - 1, streamId, null);
             java.util.List<Integer> ids = self.experts();
             if (experts != null) {
                 int slots = config.numExperts() + (config.hasSharedExpert() ? 1 : 0);
@@ -152,10 +212,14 @@ final class ServeCommand implements Runnable {
                     throw new IllegalArgumentException("--layers: '" + layers + "' must be one contiguous range like 0-15");
                 }
             }
-            ClusterSpec.Expert replaced = new ClusterSpec.Expert(id, ids, first, last, self.streamId(), self.channel());
+            ClusterSpec.Expert replaced = new ClusterSpec.Expert(id, ids, first, last,
+                    streamId != null ? streamId : self.streamId(), channel != null ? channel : self.channel());
             java.util.List<ClusterSpec.Expert> all = new java.util.ArrayList<>();
             for (ClusterSpec.Expert e : c.experts()) {
                 all.add(e.id().equals(id) ? replaced : e);
+            }
+            if (!listed) {
+                all.add(replaced);
             }
             return new ClusterSpec(c.aeronDir(), c.channel(), c.embeddedRouter(), c.router(), c.attention(), all);
         }
@@ -188,10 +252,13 @@ final class ServeCommand implements Runnable {
                 description = "How long one MoE layer may take before the step fails (default: ${DEFAULT-VALUE}).")
         long moeTimeoutMs;
 
+        @CommandLine.Mixin
+        ReplicaFlags replicas;
+
         @Override
         public Integer call() throws Exception {
             AttentionNode node = AttentionNode.start(ClusterSpec.read(flags.cluster), id, engine.requireModel(spec), engine.options(),
-                    maxRunning, maxQueued, Duration.ofMillis(moeTimeoutMs), flags.metricsPort);
+                    maxRunning, maxQueued, replicas.options(flags, Duration.ofMillis(moeTimeoutMs)), flags.metricsPort);
             return serveUntilStopped(node, id, flags.stateDir, spec.commandLine().getOut(),
                     "attention-service " + id + " listening on " + node.address());
         }
@@ -228,10 +295,13 @@ final class ServeCommand implements Runnable {
                 description = "How long an expert service may take to answer a batch (default: ${DEFAULT-VALUE}).")
         long expertTimeoutMs;
 
+        @CommandLine.Mixin
+        ReplicaFlags replicas;
+
         @Override
         public Integer call() throws Exception {
             RouterNode node = RouterNode.start(ClusterSpec.read(flags.cluster), model, maxActive, maxSeqLen, maxBatchTokens,
-                    threads, Duration.ofMillis(expertTimeoutMs), flags.metricsPort);
+                    threads, replicas.options(flags, Duration.ofMillis(expertTimeoutMs)), flags.metricsPort);
             return serveUntilStopped(node, "router", flags.stateDir, spec.commandLine().getOut(),
                     "router-service listening on " + node.address());
         }

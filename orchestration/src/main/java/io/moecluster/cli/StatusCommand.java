@@ -50,7 +50,9 @@ final class StatusCommand implements Callable<Integer> {
             String role = svc.getRole().name().replace("SERVICE_ROLE_", "").toLowerCase(Locale.ROOT);
             String detail = switch (svc.getRole()) {
                 case SERVICE_ROLE_EXPERT -> "experts " + svc.getExpertsList() + " layers " + svc.getFirstLayer() + "-"
-                        + svc.getLastLayer();
+                        + svc.getLastLayer() + ", " + svc.getOutstandingTokens() + " tokens outstanding"
+                        + (svc.getDraining() ? ", DRAINING" : "")
+                        + (svc.getLastFailure().isEmpty() ? "" : ", last failure: " + svc.getLastFailure());
                 case SERVICE_ROLE_ATTENTION -> svc.getRunningSequences() + " running, " + svc.getQueuedSequences() + " queued";
                 default -> "";
             };
@@ -59,10 +61,22 @@ final class StatusCommand implements Callable<Integer> {
         }
         if (s.getExpertLoadCount() > 0) {
             long total = s.getExpertLoadList().stream().mapToLong(ExpertLoad::getTokensRouted).sum();
-            out.printf(Locale.ROOT, "%-8s %14s %8s%n", "EXPERT", "TOKENS ROUTED", "SHARE");
+            out.printf(Locale.ROOT, "%-8s %14s %8s %10s   %s%n", "EXPERT", "TOKENS ROUTED", "SHARE", "TOKENS/S",
+                    "PER REPLICA (tokens/s, tokens routed)");
             for (ExpertLoad l : s.getExpertLoadList()) {
-                out.printf(Locale.ROOT, "%-8d %14d %7.1f%%%n", l.getExpert(), l.getTokensRouted(),
-                        total == 0 ? 0.0 : 100.0 * l.getTokensRouted() / total);
+                StringBuilder replicas = new StringBuilder();
+                for (io.moecluster.proto.v1.ReplicaLoad r : s.getReplicaLoadList()) {
+                    if (r.getExpert() == l.getExpert()) {
+                        replicas.append(replicas.isEmpty() ? "" : "; ").append(String.format(Locale.ROOT, "%s %.1f, %d",
+                                r.getInstanceId(), r.getTokensPerSecond(), r.getTokensRouted()));
+                    }
+                }
+                out.printf(Locale.ROOT, "%-8d %14d %7.1f%% %10.1f   %s%n", l.getExpert(), l.getTokensRouted(),
+                        total == 0 ? 0.0 : 100.0 * l.getTokensRouted() / total, l.getTokensPerSecond(), replicas);
+            }
+            if (s.getRedispatches() > 0) {
+                out.printf(Locale.ROOT, "%d expert batches re-dispatched to another replica, the latest at %s%n",
+                        s.getRedispatches(), java.time.Instant.ofEpochMilli(s.getLastRedispatchUnixMs()));
             }
         }
     }

@@ -33,6 +33,33 @@ public record ClusterState(Path dir) {
         return dir.resolve("ready").resolve(id);
     }
 
+    /** The options {@code moe up} started the cluster with, for services started later. */
+    public Path launchFile() {
+        return dir.resolve("launch.json");
+    }
+
+    public void writeLaunchOptions(LocalClusterLauncher.Options o) throws IOException {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("model", o.model().toAbsolutePath().toString());
+        m.put("expertsPerService", o.expertsPerService());
+        m.put("embeddedRouter", o.embeddedRouter());
+        m.put("grpcPort", o.grpcPort());
+        m.put("threads", o.threads());
+        m.put("maxBatchTokens", o.maxBatchTokens());
+        m.put("startTimeoutSeconds", o.startTimeout().toSeconds());
+        Files.writeString(launchFile(), JSON.writeValueAsString(m));
+    }
+
+    public LocalClusterLauncher.Options launchOptions() throws IOException {
+        if (!Files.isRegularFile(launchFile())) {
+            throw new IllegalArgumentException("no local cluster in " + dir + " (start one with 'moe up')");
+        }
+        var n = JSON.readTree(launchFile().toFile());
+        return new LocalClusterLauncher.Options(Path.of(n.get("model").asText()), n.get("expertsPerService").asInt(),
+                n.get("embeddedRouter").asBoolean(), n.get("grpcPort").asInt(), n.get("threads").asInt(),
+                n.get("maxBatchTokens").asInt(), java.time.Duration.ofSeconds(n.get("startTimeoutSeconds").asLong()));
+    }
+
     public boolean exists() {
         return Files.isRegularFile(pidsFile());
     }

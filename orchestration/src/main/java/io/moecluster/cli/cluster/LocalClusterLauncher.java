@@ -8,7 +8,9 @@ import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import io.moecluster.router.placement.IdRanges;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -41,6 +43,16 @@ public final class LocalClusterLauncher {
     public LocalClusterLauncher(ClusterState state, Options options) {
         this.state = state;
         this.options = options;
+    }
+
+    /**
+     * For a cluster {@code moe up} already started: the options it was started with, and its
+     * processes, so more expert services can join it ({@code moe scale}).
+     */
+    public static LocalClusterLauncher attach(ClusterState state) throws IOException {
+        LocalClusterLauncher l = new LocalClusterLauncher(state, state.launchOptions());
+        l.pids.putAll(state.pids());
+        return l;
     }
 
     /** Lays out the cluster file for {@code config}: experts in groups, fresh ports and streams. */
@@ -87,13 +99,13 @@ public final class LocalClusterLauncher {
         deleteTree(state.dir().resolve("ready"));
         ClusterSpec spec = layout(config, options, newAeronDir());
         spec.write(state.clusterFile());
+        state.writeLaunchOptions(options);
         try {
             launch("media-driver", List.of("serve", "media-driver"));
             await(List.of("media-driver"));
             List<String> expertIds = new ArrayList<>();
             for (ClusterSpec.Expert e : spec.experts()) {
-                launch(e.id(), List.of("serve", "expert", "--id", e.id(), "--model", model(), "--threads", threads(),
-                        "--max-rows", Integer.toString(options.maxBatchTokens())));
+                launch(e.id(), expertArgs(e.id(), List.of()));
                 expertIds.add(e.id());
             }
             await(expertIds);
@@ -112,6 +124,34 @@ public final class LocalClusterLauncher {
         }
     }
 
+    private List<String> expertArgs(String id, List<String> more) {
+        List<String> args = new ArrayList<>(List.of("serve", "expert", "--id", id, "--model", model(), "--threads", threads(),
+                "--max-rows", Integer.toString(options.maxBatchTokens())));
+        args.addAll(more);
+        return args;
+    }
+
+    /**
+     * Starts one more expert service process for {@code service}, which is not in the cluster file
+     * yet (it describes itself with flags), and waits until it serves. The caller adds it to the
+     * cluster file afterwards, so routers only see it once it can answer.
+     */
+    public void startExpert(ClusterSpec.Expert service) throws IOException, InterruptedException {
+        BitSet ids = new BitSet();
+        service.experts().forEach(ids::set);
+        launch(service.id(), expertArgs(service.id(), List.of("--experts", IdRanges.format(ids),
+                "--layers", service.firstLayer() + "-" + service.lastLayer(),
+                "--stream-id", Integer.toString(service.streamId()))));
+        try {
+            await(List.of(service.id()));
+        } catch (IllegalStateException e) {
+            ProcessHandle.of(pids.get(service.id())).ifPresent(ProcessHandle::destroyForcibly);
+            pids.remove(service.id());
+            state.writePids(pids);
+            throw e;
+        }
+    }
+
     private String model() {
         return options.model().toAbsolutePath().toString();
     }
@@ -126,6 +166,7 @@ public final class LocalClusterLauncher {
             return Integer.toString(options.threads());
         }
         ClusterSpec spec = ClusterSpec.read(state.clusterFile());
+        // As laid out by moe up: replicas added later share the same cores, like any other process.
         int services = spec.experts().size() + spec.attention().size() + (spec.embeddedRouter() ? 0 : 1);
         return Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / services));
     }

@@ -47,10 +47,16 @@ final class ExpertStatus implements ClusterStatusContributor {
                         .setTokensRouted(r.tokensRouted(e)).setTokensPerSecond(rates.replica(r, e)));
             }
         }
+        for (ExpertReplica r : dispatcher.placement().leaving()) {
+            status.addServices(ServiceStatus.newBuilder().setInstanceId(r.id()).setRole(ServiceRole.SERVICE_ROLE_EXPERT)
+                    .setEndpoint(r.channel() + " stream " + r.streamId()).setHealthy(!r.quarantined(now))
+                    .addAllExperts(r.service().experts()).setDraining(true).setOutstandingTokens(r.outstandingTokens()));
+        }
         for (int e = 0; e < router.expertSlots(); e++) {
             status.addExpertLoad(ExpertLoad.newBuilder().setExpert(e).setTokensRouted(router.tokensRouted(e))
                     .setTokensPerSecond(rates.expert(e)));
         }
-        status.setRedispatches(dispatcher.redispatches());
+        status.setRedispatches(dispatcher.redispatches())
+                .setLastRedispatchUnixMs(dispatcher.lastRedispatchEpochMillis());
     }
 }

@@ -26,6 +26,7 @@ public final class ExpertPlacement {
     private final String defaultChannel;
     private final int slots;
     private volatile Table table;
+    private final List<ExpertReplica> leaving = new java.util.concurrent.CopyOnWriteArrayList<>();
 
     private record Table(ExpertReplica[][][] byLayerAndExpert, List<ExpertReplica> all, long version) {
     }
@@ -103,6 +104,12 @@ public final class ExpertPlacement {
             }
         }
         table = new Table(t, List.copyOf(all), old.version() + 1);
+        for (ExpertReplica r : old.all()) {
+            if (!all.contains(r) && r.outstandingTokens() > 0) {
+                leaving.add(r);
+            }
+        }
+        leaving.removeAll(all);
         if (!strict) {
             String missing = missing();
             if (missing != null) {
@@ -163,6 +170,15 @@ public final class ExpertPlacement {
     /** Every replica in the table, in registry order. */
     public List<ExpertReplica> replicas() {
         return table.all();
+    }
+
+    /**
+     * Replicas an update removed while batches to them were still unanswered; each stays here until
+     * those are settled. {@code moe drain} waits for this to empty before stopping the process.
+     */
+    public List<ExpertReplica> leaving() {
+        leaving.removeIf(r -> r.outstandingTokens() == 0);
+        return List.copyOf(leaving);
     }
 
     /** Increases on every update; a dispatcher compares it to notice new or removed replicas. */
