@@ -24,6 +24,7 @@ public final class ExpertNode implements AutoCloseable {
     private final ExpertBank bank;
     private final ExpertWorker worker;
     private final io.moecluster.telemetry.ServiceMetrics metrics;
+    private volatile HealthEndpoint health;
 
     private ExpertNode(Aeron aeron, Checkpoint checkpoint, WeightLoader loader, WorkerPool pool, ExpertBank bank,
                        ExpertWorker worker, io.moecluster.telemetry.ServiceMetrics metrics) {
@@ -79,6 +80,16 @@ public final class ExpertNode implements AutoCloseable {
         }
     }
 
+    /**
+     * Serves the gRPC health service on {@code bind:port} (0 = a free port) for probes.
+     *
+     * @return the port
+     */
+    public int serveHealth(String bind, int port) {
+        health = HealthEndpoint.start(bind, port);
+        return health.port();
+    }
+
     public ExpertWorker worker() {
         return worker;
     }
@@ -93,6 +104,9 @@ public final class ExpertNode implements AutoCloseable {
      * batches the routers sent before they dropped this service are answered, then closes.
      */
     public void drainAndClose(Duration quiet, Duration max) {
+        if (health != null) {
+            health.draining();
+        }
         try {
             if (!worker.drain(quiet, max)) {
                 org.slf4j.LoggerFactory.getLogger(ExpertNode.class).warn(
@@ -106,6 +120,9 @@ public final class ExpertNode implements AutoCloseable {
 
     @Override
     public void close() {
+        if (health != null) {
+            health.close();
+        }
         metrics.close();
         worker.close();
         aeron.close();

@@ -78,11 +78,34 @@ final class ServeCommand implements Runnable {
                         + "http://127.0.0.1:8500).")
         String consul;
 
+        private io.moecluster.router.discovery.ServiceRegistry registry;
+
+        /** One registry per process: what it watches and what it announces go through the same client. */
         io.moecluster.router.discovery.ServiceRegistry registry() {
-            return switch (discovery) {
-                case "file" -> new io.moecluster.router.discovery.StaticFileRegistry(cluster);
-                case "consul" -> Registries.consul(consul);
-                default -> throw new IllegalArgumentException("--discovery: '" + discovery + "' is not file or consul");
+            if (registry == null) {
+                registry = switch (discovery) {
+                    case "file" -> new io.moecluster.router.discovery.StaticFileRegistry(cluster);
+                    case "consul" -> Registries.consul(consul);
+                    default -> throw new IllegalArgumentException("--discovery: '" + discovery + "' is not file or consul");
+                };
+            }
+            return registry;
+        }
+
+        /**
+         * Announces this service (a no-op with the cluster file, which moe up writes) and returns what
+         * stops it: leave the registry first, so no new work arrives, then stop the service.
+         */
+        AutoCloseable announce(io.moecluster.router.discovery.ServiceInstance self, AutoCloseable service) {
+            io.moecluster.router.discovery.ServiceRegistry r = registry();
+            io.moecluster.router.discovery.ServiceRegistry.Registration registration = r.register(self);
+            return () -> {
+                registration.close();
+                try {
+                    service.close();
+                } finally {
+                    r.close();
+                }
             };
         }
     }
@@ -164,6 +187,10 @@ final class ServeCommand implements Runnable {
                 description = "The Aeron channel to read, e.g. aeron:udp?endpoint=10.0.0.5:40100 (default: the cluster file's entry or channel).")
         String channel;
 
+        @Option(names = "--grpc-port", defaultValue = "0", paramLabel = "PORT",
+                description = "Serve the gRPC health service on this port, all interfaces (for probes); 0 = none (default: ${DEFAULT-VALUE}).")
+        int grpcPort;
+
         @Option(names = "--drain-timeout-s", defaultValue = "30", paramLabel = "S",
                 description = "On SIGTERM, serve batches still arriving for up to this long before stopping (default: ${DEFAULT-VALUE}).")
         int drainTimeoutSeconds;
@@ -172,9 +199,22 @@ final class ServeCommand implements Runnable {
         public Integer call() throws Exception {
             ClusterSpec cluster = withOverrides(ClusterSpec.read(flags.cluster), engineConfig());
             ExpertNode node = ExpertNode.start(cluster, id, model, threads, maxRows, flags.metricsPort);
-            // SIGTERM drains: batches routers sent before they dropped this service are answered.
-            AutoCloseable graceful = () -> node.drainAndClose(Duration.ofMillis(500), Duration.ofSeconds(drainTimeoutSeconds));
+            int healthPort = grpcPort > 0 ? node.serveHealth("0.0.0.0", grpcPort) : 0;
+            ClusterSpec.Expert self = cluster.expertService(id);
+            String channel = cluster.channelOf(self);
+            // SIGTERM: leave the registry, then drain (batches routers sent before they dropped this
+            // service are answered), then stop.
+            AutoCloseable graceful = flags.announce(new io.moecluster.router.discovery.ServiceInstance(id,
+                    io.moecluster.router.discovery.ServiceRole.EXPERT, hostOf(channel), healthPort,
+                    io.moecluster.router.discovery.ExpertMetadata.of(self, channel)),
+                    () -> node.drainAndClose(Duration.ofMillis(500), Duration.ofSeconds(drainTimeoutSeconds)));
             return serveUntilStopped(graceful, id, flags.stateDir, spec.commandLine().getOut(), node.worker().describe());
+        }
+
+        /** The host of a UDP channel's endpoint, else loopback (IPC is one host). */
+        static String hostOf(String channel) {
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("endpoint=([^:|]+):").matcher(channel);
+            return m.find() ? m.group(1) : "127.0.0.1";
         }
 
         private io.moecluster.core.model.ModelConfig engineConfig() {
@@ -257,9 +297,13 @@ final class ServeCommand implements Runnable {
 
         @Override
         public Integer call() throws Exception {
-            AttentionNode node = AttentionNode.start(ClusterSpec.read(flags.cluster), id, engine.requireModel(spec), engine.options(),
+            ClusterSpec cluster = ClusterSpec.read(flags.cluster);
+            AttentionNode node = AttentionNode.start(cluster, id, engine.requireModel(spec), engine.options(),
                     maxRunning, maxQueued, replicas.options(flags, Duration.ofMillis(moeTimeoutMs)), flags.metricsPort);
-            return serveUntilStopped(node, id, flags.stateDir, spec.commandLine().getOut(),
+            ClusterSpec.Attention self = cluster.attentionService(id);
+            AutoCloseable stop = flags.announce(new io.moecluster.router.discovery.ServiceInstance(id,
+                    io.moecluster.router.discovery.ServiceRole.ATTENTION, self.host(), self.grpcPort(), java.util.Map.of()), node);
+            return serveUntilStopped(stop, id, flags.stateDir, spec.commandLine().getOut(),
                     "attention-service " + id + " listening on " + node.address());
         }
     }
@@ -300,9 +344,13 @@ final class ServeCommand implements Runnable {
 
         @Override
         public Integer call() throws Exception {
-            RouterNode node = RouterNode.start(ClusterSpec.read(flags.cluster), model, maxActive, maxSeqLen, maxBatchTokens,
+            ClusterSpec cluster = ClusterSpec.read(flags.cluster);
+            RouterNode node = RouterNode.start(cluster, model, maxActive, maxSeqLen, maxBatchTokens,
                     threads, replicas.options(flags, Duration.ofMillis(expertTimeoutMs)), flags.metricsPort);
-            return serveUntilStopped(node, "router", flags.stateDir, spec.commandLine().getOut(),
+            AutoCloseable stop = flags.announce(new io.moecluster.router.discovery.ServiceInstance(cluster.router().id(),
+                    io.moecluster.router.discovery.ServiceRole.ROUTER, cluster.router().host(), cluster.router().grpcPort(),
+                    java.util.Map.of()), node);
+            return serveUntilStopped(stop, "router", flags.stateDir, spec.commandLine().getOut(),
                     "router-service listening on " + node.address());
         }
     }

@@ -37,6 +37,9 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
         this(dir, IdleStrategies.backoff(), DEFAULT_IPC_TERM_LENGTH, DEFAULT_UDP_TERM_LENGTH);
     }
 
+    /** How long a client may go without a keepalive before the driver releases its resources. */
+    public static final long CLIENT_LIVENESS_TIMEOUT_NANOS = 5_000_000_000L;
+
     /**
      * @param sharedIdle    idle strategy of the driver's single agent thread
      * @param ipcTermLength term length of IPC publications, a power of two in [64 KiB, 1 GiB]
@@ -55,7 +58,12 @@ public final class EmbeddedMediaDriver implements AutoCloseable {
                 .ipcTermBufferLength(ipcTermLength)
                 .publicationTermBufferLength(udpTermLength)
                 // Big terms are mostly unused on a test or small machine: let the OS back pages lazily.
-                .termBufferSparseFile(true);
+                .termBufferSparseFile(true)
+                // A killed service's subscriptions go (and publications to it report not connected)
+                // after this; Aeron's 10 s default would keep routers sending to a dead replica
+                // twice as long. Clients send keepalives every 500 ms, so only a 5 s stall of a
+                // whole JVM (GC) would time a live one out.
+                .clientLivenessTimeoutNs(CLIENT_LIVENESS_TIMEOUT_NANOS);
         this.driver = MediaDriver.launch(ctx);
     }
 

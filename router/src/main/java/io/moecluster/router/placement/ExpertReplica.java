@@ -13,8 +13,12 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * another thread while the dispatcher updates them.
  */
 public final class ExpertReplica {
-    /** First quarantine after a failure; doubles per consecutive failure up to {@link #MAX_QUARANTINE_NANOS}. */
-    static final long FIRST_QUARANTINE_NANOS = 5_000_000_000L;
+    /**
+     * First quarantine after a failure; doubles per consecutive failure up to {@link #MAX_QUARANTINE_NANOS}.
+     * Longer than the media driver's client liveness timeout (5 s), so a killed replica is seen
+     * disconnected, and skipped, before it would be tried again.
+     */
+    static final long FIRST_QUARANTINE_NANOS = 10_000_000_000L;
     static final long MAX_QUARANTINE_NANOS = 60_000_000_000L;
 
     private final ClusterSpec.Expert service;
