@@ -1,0 +1,485 @@
+package io.moecluster.deploy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import com.fasterxml.jackson.dataformat.yaml.YAMLParser;
+import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.router.placement.IdRanges;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The structure of the Kubernetes manifests under {@code orchestration/deploy/kubernetes}: what
+ * {@code kubectl apply -k} would need to get right, checked without a cluster.
+ */
+class KubernetesManifestsTest {
+    private static final Path DIR = Path.of(System.getProperty("user.dir"), "deploy", "kubernetes");
+    private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
+    private static final Pattern VAR_REF = Pattern.compile("\\$\\(([A-Za-z_][A-Za-z0-9_]*)\\)");
+    private static final int EXPERTS = 8;
+
+    /** One object of one file. */
+    record Doc(String file, JsonNode node) {
+        String kind() {
+            return node.path("kind").asText();
+        }
+
+        String name() {
+            return node.path("metadata").path("name").asText();
+        }
+
+        @Override
+        public String toString() {
+            return file + ": " + kind() + " " + name();
+        }
+    }
+
+    private static List<Doc> docs;
+    private static JsonNode kustomization;
+
+    @BeforeAll
+    static void read() throws IOException {
+        assertThat(DIR).isDirectory();
+        docs = new ArrayList<>();
+        try (Stream<Path> files = Files.list(DIR)) {
+            for (Path f : files.filter(p -> p.toString().endsWith(".yaml")).sorted().toList()) {
+                List<JsonNode> nodes = readAll(f);
+                if (f.getFileName().toString().equals("kustomization.yaml")) {
+                    kustomization = nodes.getFirst();
+                    continue;
+                }
+                nodes.forEach(n -> docs.add(new Doc(f.getFileName().toString(), n)));
+            }
+        }
+        assertThat(kustomization).as("kustomization.yaml").isNotNull();
+    }
+
+    private static List<JsonNode> readAll(Path f) throws IOException {
+        List<JsonNode> out = new ArrayList<>();
+        try (YAMLParser p = (YAMLParser) YAML.getFactory().createParser(f.toFile())) {
+            var it = YAML.readValues(p, JsonNode.class);
+            while (it.hasNext()) {
+                JsonNode n = it.next();
+                if (n != null && !n.isNull() && !n.isMissingNode()) {
+                    out.add(n);
+                }
+            }
+        }
+        return out;
+    }
+
+    private static List<Doc> ofKind(String... kinds) {
+        Set<String> k = Set.of(kinds);
+        return docs.stream().filter(d -> k.contains(d.kind())).toList();
+    }
+
+    private static List<Doc> workloads() {
+        return ofKind("Deployment", "StatefulSet");
+    }
+
+    private static JsonNode podSpec(Doc workload) {
+        return workload.node().path("spec").path("template").path("spec");
+    }
+
+    private static Map<String, String> map(JsonNode n) {
+        Map<String, String> m = new LinkedHashMap<>();
+        n.fields().forEachRemaining(e -> m.put(e.getKey(), e.getValue().asText()));
+        return m;
+    }
+
+    private static Map<String, String> templateLabels(Doc workload) {
+        return map(workload.node().path("spec").path("template").path("metadata").path("labels"));
+    }
+
+    private static boolean selects(Map<String, String> selector, Map<String, String> labels) {
+        return !selector.isEmpty() && labels.entrySet().containsAll(selector.entrySet());
+    }
+
+    /** The containers that run a moe service (not the media-driver sidecar). */
+    private static List<JsonNode> serviceContainers(Doc workload) {
+        List<JsonNode> out = new ArrayList<>();
+        podSpec(workload).path("containers").forEach(c -> {
+            if (!isMediaDriver(c)) {
+                out.add(c);
+            }
+        });
+        return out;
+    }
+
+    private static boolean isMediaDriver(JsonNode c) {
+        List<String> args = args(c);
+        return args.size() >= 2 && args.get(0).equals("serve") && args.get(1).equals("media-driver");
+    }
+
+    private static List<String> args(JsonNode container) {
+        List<String> a = new ArrayList<>();
+        container.path("args").forEach(x -> a.add(x.asText()));
+        return a;
+    }
+
+    private static String flag(List<String> args, String name) {
+        int i = args.indexOf(name);
+        assertThat(i).as("flag %s in %s", name, args).isNotNegative();
+        assertThat(i + 1).as("value of %s in %s", name, args).isLessThan(args.size());
+        return args.get(i + 1);
+    }
+
+    private static Set<Integer> containerPorts(JsonNode container) {
+        Set<Integer> ports = new HashSet<>();
+        container.path("ports").forEach(p -> ports.add(p.path("containerPort").asInt()));
+        return ports;
+    }
+
+    private static Set<String> portNames(JsonNode podSpec) {
+        Set<String> names = new HashSet<>();
+        for (String list : List.of("containers", "initContainers")) {
+            podSpec.path(list).forEach(c -> c.path("ports").forEach(p -> names.add(p.path("name").asText())));
+        }
+        return names;
+    }
+
+    private static String role(Doc workload) {
+        return templateLabels(workload).get("moe.io/role");
+    }
+
+    // ---------------------------------------------------------------- tests
+
+    @Test
+    void kustomizationListsEveryFileAndNothingElse() throws IOException {
+        Set<String> listed = new TreeSet<>();
+        kustomization.path("resources").forEach(r -> listed.add(r.asText()));
+        Set<String> present = new TreeSet<>();
+        try (Stream<Path> files = Files.list(DIR)) {
+            files.map(p -> p.getFileName().toString())
+                    .filter(n -> n.endsWith(".yaml") || n.endsWith(".yml"))
+                    .filter(n -> !n.equals("kustomization.yaml"))
+                    .forEach(present::add);
+        }
+        assertThat(listed).isEqualTo(present);
+        assertThat(kustomization.path("kind").asText()).isEqualTo("Kustomization");
+    }
+
+    @Test
+    void everyDocumentHasApiVersionKindAndName() {
+        assertThat(docs).isNotEmpty();
+        assertThat(docs).allSatisfy(d -> {
+            assertThat(d.node().path("apiVersion").asText()).as("%s apiVersion", d).isNotBlank();
+            assertThat(d.kind()).as("%s kind", d).isNotBlank();
+            assertThat(d.name()).as("%s metadata.name", d).isNotBlank();
+            if (!d.kind().equals("Namespace")) {
+                assertThat(d.node().path("metadata").path("namespace").asText()).as("%s namespace", d).isEqualTo("moe");
+            }
+        });
+        Set<String> seen = new HashSet<>();
+        assertThat(docs).allSatisfy(d -> assertThat(seen.add(d.kind() + "/" + d.name())).as("unique %s", d).isTrue());
+        assertThat(ofKind("Namespace")).extracting(Doc::name).containsExactly("moe");
+    }
+
+    @Test
+    void oneExpertDeploymentPerGroupCoversEveryExpertExactlyOnce() {
+        List<Doc> experts = workloads().stream().filter(w -> "expert".equals(role(w))).toList();
+        assertThat(experts).hasSizeGreaterThanOrEqualTo(2);
+        BitSet covered = new BitSet();
+        Set<String> groups = new HashSet<>();
+        Set<String> streams = new HashSet<>();
+        for (Doc d : experts) {
+            assertThat(d.kind()).as("%s", d).isEqualTo("Deployment");
+            String group = templateLabels(d).get("moe.io/expert-group");
+            assertThat(group).as("%s moe.io/expert-group", d).isNotBlank();
+            assertThat(groups.add(group)).as("group %s once", group).isTrue();
+            assertThat(map(d.node().path("spec").path("selector").path("matchLabels")))
+                    .as("%s selects only its own group", d).containsEntry("moe.io/expert-group", group);
+            List<JsonNode> containers = serviceContainers(d);
+            assertThat(containers).as("%s service containers", d).hasSize(1);
+            List<String> args = args(containers.getFirst());
+            assertThat(args.subList(0, 2)).containsExactly("serve", "expert");
+            String ids = flag(args, "--experts");
+            assertThat(ids).as("%s: --experts matches its group label", d).isEqualTo(group);
+            BitSet mine = IdRanges.parse(ids, d + " --experts", EXPERTS);
+            assertThat(covered.intersects(mine)).as("%s overlaps another group: %s", d, ids).isFalse();
+            covered.or(mine);
+            assertThat(flag(args, "--layers")).isEqualTo("0-31");
+            assertThat(streams.add(flag(args, "--stream-id"))).as("%s stream id distinct", d).isTrue();
+        }
+        BitSet all = new BitSet();
+        all.set(0, EXPERTS);
+        assertThat(covered).as("experts 0-7").isEqualTo(all);
+    }
+
+    @Test
+    void everyWorkloadSelectorMatchesItsTemplateAndNoOtherWorkloadsPods() {
+        List<Doc> workloads = workloads();
+        assertThat(workloads).extracting(Doc::kind).contains("Deployment", "StatefulSet");
+        for (Doc w : workloads) {
+            Map<String, String> selector = map(w.node().path("spec").path("selector").path("matchLabels"));
+            assertThat(selects(selector, templateLabels(w))).as("%s selector %s vs template labels", w, selector).isTrue();
+            for (Doc other : workloads) {
+                if (other != w) {
+                    assertThat(selects(selector, templateLabels(other))).as("%s also selects %s's pods", w, other)
+                            .isFalse();
+                }
+            }
+        }
+    }
+
+    @Test
+    void everyServiceSelectsPodsThatExistOnPortsTheyDeclare() {
+        List<Doc> services = ofKind("Service");
+        assertThat(services).isNotEmpty();
+        for (Doc s : services) {
+            Map<String, String> selector = map(s.node().path("spec").path("selector"));
+            List<Doc> targets = workloads().stream().filter(w -> selects(selector, templateLabels(w))).toList();
+            assertThat(targets).as("%s selects %s", s, selector).isNotEmpty();
+            s.node().path("spec").path("ports").forEach(p -> {
+                JsonNode target = p.path("targetPort");
+                for (Doc w : targets) {
+                    if (target.isTextual()) {
+                        assertThat(portNames(podSpec(w))).as("%s targetPort %s in %s", s, target.asText(), w)
+                                .contains(target.asText());
+                    }
+                }
+            });
+        }
+        // the router is public on 50051; StatefulSets name their headless Service
+        Doc router = services.stream().filter(s -> s.name().equals("moe-router")).findFirst().orElseThrow();
+        List<Integer> ports = new ArrayList<>();
+        router.node().path("spec").path("ports").forEach(p -> ports.add(p.path("port").asInt()));
+        assertThat(ports).contains(50051);
+        for (Doc sts : ofKind("StatefulSet")) {
+            String svc = sts.node().path("spec").path("serviceName").asText();
+            assertThat(services).as("%s serviceName %s", sts, svc).anySatisfy(s -> {
+                assertThat(s.name()).isEqualTo(svc);
+                assertThat(s.node().path("spec").path("clusterIP").asText()).isEqualTo("None");
+            });
+        }
+    }
+
+    @Test
+    void everyServiceContainerHasGrpcProbesOnADeclaredPort() {
+        for (Doc w : workloads()) {
+            List<JsonNode> containers = serviceContainers(w);
+            assertThat(containers).as("%s", w).isNotEmpty();
+            for (JsonNode c : containers) {
+                Set<Integer> declared = containerPorts(c);
+                int grpcPort = Integer.parseInt(flagOr(args(c), "--grpc-port", "-1"));
+                for (String probe : List.of("readinessProbe", "livenessProbe")) {
+                    JsonNode grpc = c.path(probe).path("grpc");
+                    assertThat(grpc.isObject()).as("%s %s: a grpc probe", w, probe).isTrue();
+                    int port = grpc.path("port").asInt();
+                    assertThat(declared).as("%s %s port", w, probe).contains(port);
+                    if (grpcPort > 0) {
+                        assertThat(port).as("%s %s probes --grpc-port", w, probe).isEqualTo(grpcPort);
+                    }
+                }
+                assertThat(c.path("lifecycle").path("preStop").isObject()).as("%s preStop", w).isTrue();
+                assertThat(c.path("resources").path("requests").path("cpu").isMissingNode()).as("%s cpu request", w)
+                        .isFalse();
+                assertThat(c.path("resources").path("limits").path("memory").isMissingNode()).as("%s memory limit", w)
+                        .isFalse();
+            }
+            assertThat(podSpec(w).path("terminationGracePeriodSeconds").asInt()).as("%s grace", w)
+                    .isGreaterThanOrEqualTo(35);
+        }
+    }
+
+    private static String flagOr(List<String> args, String name, String otherwise) {
+        int i = args.indexOf(name);
+        return i >= 0 && i + 1 < args.size() ? args.get(i + 1) : otherwise;
+    }
+
+    @Test
+    void expertContainersAskForAGpu() {
+        for (Doc w : workloads()) {
+            if (!"expert".equals(role(w))) {
+                continue;
+            }
+            for (JsonNode c : serviceContainers(w)) {
+                assertThat(c.path("resources").path("limits").path("nvidia.com/gpu").asInt()).as("%s gpu limit", w)
+                        .isGreaterThanOrEqualTo(1);
+            }
+        }
+    }
+
+    @Test
+    void everyPodHasTheMediaDriverSidecarSharingAMemoryBackedDevShm() {
+        for (Doc w : workloads()) {
+            JsonNode spec = podSpec(w);
+            List<JsonNode> drivers = new ArrayList<>();
+            spec.path("initContainers").forEach(c -> {
+                if (isMediaDriver(c)) {
+                    assertThat(c.path("restartPolicy").asText()).as("%s: a native sidecar keeps running", w)
+                            .isEqualTo("Always");
+                    drivers.add(c);
+                }
+            });
+            spec.path("containers").forEach(c -> {
+                if (isMediaDriver(c)) {
+                    drivers.add(c);
+                }
+            });
+            assertThat(drivers).as("%s media-driver", w).hasSize(1);
+            assertThat(flag(args(drivers.getFirst()), "--cluster")).isEqualTo("/etc/moe/cluster.json");
+
+            String shm = null;
+            for (JsonNode v : spec.path("volumes")) {
+                if (v.path("emptyDir").path("medium").asText().equals("Memory")) {
+                    shm = v.path("name").asText();
+                }
+            }
+            assertThat(shm).as("%s: an emptyDir with medium Memory", w).isNotNull();
+            List<JsonNode> sharing = new ArrayList<>(drivers);
+            sharing.addAll(serviceContainers(w));
+            for (JsonNode c : sharing) {
+                String name = shm;
+                assertThat(c.path("volumeMounts")).as("%s %s mounts %s at /dev/shm", w, c.path("name").asText(), shm)
+                        .anySatisfy(m -> {
+                            assertThat(m.path("name").asText()).isEqualTo(name);
+                            assertThat(m.path("mountPath").asText()).isEqualTo("/dev/shm");
+                        });
+            }
+        }
+    }
+
+    @Test
+    void serviceContainersFindConsulOnTheirNodeAndKnowTheirPod() {
+        for (Doc w : workloads()) {
+            for (JsonNode c : serviceContainers(w)) {
+                Map<String, JsonNode> env = new LinkedHashMap<>();
+                c.path("env").forEach(e -> env.put(e.path("name").asText(), e));
+                assertThat(env).as("%s env", w).containsKeys("CONSUL_HTTP_ADDR", "HOST_IP", "POD_NAME", "POD_IP");
+                assertThat(env.get("HOST_IP").path("valueFrom").path("fieldRef").path("fieldPath").asText())
+                        .isEqualTo("status.hostIP");
+                assertThat(env.get("POD_NAME").path("valueFrom").path("fieldRef").path("fieldPath").asText())
+                        .isEqualTo("metadata.name");
+                assertThat(env.get("POD_IP").path("valueFrom").path("fieldRef").path("fieldPath").asText())
+                        .isEqualTo("status.podIP");
+                assertThat(env.get("CONSUL_HTTP_ADDR").path("value").asText()).isEqualTo("http://$(HOST_IP):8500");
+                List<String> order = new ArrayList<>(env.keySet());
+                assertThat(order.indexOf("HOST_IP")).as("%s: HOST_IP defined before it is used", w)
+                        .isLessThan(order.indexOf("CONSUL_HTTP_ADDR"));
+            }
+        }
+    }
+
+    /** Kubernetes leaves {@code $(NAME)} as it is when NAME is not an earlier env var: a silent bug. */
+    @Test
+    void everyVariableReferenceNamesAnEarlierEnvVar() {
+        for (Doc w : workloads()) {
+            List<JsonNode> all = new ArrayList<>();
+            podSpec(w).path("initContainers").forEach(all::add);
+            podSpec(w).path("containers").forEach(all::add);
+            for (JsonNode c : all) {
+                List<String> declared = new ArrayList<>();
+                for (JsonNode e : c.path("env")) {
+                    String value = e.path("value").asText("");
+                    Matcher m = VAR_REF.matcher(value);
+                    while (m.find()) {
+                        assertThat(declared).as("%s %s env %s uses $(%s)", w, c.path("name").asText(),
+                                e.path("name").asText(), m.group(1)).contains(m.group(1));
+                    }
+                    declared.add(e.path("name").asText());
+                }
+                List<String> words = new ArrayList<>(args(c));
+                c.path("command").forEach(x -> words.add(x.asText()));
+                for (String a : words) {
+                    Matcher m = VAR_REF.matcher(a);
+                    while (m.find()) {
+                        assertThat(declared).as("%s %s args use $(%s)", w, c.path("name").asText(), m.group(1))
+                                .contains(m.group(1));
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void serviceCommandLinesUseTheServeFlagsAndTheReadOnlyModel() {
+        Set<String> claims = new HashSet<>();
+        ofKind("PersistentVolumeClaim").forEach(d -> claims.add(d.name()));
+        Map<String, Integer> roles = new HashMap<>();
+        for (Doc w : workloads()) {
+            for (JsonNode c : serviceContainers(w)) {
+                List<String> args = args(c);
+                String role = role(w);
+                roles.merge(role, 1, Integer::sum);
+                assertThat(args.subList(0, 2)).as("%s", w).containsExactly("serve", role);
+                assertThat(flag(args, "--cluster")).isEqualTo("/etc/moe/cluster.json");
+                assertThat(flag(args, "--discovery")).isEqualTo("consul");
+                assertThat(flag(args, "--metrics-port")).isEqualTo("9464");
+                assertThat(containerPorts(c)).contains(9464);
+                String model = flag(args, "--model");
+                assertThat(model).startsWith("/models/");
+                if (!role.equals("router")) {
+                    assertThat(flag(args, "--id")).isEqualTo("$(POD_NAME)");
+                }
+                if (role.equals("expert")) {
+                    assertThat(flag(args, "--channel")).isEqualTo("aeron:udp?endpoint=$(POD_IP):40100");
+                    assertThat(containerPorts(c)).contains(Integer.parseInt(flag(args, "--grpc-port")));
+                }
+                assertThat(c.path("volumeMounts")).as("%s /models read-only", w).anySatisfy(m -> {
+                    assertThat(m.path("mountPath").asText()).isEqualTo("/models");
+                    assertThat(m.path("readOnly").asBoolean()).isTrue();
+                });
+                assertThat(c.path("volumeMounts")).as("%s cluster file", w)
+                        .anySatisfy(m -> assertThat(m.path("mountPath").asText()).isEqualTo("/etc/moe"));
+            }
+            assertThat(podSpec(w).path("volumes")).as("%s model volume", w).anySatisfy(v -> {
+                assertThat(claims).contains(v.path("persistentVolumeClaim").path("claimName").asText());
+                assertThat(v.path("persistentVolumeClaim").path("readOnly").asBoolean()).isTrue();
+            });
+        }
+        assertThat(roles.keySet()).containsExactlyInAnyOrder("router", "attention", "expert");
+    }
+
+    @Test
+    void theConfigMapHoldsAClusterFileWithoutExpertsThatMatchesTheWorkloads(@TempDir Path tmp) throws IOException {
+        Doc cm = ofKind("ConfigMap").stream().filter(d -> d.name().equals("moe-cluster")).findFirst().orElseThrow();
+        Path file = tmp.resolve("cluster.json");
+        Files.writeString(file, cm.node().path("data").path("cluster.json").asText());
+        ClusterSpec spec = ClusterSpec.read(file);
+        assertThat(spec.experts()).as("experts come from Consul").isEmpty();
+        assertThat(spec.embeddedRouter()).isFalse();
+        assertThat(spec.aeronDir()).startsWith("/dev/shm/");
+
+        // attention replicas find their entry by pod name: moe-attention-0 .. N-1
+        Doc sts = ofKind("StatefulSet").stream().filter(d -> "attention".equals(role(d))).findFirst().orElseThrow();
+        int replicas = sts.node().path("spec").path("replicas").asInt();
+        List<String> expected = new ArrayList<>();
+        for (int i = 0; i < replicas; i++) {
+            expected.add(sts.name() + "-" + i);
+        }
+        assertThat(spec.attention()).extracting(ClusterSpec.Attention::id).containsExactlyElementsOf(expected);
+        String headless = sts.node().path("spec").path("serviceName").asText();
+        for (ClusterSpec.Attention a : spec.attention()) {
+            assertThat(spec.channelOf(a)).contains(a.id() + "." + headless + ".moe.svc.cluster.local");
+        }
+
+        // the router's Aeron endpoint is its pod's hostname.subdomain
+        Doc router = workloads().stream().filter(d -> "router".equals(role(d))).findFirst().orElseThrow();
+        JsonNode pod = podSpec(router);
+        assertThat(router.node().path("spec").path("replicas").asInt()).isEqualTo(1);
+        assertThat(spec.channelOf(spec.router())).contains(pod.path("hostname").asText() + "."
+                + pod.path("subdomain").asText() + ".moe.svc.cluster.local");
+        assertThat(ofKind("Service")).anySatisfy(s -> assertThat(s.name()).isEqualTo(pod.path("subdomain").asText()));
+        assertThat(cm.node().path("data").path("MOE_LOG_LEVEL").asText()).isNotBlank();
+    }
+}
