@@ -43,7 +43,7 @@ import java.util.regex.Pattern;
  * Every request is recorded (method, path, query, token header, body) for assertions, and the
  * fake can answer 500 to everything or go away and come back on the same port.
  */
-final class FakeConsul implements AutoCloseable {
+public final class FakeConsul implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Pattern GO_DURATION = Pattern.compile("(\\d+)(ms|s|m|h)?");
 
@@ -127,7 +127,7 @@ final class FakeConsul implements AutoCloseable {
     private volatile HttpServer server;
     private ExecutorService handlers;
 
-    FakeConsul() throws IOException {
+    public FakeConsul() throws IOException {
         this(0);
     }
 
@@ -146,7 +146,7 @@ final class FakeConsul implements AutoCloseable {
         return s;
     }
 
-    String address() {
+    public String address() {
         return "127.0.0.1:" + port;
     }
 

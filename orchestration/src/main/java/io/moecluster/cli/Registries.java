@@ -1,5 +1,7 @@
 package io.moecluster.cli;
 
+import io.moecluster.consul.ConsulOptions;
+import io.moecluster.consul.ConsulRegistry;
 import io.moecluster.router.discovery.ServiceRegistry;
 
 /** The service registries {@code moe serve --discovery} can name. */
@@ -7,7 +9,8 @@ final class Registries {
     private Registries() {
     }
 
+    /** Consul at {@code address}; token, TLS and timings from the standard CONSUL_* environment. */
     static ServiceRegistry consul(String address) {
-        throw new IllegalArgumentException("--discovery consul is not available in this build");
+        return new ConsulRegistry(ConsulOptions.fromEnvironment().withAddress(address));
     }
 }

@@ -1,6 +1,7 @@
 package io.moecluster.deploy;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatCode;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -407,6 +408,27 @@ class KubernetesManifestsTest {
                                 .contains(m.group(1));
                     }
                 }
+            }
+        }
+    }
+
+    /** Every container's command line, media drivers included, is one the real moe command accepts. */
+    @Test
+    void everyCommandLineParsesWithTheMoeCommand() {
+        for (Doc w : workloads()) {
+            List<JsonNode> all = new ArrayList<>();
+            podSpec(w).path("containers").forEach(all::add);
+            podSpec(w).path("initContainers").forEach(all::add);
+            for (JsonNode c : all) {
+                List<String> args = args(c);
+                if (args.isEmpty() || !args.getFirst().equals("serve")) {
+                    continue;
+                }
+                picocli.CommandLine cli = new picocli.CommandLine(new io.moecluster.cli.MoeCommand());
+                String[] words = args.stream().map(a -> a.replace("$(POD_NAME)", "pod-0")
+                        .replace("$(POD_IP)", "10.0.0.5").replace("$(HOST_IP)", "10.0.0.1")).toArray(String[]::new);
+                assertThatCode(() -> cli.parseArgs(words)).as("%s %s: moe %s", w, c.path("name").asText(), args)
+                        .doesNotThrowAnyException();
             }
         }
     }
