@@ -94,6 +94,18 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
         return poller.counter().total();
     }
 
+    private io.moecluster.transport.TraceHeader trace;
+
+    /** Trace context for the batches sent from now on ({@link TracedExpertDispatcher} fills it per layer). */
+    public AeronExpertDispatcher traceHeader(io.moecluster.transport.TraceHeader header) {
+        this.trace = header;
+        return this;
+    }
+
+    private TokenBatchWriter traced(TokenBatchWriter w) {
+        return trace == null ? w : trace.applyTo(w);
+    }
+
     /** Offers that met back-pressure, over every expert service's publication. */
     public long backPressureEvents() {
         long n = 0;
@@ -130,7 +142,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
         pendingHost[slot] = host;
         outstanding++;
         try {
-            writer(host).send(batchId, layer, expert, senderId, replyStreamId, rows, (long) row * hidden, count, hidden,
+            traced(writer(host)).send(batchId, layer, expert, senderId, replyStreamId, rows, (long) row * hidden, count, hidden,
                     wire, weightsSegment, row);
         } catch (TransportException e) {
             clear();
