@@ -42,6 +42,15 @@ public final class AttentionNode implements AutoCloseable {
     /** @param metricsPort the Prometheus port; below 1 = no metrics */
     public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
                                       int maxQueued, Duration moeTimeout, int metricsPort) {
+        return start(spec, id, model, engine, maxRunning, maxQueued, moeTimeout, metricsPort,
+                io.moecluster.telemetry.TracingOptions.fromEnvironment());
+    }
+
+    /** @param tracingOptions step, layer and dispatch spans (off unless OTEL_* asks, by default) */
+    public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
+                                      int maxQueued, Duration moeTimeout, int metricsPort,
+                                      io.moecluster.telemetry.TracingOptions tracingOptions) {
+        io.moecluster.telemetry.ServiceTracing tracing = tracingOptions.start("moe-attention", id);
         ClusterSpec.Attention self = spec.attentionService(id);
         ModelConfig config = ModelConfig.load(model);
         int senderId = spec.senderId(self);
@@ -54,16 +63,18 @@ public final class AttentionNode implements AutoCloseable {
                     int slots = ExpertBank.sharedExpertId(cfg) + (cfg.hasSharedExpert() ? 1 : 0);
                     AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec, placement, senderId,
                             self.replyStreamId(), cfg.hiddenSize(), slots, ElementType.F32, moeTimeout, Duration.ofSeconds(2));
-                    MoeRouter router = new MoeRouter(cfg, loader, dispatcher, pool, maxTokens);
+                    MoeRouter router = new MoeRouter(cfg, loader, io.moecluster.router.TracedExpertDispatcher.wrap(
+                            dispatcher, tracing, cfg.hiddenSize(), slots), pool, maxTokens);
                     io.moecluster.router.RouterMetrics.register(metrics.meter(), router, dispatcher, null);
                     return new DenseLayersLocally(cfg, loader, pool, maxTokens, router);
                 }
                 : (cfg, loader, pool, maxTokens) -> new DenseLayersLocally(cfg, loader, pool, maxTokens,
                         new RemoteMoe(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(),
-                                spec.channelOf(self), self.replyStreamId(), senderId, cfg.hiddenSize(), moeTimeout));
+                                spec.channelOf(self), self.replyStreamId(), senderId, cfg.hiddenSize(), moeTimeout)
+                                .tracing(tracing));
         try {
             AttentionServer server = AttentionServer.start(new AttentionServer.Config(model, self.host(), self.grpcPort(),
-                    engine, maxRunning, maxQueued, feedForward));
+                    engine, maxRunning, maxQueued, feedForward), tracing);
             GenerationLoop loop = server.loop();
             metrics.meter().gaugeBuilder("moe.attention.running_sequences").ofLongs()
                     .setDescription("Sequences holding a KV cache and decoding")

@@ -66,6 +66,18 @@ final class ServeCommand implements Runnable {
         @Option(names = "--metrics-port", defaultValue = "0", paramLabel = "PORT",
                 description = "Serve Prometheus metrics at http://HOST:PORT/metrics; 0 = none (default: ${DEFAULT-VALUE}).")
         int metricsPort;
+
+        @Option(names = "--trace-layers", paramLabel = "all|none|every:N",
+                description = "Per-layer spans (MoE layer, dispatch, expert batches) for every Nth scheduling step of an "
+                        + "attention service; step spans are always kept. Default: $MOE_TRACE_LAYERS, else every:"
+                        + io.moecluster.telemetry.LayerSampling.DEFAULT_EVERY + ". Tracing itself is on only when "
+                        + "OTEL_TRACES_EXPORTER or an OTLP endpoint is set (README, Tracing).")
+        String traceLayers;
+
+        io.moecluster.telemetry.TracingOptions tracing() {
+            io.moecluster.telemetry.TracingOptions t = io.moecluster.telemetry.TracingOptions.fromEnvironment();
+            return traceLayers == null ? t : t.withLayers(io.moecluster.telemetry.LayerSampling.parse(traceLayers));
+        }
     }
 
     @Command(name = "media-driver", mixinStandardHelpOptions = true,
@@ -123,7 +135,7 @@ final class ServeCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             ClusterSpec cluster = withOverrides(ClusterSpec.read(flags.cluster), engineConfig());
-            ExpertNode node = ExpertNode.start(cluster, id, model, threads, maxRows, flags.metricsPort);
+            ExpertNode node = ExpertNode.start(cluster, id, model, threads, maxRows, flags.metricsPort, flags.tracing());
             return serveUntilStopped(node, id, flags.stateDir, spec.commandLine().getOut(), node.worker().describe());
         }
 
@@ -191,7 +203,7 @@ final class ServeCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             AttentionNode node = AttentionNode.start(ClusterSpec.read(flags.cluster), id, engine.requireModel(spec), engine.options(),
-                    maxRunning, maxQueued, Duration.ofMillis(moeTimeoutMs), flags.metricsPort);
+                    maxRunning, maxQueued, Duration.ofMillis(moeTimeoutMs), flags.metricsPort, flags.tracing());
             return serveUntilStopped(node, id, flags.stateDir, spec.commandLine().getOut(),
                     "attention-service " + id + " listening on " + node.address());
         }
@@ -231,7 +243,7 @@ final class ServeCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             RouterNode node = RouterNode.start(ClusterSpec.read(flags.cluster), model, maxActive, maxSeqLen, maxBatchTokens,
-                    threads, Duration.ofMillis(expertTimeoutMs), flags.metricsPort);
+                    threads, Duration.ofMillis(expertTimeoutMs), flags.metricsPort, flags.tracing());
             return serveUntilStopped(node, "router", flags.stateDir, spec.commandLine().getOut(),
                     "router-service listening on " + node.address());
         }

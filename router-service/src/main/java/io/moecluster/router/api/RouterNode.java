@@ -59,6 +59,15 @@ public final class RouterNode implements AutoCloseable {
     /** @param metricsPort the Prometheus port; below 1 = no metrics */
     public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
                                    int maxBatchTokens, int threads, Duration expertTimeout, int metricsPort) {
+        return start(spec, model, maxActiveRequests, maxSeqLen, maxBatchTokens, threads, expertTimeout, metricsPort,
+                io.moecluster.telemetry.TracingOptions.fromEnvironment());
+    }
+
+    /** @param tracingOptions request and dispatch spans (off unless OTEL_* asks, by default) */
+    public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
+                                   int maxBatchTokens, int threads, Duration expertTimeout, int metricsPort,
+                                   io.moecluster.telemetry.TracingOptions tracingOptions) {
+        io.moecluster.telemetry.ServiceTracing tracing = tracingOptions.start("moe-router", spec.router().id());
         ModelConfig config = ModelConfig.load(model);
         List<String> attention = new ArrayList<>();
         for (ClusterSpec.Attention a : spec.attention()) {
@@ -90,9 +99,10 @@ public final class RouterNode implements AutoCloseable {
                 AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec, placement, ClusterSpec.ROUTER_SENDER,
                         spec.router().replyStreamId(), config.hiddenSize(), slots, ElementType.F32, expertTimeout,
                         Duration.ofSeconds(2));
-                MoeRouter router = new MoeRouter(config, loader, dispatcher, pool, maxBatchTokens);
+                MoeRouter router = new MoeRouter(config, loader, io.moecluster.router.TracedExpertDispatcher.wrap(
+                        dispatcher, tracing, config.hiddenSize(), slots), pool, maxBatchTokens);
                 moe = new MoeService(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(), config, router,
-                        ClusterSpec.ROUTER_SENDER, maxBatchTokens, spec::replyChannel).start();
+                        ClusterSpec.ROUTER_SENDER, maxBatchTokens, spec::replyChannel).tracing(tracing).start();
                 io.moecluster.router.RouterMetrics.register(metrics.meter(), router, dispatcher, moe);
                 MoeRouter counted = router;
                 contributors.add(status -> {
@@ -102,9 +112,10 @@ public final class RouterNode implements AutoCloseable {
                 });
             }
             RouterServer server = RouterServer.start(new RouterServer.Config(model, spec.router().host(),
-                    spec.router().grpcPort(), attention, maxActiveRequests, maxSeqLen, contributors, metrics.meter()));
+                    spec.router().grpcPort(), attention, maxActiveRequests, maxSeqLen, contributors, metrics.meter()), tracing);
             return new RouterNode(server, moe, aeron, pool, loader, checkpoint, metrics);
         } catch (RuntimeException e) {
+            tracing.close();
             metrics.close();
             closeAll(moe, aeron, pool, loader, checkpoint);
             throw e;
