@@ -73,11 +73,16 @@ final class GrpcTracing {
         }
 
         void end(Status status) {
+            end(status, true);
+        }
+
+        /** @param failed whether a status other than OK is a failure (not for a cancel this side asked for) */
+        void end(Status status, boolean failed) {
             if (!ended.compareAndSet(false, true)) {
                 return;
             }
             span.setAttribute(RPC_STATUS, (long) status.getCode().value());
-            if (!status.isOk()) {
+            if (failed && !status.isOk()) {
                 span.setStatus(StatusCode.ERROR, status.getCode() + (status.getDescription() == null ? ""
                         : ": " + status.getDescription()));
             }
@@ -188,7 +193,8 @@ final class GrpcTracing {
 
                 @Override
                 public void cancel(String message, Throwable cause) {
-                    ending.end(Status.CANCELLED.withDescription(message));
+                    // This side ended the call (a stop sequence matched, the client left): not a failure.
+                    ending.end(Status.CANCELLED.withDescription(message), false);
                     super.cancel(message, cause);
                 }
             };
