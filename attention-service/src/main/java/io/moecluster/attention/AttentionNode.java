@@ -46,6 +46,14 @@ public final class AttentionNode implements AutoCloseable {
         return start(spec, id, model, engine, maxRunning, maxQueued, ExpertDispatchOptions.fixed(moeTimeout), metricsPort);
     }
 
+    /** @param tracingOptions step, layer and dispatch spans (off unless OTEL_* asks, by default) */
+    public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
+                                      int maxQueued, Duration moeTimeout, int metricsPort,
+                                      io.moecluster.telemetry.TracingOptions tracingOptions) {
+        return start(spec, id, model, engine, maxRunning, maxQueued, ExpertDispatchOptions.fixed(moeTimeout), metricsPort,
+                tracingOptions);
+    }
+
     /**
      * @param dispatch the MoE timeout ({@code replyTimeout}: how long one MoE layer may take before
      *     the step fails) and, in embedded-router mode, where the expert replicas are found
@@ -53,7 +61,21 @@ public final class AttentionNode implements AutoCloseable {
      */
     public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
                                       int maxQueued, ExpertDispatchOptions dispatch, int metricsPort) {
+        return start(spec, id, model, engine, maxRunning, maxQueued, dispatch, metricsPort,
+                io.moecluster.telemetry.TracingOptions.fromEnvironment());
+    }
+
+    /**
+     * @param dispatch the MoE timeout ({@code replyTimeout}: how long one MoE layer may take before
+     *     the step fails) and, in embedded-router mode, where the expert replicas are found
+     * @param metricsPort the Prometheus port; below 1 = no metrics
+     * @param tracingOptions step, layer and dispatch spans (off unless OTEL_* asks, by default)
+     */
+    public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
+                                      int maxQueued, ExpertDispatchOptions dispatch, int metricsPort,
+                                      io.moecluster.telemetry.TracingOptions tracingOptions) {
         Duration moeTimeout = dispatch.replyTimeout();
+        io.moecluster.telemetry.ServiceTracing tracing = tracingOptions.start("moe-attention", id);
         ClusterSpec.Attention self = spec.attentionService(id);
         ModelConfig config = ModelConfig.load(model);
         int senderId = spec.senderId(self);
@@ -67,16 +89,18 @@ public final class AttentionNode implements AutoCloseable {
                     AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec.channelOf(self),
                             watch.placement(), senderId, self.replyStreamId(), cfg.hiddenSize(), slots, ElementType.F32,
                             moeTimeout, dispatch.attemptTimeout(), dispatch.publishDeadline()).closing(watch);
-                    MoeRouter router = new MoeRouter(cfg, loader, dispatcher, pool, maxTokens);
+                    MoeRouter router = new MoeRouter(cfg, loader, io.moecluster.router.TracedExpertDispatcher.wrap(
+                            dispatcher, tracing, cfg.hiddenSize(), slots), pool, maxTokens);
                     io.moecluster.router.RouterMetrics.register(metrics.meter(), router, dispatcher, null);
                     return new DenseLayersLocally(cfg, loader, pool, maxTokens, router);
                 }
                 : (cfg, loader, pool, maxTokens) -> new DenseLayersLocally(cfg, loader, pool, maxTokens,
                         new RemoteMoe(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(),
-                                spec.channelOf(self), self.replyStreamId(), senderId, cfg.hiddenSize(), moeTimeout));
+                                spec.channelOf(self), self.replyStreamId(), senderId, cfg.hiddenSize(), moeTimeout)
+                                .tracing(tracing));
         try {
             AttentionServer server = AttentionServer.start(new AttentionServer.Config(model, self.host(), self.grpcPort(),
-                    engine, maxRunning, maxQueued, feedForward));
+                    engine, maxRunning, maxQueued, feedForward), tracing);
             GenerationLoop loop = server.loop();
             metrics.meter().gaugeBuilder("moe.attention.running_sequences").ofLongs()
                     .setDescription("Sequences holding a KV cache and decoding")

@@ -1,12 +1,14 @@
 package io.moecluster.attention;
 
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.moecluster.core.engine.Engine;
 import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.telemetry.ServiceTracing;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -44,7 +46,11 @@ public final class AttentionServer implements AutoCloseable {
     private final String host;
     private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
-    private AttentionServer(Engine engine, GenerationLoop loop, Server server, HealthStatusManager health, String host) {
+    private final ServiceTracing tracing;
+
+    private AttentionServer(Engine engine, GenerationLoop loop, Server server, HealthStatusManager health, String host,
+                            ServiceTracing tracing) {
+        this.tracing = tracing;
         this.engine = engine;
         this.loop = loop;
         this.server = server;
@@ -54,27 +60,44 @@ public final class AttentionServer implements AutoCloseable {
 
     /** Loads the model and starts serving; fails (freeing what it opened) if either fails. */
     public static AttentionServer start(Config config) {
-        Engine engine = Engine.open(config.model(), config.engine(), config.feedForward());
+        return start(config, ServiceTracing.off());
+    }
+
+    /**
+     * As {@link #start(Config)}, traced: a server span per Run call (its parent from the caller's
+     * metadata) and a span per scheduling step. The server owns {@code tracing} and closes it last.
+     */
+    public static AttentionServer start(Config config, ServiceTracing tracing) {
+        Engine engine;
+        try {
+            engine = Engine.open(config.model(), config.engine(), config.feedForward());
+        } catch (RuntimeException e) {
+            tracing.close();
+            throw e;
+        }
         GenerationLoop loop = null;
         try {
-            loop = new GenerationLoop(engine, config.maxRunning(), config.maxQueued());
+            loop = new GenerationLoop(engine, config.maxRunning(), config.maxQueued(), tracing);
             HealthStatusManager health = new HealthStatusManager();
             // The instance id is only known once the port is; Status reads it from a holder.
             String[] instanceId = {config.bind() + ":" + config.port()};
             Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()))
-                    .addService(new AttentionWorkerService(loop, instanceId))
+                    .addService(ServerInterceptors.intercept(
+                            new AttentionWorkerService(loop, instanceId, tracing.enabled()), tracing.serverInterceptor()))
                     .addService(health.getHealthService())
                     .addService(ProtoReflectionServiceV1.newInstance())
                     .build()
                     .start();
             instanceId[0] = config.bind() + ":" + server.getPort();
             health.setStatus("", ServingStatus.SERVING);
-            return new AttentionServer(engine, loop, server, health, config.bind());
+            return new AttentionServer(engine, loop, server, health, config.bind(), tracing);
         } catch (IOException e) {
             closeQuietly(loop, engine);
+            tracing.close();
             throw new UncheckedIOException("cannot listen on " + config.bind() + ":" + config.port(), e);
         } catch (RuntimeException e) {
             closeQuietly(loop, engine);
+            tracing.close();
             throw e;
         }
     }
@@ -121,6 +144,7 @@ public final class AttentionServer implements AutoCloseable {
             Thread.currentThread().interrupt();
         }
         engine.close();
+        tracing.close();
     }
 
     public static void main(String[] args) {

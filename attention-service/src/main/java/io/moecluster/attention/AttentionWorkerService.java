@@ -17,9 +17,16 @@ public final class AttentionWorkerService extends AttentionWorkerGrpc.AttentionW
     private final RunRequestValidator validator;
     /** One element: the server learns its port only after the service is built. */
     private final String[] instanceId;
+    private final boolean traced;
 
     /** @param instanceId a one-element holder of this replica's id (its address), read on every Status */
     public AttentionWorkerService(GenerationLoop loop, String[] instanceId) {
+        this(loop, instanceId, false);
+    }
+
+    /** @param traced hand each request's trace context (current in the handler) to the loop */
+    public AttentionWorkerService(GenerationLoop loop, String[] instanceId, boolean traced) {
+        this.traced = traced;
         this.loop = loop;
         this.validator = new RunRequestValidator(loop.config(), loop.maxSequenceLength());
         this.instanceId = instanceId;
@@ -48,7 +55,8 @@ public final class AttentionWorkerService extends AttentionWorkerGrpc.AttentionW
             }
         });
         try {
-            handle.set(loop.submit(prompt, params, new RunEventWriter(call, start)));
+            handle.set(loop.submit(prompt, params, new RunEventWriter(call, start),
+                    traced ? io.opentelemetry.context.Context.current() : null));
         } catch (CapacityExceededException e) {
             call.onError(Status.RESOURCE_EXHAUSTED.withDescription(e.getMessage()).asRuntimeException());
             return;

@@ -18,6 +18,8 @@ public final class GenerationHandle {
     private final AtomicBoolean cancelRequested = new AtomicBoolean();
     /** Set on the loop thread once the generator accepted it. */
     Sequence sequence;
+    /** The request's trace context (its Run server span), or null without tracing. */
+    io.opentelemetry.context.Context traceContext;
     /** Loop thread only: the request has left the loop (finished, failed or cancelled). */
     private boolean done;
 

@@ -5,6 +5,7 @@ import io.moecluster.core.engine.Engine;
 import io.moecluster.core.engine.Sequence;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.sampling.SamplingParams;
+import io.moecluster.telemetry.ServiceTracing;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -53,6 +54,7 @@ public final class GenerationLoop implements AutoCloseable {
     private final Thread thread;
     private volatile boolean closed;
     private volatile int running;
+    private final StepTracing stepTracing;
 
     /**
      * @param maxRunning most sequences holding a KV cache at once
@@ -62,8 +64,18 @@ public final class GenerationLoop implements AutoCloseable {
         this(engine, maxRunning, maxQueued, UnaryOperator.identity());
     }
 
+    /** @param tracing step spans (and which steps get per-layer spans); off costs nothing per step */
+    public GenerationLoop(Engine engine, int maxRunning, int maxQueued, ServiceTracing tracing) {
+        this(engine, maxRunning, maxQueued, UnaryOperator.identity(), tracing);
+    }
+
     /** @param stepDecorator wraps the generator's step (tests inject failures through it) */
     GenerationLoop(Engine engine, int maxRunning, int maxQueued, UnaryOperator<IntSupplier> stepDecorator) {
+        this(engine, maxRunning, maxQueued, stepDecorator, ServiceTracing.off());
+    }
+
+    GenerationLoop(Engine engine, int maxRunning, int maxQueued, UnaryOperator<IntSupplier> stepDecorator,
+                   ServiceTracing tracing) {
         if (maxQueued < 0) {
             throw new IllegalArgumentException("max queued requests must be >= 0, got " + maxQueued);
         }
@@ -73,6 +85,7 @@ public final class GenerationLoop implements AutoCloseable {
         this.maxRunning = maxRunning;
         this.capacity = maxRunning + maxQueued;
         this.submissions = new ArrayBlockingQueue<>(capacity);
+        this.stepTracing = tracing.enabled() ? new StepTracing(tracing, maxRunning) : null;
         this.thread = Thread.ofPlatform().name("generation-loop").daemon(true).unstarted(this::run);
         thread.start();
     }
@@ -109,6 +122,16 @@ public final class GenerationLoop implements AutoCloseable {
      * @throws IllegalStateException if the loop is closed
      */
     public GenerationHandle submit(int[] prompt, SamplingParams params, GenerationListener listener) {
+        return submit(prompt, params, listener, null);
+    }
+
+    /**
+     * As {@link #submit(int[], SamplingParams, GenerationListener)}, traced: the steps this
+     * request takes part in are spans in {@code traceContext}'s trace (the parent of a step is
+     * its oldest request; the others are links).
+     */
+    public GenerationHandle submit(int[] prompt, SamplingParams params, GenerationListener listener,
+                                   io.opentelemetry.context.Context traceContext) {
         if (closed) {
             throw new IllegalStateException("generation loop is closed");
         }
@@ -118,6 +141,7 @@ public final class GenerationLoop implements AutoCloseable {
                     + " requests: " + maxRunning + " running + " + (capacity - maxRunning) + " queued)");
         }
         GenerationHandle h = new GenerationHandle(this, prompt.clone(), params, listener);
+        h.traceContext = traceContext;
         // Cannot fail: inFlight counts queued handles too, and the queue holds capacity of them.
         submissions.add(h);
         return h;
@@ -193,9 +217,18 @@ public final class GenerationLoop implements AutoCloseable {
     }
 
     private void stepOnce() {
+        if (stepTracing != null) {
+            stepTracing.step(active.values());
+        }
         try {
-            step.getAsInt();
+            int tokens = step.getAsInt();
+            if (stepTracing != null) {
+                stepTracing.succeeded(tokens);
+            }
         } catch (RuntimeException | Error e) {
+            if (stepTracing != null) {
+                stepTracing.failed(e);
+            }
             LOG.warn("step failed; failing {} running sequences: {}", generator.runningCount(), e.toString());
             List<GenerationHandle> failed = new ArrayList<>();
             for (Sequence s : generator.abortRunning()) {

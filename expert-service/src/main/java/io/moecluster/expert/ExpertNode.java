@@ -47,6 +47,12 @@ public final class ExpertNode implements AutoCloseable {
 
     /** @param metricsPort the Prometheus port; below 1 = no metrics */
     public static ExpertNode start(ClusterSpec spec, String id, Path model, int threads, int maxRows, int metricsPort) {
+        return start(spec, id, model, threads, maxRows, metricsPort, io.moecluster.telemetry.TracingOptions.fromEnvironment());
+    }
+
+    /** @param tracing how this service traces its batches (off unless OTEL_* asks, by default) */
+    public static ExpertNode start(ClusterSpec spec, String id, Path model, int threads, int maxRows, int metricsPort,
+                                   io.moecluster.telemetry.TracingOptions tracing) {
         ClusterSpec.Expert self = spec.expertService(id);
         ModelConfig config = ModelConfig.load(model);
         BitSet experts = new BitSet();
@@ -56,17 +62,19 @@ public final class ExpertNode implements AutoCloseable {
         WorkerPool pool = new WorkerPool(threads > 0 ? threads : Runtime.getRuntime().availableProcessors(), "expert-" + id);
         ExpertBank bank = null;
         Aeron aeron = null;
+        io.moecluster.telemetry.ServiceTracing traces = tracing.start("moe-expert", id);
         try {
             int last = Math.min(self.lastLayer(), config.numLayers() - 1);
             bank = new ExpertBank(config, loader, experts, self.firstLayer(), last, pool, maxRows);
             aeron = AeronClients.connect(spec.aeronDir());
             ExpertWorker worker = new ExpertWorker(id, aeron, spec.channelOf(self), self.streamId(), config, bank,
-                    spec.experts().indexOf(self) + 100, spec::replyChannel).start();
+                    spec.experts().indexOf(self) + 100, spec::replyChannel).tracing(traces).start();
             io.moecluster.telemetry.ServiceMetrics metrics = io.moecluster.telemetry.ServiceMetrics.start(
                     "moe-expert", id, "127.0.0.1", metricsPort);
             ExpertMetrics.register(metrics.meter(), worker);
-            return new ExpertNode(aeron, checkpoint, loader, pool, bank, worker, metrics);
+            return new ExpertNode(aeron, checkpoint, loader, pool, bank, worker, metrics).tracing(traces);
         } catch (RuntimeException e) {
+            traces.close();
             if (aeron != null) {
                 aeron.close();
             }
@@ -88,6 +96,13 @@ public final class ExpertNode implements AutoCloseable {
     public int serveHealth(String bind, int port) {
         health = HealthEndpoint.start(bind, port);
         return health.port();
+    }
+
+    private io.moecluster.telemetry.ServiceTracing tracing = io.moecluster.telemetry.ServiceTracing.off();
+
+    private ExpertNode tracing(io.moecluster.telemetry.ServiceTracing tracing) {
+        this.tracing = tracing;
+        return this;
     }
 
     public ExpertWorker worker() {
@@ -130,5 +145,6 @@ public final class ExpertNode implements AutoCloseable {
         pool.close();
         loader.close();
         checkpoint.close();
+        tracing.close();
     }
 }

@@ -49,6 +49,7 @@ public final class ExpertWorker implements AutoCloseable {
     private final java.util.concurrent.atomic.AtomicLongArray tokensPerExpert;
     private final AtomicLong errors = new AtomicLong();
     private volatile long lastBatchNanos = System.nanoTime();
+    private io.opentelemetry.api.trace.Tracer tracer;
 
     /**
      * @param channel where this service subscribes
@@ -63,7 +64,7 @@ public final class ExpertWorker implements AutoCloseable {
         this.bank = bank;
         this.senderId = senderId;
         this.subscription = aeron.addSubscription(channel, streamId);
-        this.poller = new MessagePoller(subscription).onTokenBatch(this::onBatch);
+        this.poller = new MessagePoller(subscription).onTokenBatch(this::serve);
         long floats = (long) bank.maxRows() * config.hiddenSize();
         this.in = arena.allocate(floats * 4, 64);
         this.out = arena.allocate(floats * 4, 64);
@@ -72,6 +73,15 @@ public final class ExpertWorker implements AutoCloseable {
         this.replies = new ReplyWriters(aeron, Duration.ofSeconds(2));
         this.replyChannels = replyChannels;
         this.thread = new PollingThread("expert-" + id, poller, 8);
+    }
+
+    /**
+     * Traces each batch whose TokenBatch carries a sampled trace context: a SERVER span
+     * {@code moe.expert.batch}, child of the router's dispatch span. Set before {@link #start()}.
+     */
+    public ExpertWorker tracing(io.moecluster.telemetry.ServiceTracing tracing) {
+        this.tracer = tracing.enabled() ? tracing.tracer() : null;
+        return this;
     }
 
     public ExpertWorker start() {
@@ -111,6 +121,32 @@ public final class ExpertWorker implements AutoCloseable {
 
     public long malformedDropped() {
         return poller.counter().total();
+    }
+
+    private void serve(TokenBatchView b) {
+        if (tracer == null || !io.moecluster.telemetry.BinaryTraceContext.isSampled(b.traceFlags())) {
+            onBatch(b);
+            return;
+        }
+        io.opentelemetry.api.trace.Span span = tracer.spanBuilder("moe.expert.batch")
+                .setParent(io.moecluster.telemetry.BinaryTraceContext.remoteContext(b.traceIdHigh(), b.traceIdLow(),
+                        b.spanId(), b.traceFlags()))
+                .setSpanKind(io.opentelemetry.api.trace.SpanKind.SERVER)
+                .setAttribute(io.moecluster.telemetry.ServiceTracing.LAYER, (long) b.layer())
+                .setAttribute(io.moecluster.telemetry.ServiceTracing.EXPERT_ID, (long) b.expertId())
+                .setAttribute(io.moecluster.telemetry.ServiceTracing.TOKEN_COUNT, (long) b.tokenCount())
+                .setAttribute(io.moecluster.telemetry.ServiceTracing.BYTES, (long) b.payloadLength())
+                .setAttribute(io.moecluster.telemetry.ServiceTracing.BATCH_ID, b.batchId())
+                .startSpan();
+        long errorsBefore = errors.get();
+        try (io.opentelemetry.context.Scope ignored = span.makeCurrent()) {
+            onBatch(b);
+        } finally {
+            if (errors.get() != errorsBefore) {
+                span.setStatus(io.opentelemetry.api.trace.StatusCode.ERROR, "answered with an error");
+            }
+            span.end();
+        }
     }
 
     private void onBatch(TokenBatchView b) {

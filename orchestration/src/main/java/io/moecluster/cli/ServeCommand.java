@@ -108,6 +108,18 @@ final class ServeCommand implements Runnable {
                 }
             };
         }
+
+        @Option(names = "--trace-layers", paramLabel = "all|none|every:N",
+                description = "Per-layer spans (MoE layer, dispatch, expert batches) for every Nth scheduling step of an "
+                        + "attention service; step spans are always kept. Default: $MOE_TRACE_LAYERS, else every:"
+                        + io.moecluster.telemetry.LayerSampling.DEFAULT_EVERY + ". Tracing itself is on only when "
+                        + "OTEL_TRACES_EXPORTER or an OTLP endpoint is set (README, Tracing).")
+        String traceLayers;
+
+        io.moecluster.telemetry.TracingOptions tracing() {
+            io.moecluster.telemetry.TracingOptions t = io.moecluster.telemetry.TracingOptions.fromEnvironment();
+            return traceLayers == null ? t : t.withLayers(io.moecluster.telemetry.LayerSampling.parse(traceLayers));
+        }
     }
 
     /** How a MoE router (the router-service's, or an embedded one) finds and treats expert replicas. */
@@ -198,7 +210,7 @@ final class ServeCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             ClusterSpec cluster = withOverrides(ClusterSpec.read(flags.cluster), engineConfig());
-            ExpertNode node = ExpertNode.start(cluster, id, model, threads, maxRows, flags.metricsPort);
+            ExpertNode node = ExpertNode.start(cluster, id, model, threads, maxRows, flags.metricsPort, flags.tracing());
             int healthPort = grpcPort > 0 ? node.serveHealth("0.0.0.0", grpcPort) : 0;
             ClusterSpec.Expert self = cluster.expertService(id);
             String channel = cluster.channelOf(self);
@@ -299,7 +311,8 @@ final class ServeCommand implements Runnable {
         public Integer call() throws Exception {
             ClusterSpec cluster = ClusterSpec.read(flags.cluster);
             AttentionNode node = AttentionNode.start(cluster, id, engine.requireModel(spec), engine.options(),
-                    maxRunning, maxQueued, replicas.options(flags, Duration.ofMillis(moeTimeoutMs)), flags.metricsPort);
+                    maxRunning, maxQueued, replicas.options(flags, Duration.ofMillis(moeTimeoutMs)), flags.metricsPort,
+                    flags.tracing());
             ClusterSpec.Attention self = cluster.attentionService(id);
             AutoCloseable stop = flags.announce(new io.moecluster.router.discovery.ServiceInstance(id,
                     io.moecluster.router.discovery.ServiceRole.ATTENTION, self.host(), self.grpcPort(), java.util.Map.of()), node);
@@ -346,7 +359,8 @@ final class ServeCommand implements Runnable {
         public Integer call() throws Exception {
             ClusterSpec cluster = ClusterSpec.read(flags.cluster);
             RouterNode node = RouterNode.start(cluster, model, maxActive, maxSeqLen, maxBatchTokens,
-                    threads, replicas.options(flags, Duration.ofMillis(expertTimeoutMs)), flags.metricsPort);
+                    threads, replicas.options(flags, Duration.ofMillis(expertTimeoutMs)), flags.metricsPort,
+                    flags.tracing());
             AutoCloseable stop = flags.announce(new io.moecluster.router.discovery.ServiceInstance(cluster.router().id(),
                     io.moecluster.router.discovery.ServiceRole.ROUTER, cluster.router().host(), cluster.router().grpcPort(),
                     java.util.Map.of()), node);

@@ -127,6 +127,18 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
         return poller.counter().total();
     }
 
+    private io.moecluster.transport.TraceHeader trace;
+
+    /** Trace context for the batches sent from now on ({@link TracedExpertDispatcher} fills it per layer). */
+    public AeronExpertDispatcher traceHeader(io.moecluster.transport.TraceHeader header) {
+        this.trace = header;
+        return this;
+    }
+
+    private TokenBatchWriter traced(TokenBatchWriter w) {
+        return trace == null ? w : trace.applyTo(w);
+    }
+
     /** Offers that met back-pressure, over every expert service's publication. */
     public long backPressureEvents() {
         long n = 0;
@@ -211,7 +223,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
             }
             tried[slot][attempts[slot]++] = r;
             try {
-                writer(r).send(pendingBatch[slot], pendingLayer[slot], pendingExpert[slot], senderId, replyStreamId,
+                traced(writer(r)).send(pendingBatch[slot], pendingLayer[slot], pendingExpert[slot], senderId, replyStreamId,
                         pendingRows[slot], (long) pendingRow[slot] * hidden, pendingCount[slot], hidden, wire,
                         pendingWeights[slot], pendingRow[slot]);
                 r.sent(pendingExpert[slot], pendingCount[slot]);

@@ -41,6 +41,7 @@ public final class MoeService implements AutoCloseable {
     private final PollingThread thread;
     private final AtomicLong served = new AtomicLong();
     private final AtomicLong failed = new AtomicLong();
+    private boolean tracing;
 
     /**
      * @param channel where the router subscribes for MoE requests
@@ -60,6 +61,16 @@ public final class MoeService implements AutoCloseable {
         this.replies = new ReplyWriters(aeron, Duration.ofSeconds(2));
         this.replyChannels = replyChannels;
         this.thread = new PollingThread("router-moe", poller, 4);
+    }
+
+    /**
+     * Makes the trace context of each sampled request current while its layer is routed, so the
+     * {@link TracedExpertDispatcher} under the router parents its dispatch span to the attention's
+     * layer span. Set before {@link #start()}.
+     */
+    public MoeService tracing(io.moecluster.telemetry.ServiceTracing tracing) {
+        this.tracing = tracing.enabled();
+        return this;
     }
 
     public MoeService start() {
@@ -97,7 +108,14 @@ public final class MoeService implements AutoCloseable {
         if (problem == null) {
             try {
                 b.copyRowsTo(in, 0);
-                router.forward(b.layer(), in, b.tokenCount(), out);
+                if (tracing && io.moecluster.telemetry.BinaryTraceContext.isSampled(b.traceFlags())) {
+                    try (io.opentelemetry.context.Scope ignored = io.moecluster.telemetry.BinaryTraceContext
+                            .remoteContext(b.traceIdHigh(), b.traceIdLow(), b.spanId(), b.traceFlags()).makeCurrent()) {
+                        router.forward(b.layer(), in, b.tokenCount(), out);
+                    }
+                } else {
+                    router.forward(b.layer(), in, b.tokenCount(), out);
+                }
             } catch (RuntimeException e) {
                 problem = e.getMessage() == null ? e.toString() : e.getMessage();
                 LOG.warn("MoE request of layer {} from sender {} failed: {}", b.layer(), b.senderId(), problem);

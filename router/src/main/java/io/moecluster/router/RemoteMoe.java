@@ -11,6 +11,14 @@ import io.moecluster.transport.IdleStrategies;
 import io.moecluster.transport.MessagePoller;
 import io.moecluster.transport.TokenBatchWriter;
 import io.moecluster.transport.TransportException;
+import io.moecluster.telemetry.BinaryTraceContext;
+import io.moecluster.telemetry.ServiceTracing;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanContext;
+import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.api.trace.StatusCode;
+import io.opentelemetry.context.Context;
+import io.opentelemetry.context.Scope;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import org.agrona.concurrent.IdleStrategy;
@@ -39,6 +47,7 @@ public final class RemoteMoe implements FeedForward, AutoCloseable {
     private int awaitingTokens;
     private String error;
     private boolean answered;
+    private ServiceTracing tracing;
 
     /**
      * @param routerChannel where the router subscribes
@@ -56,8 +65,64 @@ public final class RemoteMoe implements FeedForward, AutoCloseable {
         this.poller = new MessagePoller(replies).onBatchResult(this::onResult);
     }
 
+    /**
+     * Traces each layer: a CLIENT span {@code moe.layer} under the current step when the step has
+     * per-layer spans, its context in the TokenBatch; otherwise the step's context goes with the
+     * sampled flag cleared, so the router and the experts make no spans for it. Set before use.
+     */
+    public RemoteMoe tracing(ServiceTracing tracing) {
+        this.tracing = tracing.enabled() ? tracing : null;
+        return this;
+    }
+
     @Override
     public void forward(int layer, MemorySegment input, int tokens, MemorySegment output) {
+        if (tracing == null) {
+            exchange(layer, input, tokens, output);
+            return;
+        }
+        Span span = traceLayer(layer, tokens);
+        if (span == null) {
+            exchange(layer, input, tokens, output);
+            return;
+        }
+        try (Scope ignored = span.makeCurrent()) {
+            exchange(layer, input, tokens, output);
+        } catch (RuntimeException | Error e) {
+            span.recordException(e);
+            span.setStatus(StatusCode.ERROR, String.valueOf(e.getMessage()));
+            throw e;
+        } finally {
+            span.end();
+        }
+    }
+
+    /** Sets the trace context of the next TokenBatch; returns the layer span, or null when there is none. */
+    private Span traceLayer(int layer, int tokens) {
+        Context parent = Context.current();
+        SpanContext step = Span.fromContext(parent).getSpanContext();
+        if (!step.isValid()) {
+            return null;
+        }
+        if (!step.isSampled() || !Boolean.TRUE.equals(parent.get(ServiceTracing.LAYER_SPANS))) {
+            writer.trace(BinaryTraceContext.traceIdHigh(step), BinaryTraceContext.traceIdLow(step),
+                    BinaryTraceContext.spanId(step), 0);
+            return null;
+        }
+        Span span = tracing.tracer().spanBuilder("moe.layer")
+                .setParent(parent)
+                .setSpanKind(SpanKind.CLIENT)
+                .setAttribute(ServiceTracing.LAYER, (long) layer)
+                .setAttribute(ServiceTracing.TOKEN_COUNT, (long) tokens)
+                .setAttribute(ServiceTracing.BYTES, 4L * tokens * hidden)
+                .startSpan();
+        SpanContext c = span.getSpanContext();
+        writer.trace(BinaryTraceContext.traceIdHigh(c), BinaryTraceContext.traceIdLow(c), BinaryTraceContext.spanId(c),
+                BinaryTraceContext.flags(c));
+        return span;
+    }
+
+    private void exchange(int layer, MemorySegment input, int tokens, MemorySegment output) {
         long batchId = nextBatchId++;
         awaiting = batchId;
         awaitingOut = output;

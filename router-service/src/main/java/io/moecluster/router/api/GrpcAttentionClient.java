@@ -22,6 +22,12 @@ public final class GrpcAttentionClient implements AttentionClient {
         return new GrpcAttentionClient(address, NettyChannelBuilder.forTarget(address).usePlaintext().build());
     }
 
+    /** As {@link #connect(String)}, every call through {@code interceptor} (trace propagation). */
+    public static GrpcAttentionClient connect(String address, io.grpc.ClientInterceptor interceptor) {
+        return new GrpcAttentionClient(address, NettyChannelBuilder.forTarget(address).usePlaintext()
+                .intercept(interceptor).build());
+    }
+
     /** Takes ownership of {@code channel}: {@link #close()} shuts it down. */
     public GrpcAttentionClient(String address, ManagedChannel channel) {
         this.address = address;

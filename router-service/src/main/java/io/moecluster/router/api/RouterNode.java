@@ -54,12 +54,33 @@ public final class RouterNode implements AutoCloseable {
                 ExpertDispatchOptions.fixed(expertTimeout), metricsPort);
     }
 
+    /** @param tracingOptions request and dispatch spans (off unless OTEL_* asks, by default) */
+    public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
+                                   int maxBatchTokens, int threads, Duration expertTimeout, int metricsPort,
+                                   io.moecluster.telemetry.TracingOptions tracingOptions) {
+        return start(spec, model, maxActiveRequests, maxSeqLen, maxBatchTokens, threads,
+                ExpertDispatchOptions.fixed(expertTimeout), metricsPort, tracingOptions);
+    }
+
     /**
      * @param dispatch where the expert replicas are found (a registry, watched) and how long they may take
      * @param metricsPort the Prometheus port; below 1 = no metrics
      */
     public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
                                    int maxBatchTokens, int threads, ExpertDispatchOptions dispatch, int metricsPort) {
+        return start(spec, model, maxActiveRequests, maxSeqLen, maxBatchTokens, threads, dispatch, metricsPort,
+                io.moecluster.telemetry.TracingOptions.fromEnvironment());
+    }
+
+    /**
+     * @param dispatch where the expert replicas are found (a registry, watched) and how long they may take
+     * @param metricsPort the Prometheus port; below 1 = no metrics
+     * @param tracingOptions request and dispatch spans (off unless OTEL_* asks, by default)
+     */
+    public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
+                                   int maxBatchTokens, int threads, ExpertDispatchOptions dispatch, int metricsPort,
+                                   io.moecluster.telemetry.TracingOptions tracingOptions) {
+        io.moecluster.telemetry.ServiceTracing tracing = tracingOptions.start("moe-router", spec.router().id());
         ModelConfig config = ModelConfig.load(model);
         List<String> attention = new ArrayList<>();
         for (ClusterSpec.Attention a : spec.attention()) {
@@ -94,9 +115,10 @@ public final class RouterNode implements AutoCloseable {
                 AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec.channelOf(spec.router()),
                         watch.placement(), ClusterSpec.ROUTER_SENDER, spec.router().replyStreamId(), config.hiddenSize(),
                         slots, ElementType.F32, dispatch.replyTimeout(), dispatch.attemptTimeout(), dispatch.publishDeadline());
-                MoeRouter router = new MoeRouter(config, loader, dispatcher, pool, maxBatchTokens);
+                MoeRouter router = new MoeRouter(config, loader, io.moecluster.router.TracedExpertDispatcher.wrap(
+                        dispatcher, tracing, config.hiddenSize(), slots), pool, maxBatchTokens);
                 MoeService moe = new MoeService(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(), config,
-                        router, ClusterSpec.ROUTER_SENDER, maxBatchTokens, spec::replyChannel).start();
+                        router, ClusterSpec.ROUTER_SENDER, maxBatchTokens, spec::replyChannel).tracing(tracing).start();
                 // Closed before the pool, Aeron client and weights it uses (parts close in reverse).
                 parts.add(moe);
                 io.moecluster.router.RouterMetrics.register(metrics.meter(), router, dispatcher, moe);
@@ -105,9 +127,10 @@ public final class RouterNode implements AutoCloseable {
                 contributors.add(new ExpertStatus(router, dispatcher, rates));
             }
             RouterServer server = RouterServer.start(new RouterServer.Config(model, spec.router().host(),
-                    spec.router().grpcPort(), attention, maxActiveRequests, maxSeqLen, contributors, metrics.meter()));
+                    spec.router().grpcPort(), attention, maxActiveRequests, maxSeqLen, contributors, metrics.meter()), tracing);
             return new RouterNode(server, parts, metrics);
         } catch (RuntimeException e) {
+            tracing.close();
             metrics.close();
             closeAll(parts);
             throw e;

@@ -1,6 +1,7 @@
 package io.moecluster.router.api;
 
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
@@ -8,6 +9,7 @@ import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.tokenizer.TextTokenizer;
+import io.moecluster.telemetry.ServiceTracing;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -54,7 +56,11 @@ public final class RouterServer implements AutoCloseable {
     private final String host;
     private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
-    private RouterServer(Server server, HealthStatusManager health, AttentionPool pool, TextTokenizer tokenizer, String host) {
+    private final ServiceTracing tracing;
+
+    private RouterServer(Server server, HealthStatusManager health, AttentionPool pool, TextTokenizer tokenizer, String host,
+                         ServiceTracing tracing) {
+        this.tracing = tracing;
         this.server = server;
         this.health = health;
         this.pool = pool;
@@ -63,6 +69,24 @@ public final class RouterServer implements AutoCloseable {
     }
 
     public static RouterServer start(Config config) {
+        return start(config, ServiceTracing.off());
+    }
+
+    /**
+     * As {@link #start(Config)}, traced: a server span per Inference call (its parent from the
+     * client's W3C metadata, if any), and the context passed on to the attention replicas. The
+     * server owns {@code tracing} and closes it last.
+     */
+    public static RouterServer start(Config config, ServiceTracing tracing) {
+        try {
+            return startTraced(config, tracing);
+        } catch (RuntimeException e) {
+            tracing.close();
+            throw e;
+        }
+    }
+
+    private static RouterServer startTraced(Config config, ServiceTracing tracing) {
         if (config.attention().isEmpty()) {
             throw new IllegalArgumentException("--attention: at least one attention replica (host:port) is needed");
         }
@@ -72,22 +96,22 @@ public final class RouterServer implements AutoCloseable {
         TextTokenizer tokenizer = TextTokenizer.load(config.model(), model.bosTokenId());
         List<AttentionClient> clients = new ArrayList<>();
         for (String address : config.attention()) {
-            clients.add(GrpcAttentionClient.connect(address));
+            clients.add(GrpcAttentionClient.connect(address, tracing.clientInterceptor()));
         }
         AttentionPool pool = new AttentionPool(clients);
         AdmissionControl admission = new AdmissionControl(config.maxActiveRequests());
         HealthStatusManager health = new HealthStatusManager();
         try {
             Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()))
-                    .addService(new InferenceService(model, tokenizer, pool, admission, maxSeqLen,
-                            new RequestMetrics(config.meter(), admission)))
+                    .addService(ServerInterceptors.intercept(new InferenceService(model, tokenizer, pool, admission,
+                            maxSeqLen, new RequestMetrics(config.meter(), admission)), tracing.serverInterceptor()))
                     .addService(new AdminService(pool, admission, config.contributors()))
                     .addService(health.getHealthService())
                     .addService(ProtoReflectionServiceV1.newInstance())
                     .build()
                     .start();
             health.setStatus("", ServingStatus.SERVING);
-            return new RouterServer(server, health, pool, tokenizer, config.bind());
+            return new RouterServer(server, health, pool, tokenizer, config.bind(), tracing);
         } catch (IOException e) {
             pool.close();
             tokenizer.close();
@@ -126,6 +150,7 @@ public final class RouterServer implements AutoCloseable {
         }
         pool.close();
         tokenizer.close();
+        tracing.close();
     }
 
     public static void main(String[] args) {

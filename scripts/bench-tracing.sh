@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Decode tokens/s of a whole cluster (one JVM) with tracing off, full and sampled, side by side.
+# Usage: scripts/bench-tracing.sh [MODEL_DIR] [option=value ...]   (options: see TracingOverhead)
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$here/scripts/find-jdk25.sh"
+model="${1:-/tmp/bench-model}"
+shift || true
+if [ ! -f "$model/config.json" ]; then
+  "$here/moe" model make-random --arch mixtral --preset bench --dtype bf16 --seed 1 "$model"
+fi
+"$here/mvn25" -q -B -pl benchmarks -am package -DskipTests
+exec "$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector --add-opens java.base/jdk.internal.misc=ALL-UNNAMED \
+  --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -XX:+UseParallelGC \
+  -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+  -cp "$here/benchmarks/target/benchmarks.jar" io.moecluster.bench.TracingOverhead "$model" "$@"
