@@ -14,4 +14,4 @@ fi
 exec "$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector --add-opens java.base/jdk.internal.misc=ALL-UNNAMED \
   --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
-  -cp "$here/benchmarks/target/benchmarks.jar" io.moecluster.bench.FailoverBench "$model" "${2:-60}" "${3:-25}"
+  -cp "$here/benchmarks/target/benchmarks.jar" io.moecluster.bench.FailoverBench "$model" "${2:-90}" "${3:-45}"

@@ -125,6 +125,12 @@ public final class FailoverBench {
                     killSecond - 10, killSecond - 1, mean(perSecond, killSecond - 10, killSecond),
                     killSecond, afterFrom - 1, mean(perSecond, killSecond, afterFrom),
                     afterFrom, afterFrom + 9, mean(perSecond, afterFrom, afterFrom + 10));
+            // Requests start and finish in waves (all prefill at once), which swings 10 s windows by
+            // a few tokens/s; the means over the whole steady run before and after say more.
+            int warm = Math.min(15, killSecond);
+            out.printf(Locale.ROOT, "tokens/s whole run before (s %d-%d) %.1f, after (s %d-%d) %.1f%n",
+                    warm, killSecond - 1, mean(perSecond, warm, killSecond),
+                    afterFrom, seconds - 1, mean(perSecond, afterFrom, seconds));
             out.printf("requests completed %d, failed %d; re-dispatches %d%n", completed.get(), failed.get(),
                     admin.getClusterStatus(ClusterStatusRequest.getDefaultInstance()).getRedispatches());
         } finally {
