@@ -5,14 +5,19 @@ import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.forward.DenseLayersLocally;
 import io.moecluster.core.forward.ExpertBank;
 import io.moecluster.core.forward.FeedForwardFactory;
+import io.moecluster.core.forward.MoeRouter;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.router.AeronExpertDispatcher;
-import io.moecluster.core.forward.MoeRouter;
-import io.moecluster.router.RemoteMoe;
-import io.moecluster.router.placement.ClusterSpec;
 import io.moecluster.router.ExpertDispatchOptions;
+import io.moecluster.router.RemoteMoe;
+import io.moecluster.router.RouterMetrics;
+import io.moecluster.router.TracedExpertDispatcher;
+import io.moecluster.router.placement.ClusterSpec;
 import io.moecluster.router.placement.PlacementWatch;
 import io.moecluster.sbe.ElementType;
+import io.moecluster.telemetry.ServiceMetrics;
+import io.moecluster.telemetry.ServiceTracing;
+import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.AeronClients;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -26,9 +31,9 @@ import java.time.Duration;
 public final class AttentionNode implements AutoCloseable {
     private final Aeron aeron;
     private final AttentionServer server;
-    private final io.moecluster.telemetry.ServiceMetrics metrics;
+    private final ServiceMetrics metrics;
 
-    private AttentionNode(Aeron aeron, AttentionServer server, io.moecluster.telemetry.ServiceMetrics metrics) {
+    private AttentionNode(Aeron aeron, AttentionServer server, ServiceMetrics metrics) {
         this.aeron = aeron;
         this.server = server;
         this.metrics = metrics;
@@ -49,7 +54,7 @@ public final class AttentionNode implements AutoCloseable {
     /** @param tracingOptions step, layer and dispatch spans (off unless OTEL_* asks, by default) */
     public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
                                       int maxQueued, Duration moeTimeout, int metricsPort,
-                                      io.moecluster.telemetry.TracingOptions tracingOptions) {
+                                      TracingOptions tracingOptions) {
         return start(spec, id, model, engine, maxRunning, maxQueued, ExpertDispatchOptions.fixed(moeTimeout), metricsPort,
                 tracingOptions);
     }
@@ -62,7 +67,7 @@ public final class AttentionNode implements AutoCloseable {
     public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
                                       int maxQueued, ExpertDispatchOptions dispatch, int metricsPort) {
         return start(spec, id, model, engine, maxRunning, maxQueued, dispatch, metricsPort,
-                io.moecluster.telemetry.TracingOptions.fromEnvironment());
+                TracingOptions.fromEnvironment());
     }
 
     /**
@@ -73,14 +78,14 @@ public final class AttentionNode implements AutoCloseable {
      */
     public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
                                       int maxQueued, ExpertDispatchOptions dispatch, int metricsPort,
-                                      io.moecluster.telemetry.TracingOptions tracingOptions) {
+                                      TracingOptions tracingOptions) {
         Duration moeTimeout = dispatch.replyTimeout();
-        io.moecluster.telemetry.ServiceTracing tracing = tracingOptions.start("moe-attention", id);
+        ServiceTracing tracing = tracingOptions.start("moe-attention", id);
         ClusterSpec.Attention self = spec.attentionService(id);
         ModelConfig config = ModelConfig.load(model);
         int senderId = spec.senderId(self);
         Aeron aeron = AeronClients.connect(spec.aeronDir());
-        io.moecluster.telemetry.ServiceMetrics metrics = io.moecluster.telemetry.ServiceMetrics.start(
+        ServiceMetrics metrics = ServiceMetrics.start(
                 "moe-attention", id, self.host(), metricsPort);
         FeedForwardFactory feedForward = spec.embeddedRouter()
                 ? (cfg, loader, pool, maxTokens) -> {
@@ -89,9 +94,9 @@ public final class AttentionNode implements AutoCloseable {
                     AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec.channelOf(self),
                             watch.placement(), senderId, self.replyStreamId(), cfg.hiddenSize(), slots, ElementType.F32,
                             moeTimeout, dispatch.attemptTimeout(), dispatch.publishDeadline()).closing(watch);
-                    MoeRouter router = new MoeRouter(cfg, loader, io.moecluster.router.TracedExpertDispatcher.wrap(
+                    MoeRouter router = new MoeRouter(cfg, loader, TracedExpertDispatcher.wrap(
                             dispatcher, tracing, cfg.hiddenSize(), slots), pool, maxTokens);
-                    io.moecluster.router.RouterMetrics.register(metrics.meter(), router, dispatcher, null);
+                    RouterMetrics.register(metrics.meter(), router, dispatcher, null);
                     return new DenseLayersLocally(cfg, loader, pool, maxTokens, router);
                 }
                 : (cfg, loader, pool, maxTokens) -> new DenseLayersLocally(cfg, loader, pool, maxTokens,

@@ -8,6 +8,7 @@ import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.moecluster.core.engine.Engine;
 import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.forward.FeedForwardFactory;
 import io.moecluster.telemetry.ServiceTracing;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -15,6 +16,7 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -31,10 +33,10 @@ public final class AttentionServer implements AutoCloseable {
      * @param maxQueued most further requests waiting; past that, RESOURCE_EXHAUSTED
      */
     public record Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued,
-                         io.moecluster.core.forward.FeedForwardFactory feedForward) {
+                         FeedForwardFactory feedForward) {
         /** Experts in process (single-node mode). */
         public Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued) {
-            this(model, bind, port, engine, maxRunning, maxQueued, io.moecluster.core.forward.FeedForwardFactory.LOCAL);
+            this(model, bind, port, engine, maxRunning, maxQueued, FeedForwardFactory.LOCAL);
         }
 
     }
@@ -44,7 +46,7 @@ public final class AttentionServer implements AutoCloseable {
     private final Server server;
     private final HealthStatusManager health;
     private final String host;
-    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+    private final AtomicBoolean closed = new AtomicBoolean();
 
     private final ServiceTracing tracing;
 

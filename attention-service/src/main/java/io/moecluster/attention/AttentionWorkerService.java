@@ -9,6 +9,7 @@ import io.moecluster.proto.internal.v1.AttentionStatusRequest;
 import io.moecluster.proto.internal.v1.AttentionWorkerGrpc;
 import io.moecluster.proto.internal.v1.RunEvent;
 import io.moecluster.proto.internal.v1.RunRequest;
+import io.opentelemetry.context.Context;
 import java.util.concurrent.atomic.AtomicReference;
 
 /** The internal AttentionWorker gRPC service over a {@link GenerationLoop}. */
@@ -56,7 +57,7 @@ public final class AttentionWorkerService extends AttentionWorkerGrpc.AttentionW
         });
         try {
             handle.set(loop.submit(prompt, params, new RunEventWriter(call, start),
-                    traced ? io.opentelemetry.context.Context.current() : null));
+                    traced ? Context.current() : null));
         } catch (CapacityExceededException e) {
             call.onError(Status.RESOURCE_EXHAUSTED.withDescription(e.getMessage()).asRuntimeException());
             return;

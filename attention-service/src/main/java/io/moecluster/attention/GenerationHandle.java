@@ -4,6 +4,7 @@ import io.moecluster.core.engine.Sequence;
 import io.moecluster.core.engine.TokenSink;
 import io.moecluster.core.sampling.FinishReason;
 import io.moecluster.core.sampling.SamplingParams;
+import io.opentelemetry.context.Context;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -19,7 +20,7 @@ public final class GenerationHandle {
     /** Set on the loop thread once the generator accepted it. */
     Sequence sequence;
     /** The request's trace context (its Run server span), or null without tracing. */
-    io.opentelemetry.context.Context traceContext;
+    Context traceContext;
     /** Loop thread only: the request has left the loop (finished, failed or cancelled). */
     private boolean done;
 

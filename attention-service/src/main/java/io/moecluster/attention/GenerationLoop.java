@@ -6,6 +6,7 @@ import io.moecluster.core.engine.Sequence;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.sampling.SamplingParams;
 import io.moecluster.telemetry.ServiceTracing;
+import io.opentelemetry.context.Context;
 import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -131,7 +132,7 @@ public final class GenerationLoop implements AutoCloseable {
      * its oldest request; the others are links).
      */
     public GenerationHandle submit(int[] prompt, SamplingParams params, GenerationListener listener,
-                                   io.opentelemetry.context.Context traceContext) {
+                                   Context traceContext) {
         if (closed) {
             throw new IllegalStateException("generation loop is closed");
         }

@@ -1,6 +1,7 @@
 package io.moecluster.consul;
 
 import java.net.URI;
+import java.net.URISyntaxException;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.Map;
@@ -92,7 +93,7 @@ public record ConsulOptions(
         URI uri;
         try {
             uri = new URI(a);
-        } catch (java.net.URISyntaxException e) {
+        } catch (URISyntaxException e) {
             throw new IllegalArgumentException("Consul address '" + address + "' is not host:port or a URL: "
                     + e.getMessage(), e);
         }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moecluster.router.discovery.ExpertMetadata;
 import io.moecluster.router.discovery.ServiceInstance;
 import io.moecluster.router.discovery.ServiceRegistry;
@@ -15,6 +16,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -114,7 +116,7 @@ class ConsulRegistryTest {
         assertThat(FakeConsul.field(body, "ID").asText()).isEqualTo("expert-a");
         assertThat(FakeConsul.field(body, "Address").asText()).isEqualTo("10.0.0.5");
         assertThat(FakeConsul.field(body, "Port").asInt()).isEqualTo(50071);
-        Map<String, String> meta = new java.util.HashMap<>();
+        Map<String, String> meta = new HashMap<>();
         FakeConsul.field(body, "Meta").fields().forEachRemaining(f -> meta.put(f.getKey(), f.getValue().asText()));
         assertThat(meta).isEqualTo(ExpertMetadata.of(e, e.channel()));
         List<String> tags = new ArrayList<>();
@@ -227,7 +229,7 @@ class ConsulRegistryTest {
 
         // what a crashed process leaves behind: a registration nobody heartbeats
         ClusterSpec.Expert e = expert("expert-dead", List.of(3), 2003);
-        String body = new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(Map.of(
+        String body = new ObjectMapper().writeValueAsString(Map.of(
                 "Name", "moe-expert", "ID", e.id(), "Address", "10.0.0.7", "Port", 50071,
                 "Meta", ExpertMetadata.of(e, e.channel()),
                 "Check", Map.of("TTL", "300ms", "DeregisterCriticalServiceAfter", "300ms", "Status", "passing")));

@@ -7,10 +7,14 @@ import io.moecluster.core.model.WeightLoader;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.Checkpoint;
 import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.telemetry.ServiceMetrics;
+import io.moecluster.telemetry.ServiceTracing;
+import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.AeronClients;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.BitSet;
+import org.slf4j.LoggerFactory;
 
 /**
  * One running expert service: its checkpoint (only the hosted experts' tensors are mapped), its
@@ -23,11 +27,11 @@ public final class ExpertNode implements AutoCloseable {
     private final WorkerPool pool;
     private final ExpertBank bank;
     private final ExpertWorker worker;
-    private final io.moecluster.telemetry.ServiceMetrics metrics;
+    private final ServiceMetrics metrics;
     private volatile HealthEndpoint health;
 
     private ExpertNode(Aeron aeron, Checkpoint checkpoint, WeightLoader loader, WorkerPool pool, ExpertBank bank,
-                       ExpertWorker worker, io.moecluster.telemetry.ServiceMetrics metrics) {
+                       ExpertWorker worker, ServiceMetrics metrics) {
         this.metrics = metrics;
         this.aeron = aeron;
         this.checkpoint = checkpoint;
@@ -47,12 +51,12 @@ public final class ExpertNode implements AutoCloseable {
 
     /** @param metricsPort the Prometheus port; below 1 = no metrics */
     public static ExpertNode start(ClusterSpec spec, String id, Path model, int threads, int maxRows, int metricsPort) {
-        return start(spec, id, model, threads, maxRows, metricsPort, io.moecluster.telemetry.TracingOptions.fromEnvironment());
+        return start(spec, id, model, threads, maxRows, metricsPort, TracingOptions.fromEnvironment());
     }
 
     /** @param tracing how this service traces its batches (off unless OTEL_* asks, by default) */
     public static ExpertNode start(ClusterSpec spec, String id, Path model, int threads, int maxRows, int metricsPort,
-                                   io.moecluster.telemetry.TracingOptions tracing) {
+                                   TracingOptions tracing) {
         ClusterSpec.Expert self = spec.expertService(id);
         ModelConfig config = ModelConfig.load(model);
         BitSet experts = new BitSet();
@@ -62,14 +66,14 @@ public final class ExpertNode implements AutoCloseable {
         WorkerPool pool = new WorkerPool(threads > 0 ? threads : Runtime.getRuntime().availableProcessors(), "expert-" + id);
         ExpertBank bank = null;
         Aeron aeron = null;
-        io.moecluster.telemetry.ServiceTracing traces = tracing.start("moe-expert", id);
+        ServiceTracing traces = tracing.start("moe-expert", id);
         try {
             int last = Math.min(self.lastLayer(), config.numLayers() - 1);
             bank = new ExpertBank(config, loader, experts, self.firstLayer(), last, pool, maxRows);
             aeron = AeronClients.connect(spec.aeronDir());
             ExpertWorker worker = new ExpertWorker(id, aeron, spec.channelOf(self), self.streamId(), config, bank,
                     spec.experts().indexOf(self) + 100, spec::replyChannel).tracing(traces).start();
-            io.moecluster.telemetry.ServiceMetrics metrics = io.moecluster.telemetry.ServiceMetrics.start(
+            ServiceMetrics metrics = ServiceMetrics.start(
                     "moe-expert", id, "127.0.0.1", metricsPort);
             ExpertMetrics.register(metrics.meter(), worker);
             return new ExpertNode(aeron, checkpoint, loader, pool, bank, worker, metrics).tracing(traces);
@@ -98,9 +102,9 @@ public final class ExpertNode implements AutoCloseable {
         return health.port();
     }
 
-    private io.moecluster.telemetry.ServiceTracing tracing = io.moecluster.telemetry.ServiceTracing.off();
+    private ServiceTracing tracing = ServiceTracing.off();
 
-    private ExpertNode tracing(io.moecluster.telemetry.ServiceTracing tracing) {
+    private ExpertNode tracing(ServiceTracing tracing) {
         this.tracing = tracing;
         return this;
     }
@@ -124,7 +128,7 @@ public final class ExpertNode implements AutoCloseable {
         }
         try {
             if (!worker.drain(quiet, max)) {
-                org.slf4j.LoggerFactory.getLogger(ExpertNode.class).warn(
+                LoggerFactory.getLogger(ExpertNode.class).warn(
                         "{}: batches still arriving after {} s of draining; stopping anyway", worker.id(), max.toSeconds());
             }
         } catch (InterruptedException e) {

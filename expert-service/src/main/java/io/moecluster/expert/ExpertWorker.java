@@ -5,15 +5,26 @@ import io.aeron.Subscription;
 import io.moecluster.core.forward.ExpertBank;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.router.placement.IdRanges;
+import io.moecluster.telemetry.BinaryTraceContext;
+import io.moecluster.telemetry.ServiceTracing;
+import io.moecluster.transport.BatchResultWriter;
 import io.moecluster.transport.MessagePoller;
 import io.moecluster.transport.PollingThread;
 import io.moecluster.transport.ReplyWriters;
 import io.moecluster.transport.TokenBatchView;
 import io.moecluster.transport.TransportException;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.api.trace.StatusCode;
+import io.opentelemetry.api.trace.Tracer;
+import io.opentelemetry.context.Scope;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
+import java.util.BitSet;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.function.IntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -38,7 +49,7 @@ public final class ExpertWorker implements AutoCloseable {
     private final Subscription subscription;
     private final MessagePoller poller;
     private final ReplyWriters replies;
-    private final java.util.function.IntFunction<String> replyChannels;
+    private final IntFunction<String> replyChannels;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment in;
     private final MemorySegment out;
@@ -46,17 +57,17 @@ public final class ExpertWorker implements AutoCloseable {
     private final PollingThread thread;
     private final AtomicLong batches = new AtomicLong();
     private final AtomicLong tokens = new AtomicLong();
-    private final java.util.concurrent.atomic.AtomicLongArray tokensPerExpert;
+    private final AtomicLongArray tokensPerExpert;
     private final AtomicLong errors = new AtomicLong();
     private volatile long lastBatchNanos = System.nanoTime();
-    private io.opentelemetry.api.trace.Tracer tracer;
+    private Tracer tracer;
 
     /**
      * @param channel where this service subscribes
      * @param replyChannels the channel to answer each sender id on
      */
     public ExpertWorker(String id, Aeron aeron, String channel, int streamId, ModelConfig config, ExpertBank bank,
-                        int senderId, java.util.function.IntFunction<String> replyChannels) {
+                        int senderId, IntFunction<String> replyChannels) {
         this.id = id;
         this.channel = channel;
         this.streamId = streamId;
@@ -69,7 +80,7 @@ public final class ExpertWorker implements AutoCloseable {
         this.in = arena.allocate(floats * 4, 64);
         this.out = arena.allocate(floats * 4, 64);
         this.weights = new float[bank.maxRows()];
-        this.tokensPerExpert = new java.util.concurrent.atomic.AtomicLongArray(bank.experts().length());
+        this.tokensPerExpert = new AtomicLongArray(bank.experts().length());
         this.replies = new ReplyWriters(aeron, Duration.ofSeconds(2));
         this.replyChannels = replyChannels;
         this.thread = new PollingThread("expert-" + id, poller, 8);
@@ -79,7 +90,7 @@ public final class ExpertWorker implements AutoCloseable {
      * Traces each batch whose TokenBatch carries a sampled trace context: a SERVER span
      * {@code moe.expert.batch}, child of the router's dispatch span. Set before {@link #start()}.
      */
-    public ExpertWorker tracing(io.moecluster.telemetry.ServiceTracing tracing) {
+    public ExpertWorker tracing(ServiceTracing tracing) {
         this.tracer = tracing.enabled() ? tracing.tracer() : null;
         return this;
     }
@@ -111,7 +122,7 @@ public final class ExpertWorker implements AutoCloseable {
         return expert < tokensPerExpert.length() ? tokensPerExpert.get(expert) : 0;
     }
 
-    public java.util.BitSet experts() {
+    public BitSet experts() {
         return bank.experts();
     }
 
@@ -124,26 +135,26 @@ public final class ExpertWorker implements AutoCloseable {
     }
 
     private void serve(TokenBatchView b) {
-        if (tracer == null || !io.moecluster.telemetry.BinaryTraceContext.isSampled(b.traceFlags())) {
+        if (tracer == null || !BinaryTraceContext.isSampled(b.traceFlags())) {
             onBatch(b);
             return;
         }
-        io.opentelemetry.api.trace.Span span = tracer.spanBuilder("moe.expert.batch")
-                .setParent(io.moecluster.telemetry.BinaryTraceContext.remoteContext(b.traceIdHigh(), b.traceIdLow(),
+        Span span = tracer.spanBuilder("moe.expert.batch")
+                .setParent(BinaryTraceContext.remoteContext(b.traceIdHigh(), b.traceIdLow(),
                         b.spanId(), b.traceFlags()))
-                .setSpanKind(io.opentelemetry.api.trace.SpanKind.SERVER)
-                .setAttribute(io.moecluster.telemetry.ServiceTracing.LAYER, (long) b.layer())
-                .setAttribute(io.moecluster.telemetry.ServiceTracing.EXPERT_ID, (long) b.expertId())
-                .setAttribute(io.moecluster.telemetry.ServiceTracing.TOKEN_COUNT, (long) b.tokenCount())
-                .setAttribute(io.moecluster.telemetry.ServiceTracing.BYTES, (long) b.payloadLength())
-                .setAttribute(io.moecluster.telemetry.ServiceTracing.BATCH_ID, b.batchId())
+                .setSpanKind(SpanKind.SERVER)
+                .setAttribute(ServiceTracing.LAYER, (long) b.layer())
+                .setAttribute(ServiceTracing.EXPERT_ID, (long) b.expertId())
+                .setAttribute(ServiceTracing.TOKEN_COUNT, (long) b.tokenCount())
+                .setAttribute(ServiceTracing.BYTES, (long) b.payloadLength())
+                .setAttribute(ServiceTracing.BATCH_ID, b.batchId())
                 .startSpan();
         long errorsBefore = errors.get();
-        try (io.opentelemetry.context.Scope ignored = span.makeCurrent()) {
+        try (Scope ignored = span.makeCurrent()) {
             onBatch(b);
         } finally {
             if (errors.get() != errorsBefore) {
-                span.setStatus(io.opentelemetry.api.trace.StatusCode.ERROR, "answered with an error");
+                span.setStatus(StatusCode.ERROR, "answered with an error");
             }
             span.end();
         }
@@ -181,7 +192,7 @@ public final class ExpertWorker implements AutoCloseable {
         }
     }
 
-    private io.moecluster.transport.BatchResultWriter replyWriter(TokenBatchView b) {
+    private BatchResultWriter replyWriter(TokenBatchView b) {
         return replies.to(replyChannels.apply(b.senderId()), b.replyStreamId());
     }
 

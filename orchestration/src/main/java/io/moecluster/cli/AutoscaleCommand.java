@@ -12,6 +12,7 @@ import io.moecluster.proto.v1.ExpertLoad;
 import io.moecluster.router.placement.ClusterSpec;
 import java.io.PrintWriter;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
@@ -83,7 +84,7 @@ final class AutoscaleCommand implements Callable<Integer> {
                 int hot = policy.observe(rates, replicas);
                 if (hot >= 0) {
                     out.printf(Locale.ROOT, "expert %d has %.0f%% of routed tokens; adding replica %d%n", hot,
-                            100 * rates[hot] / java.util.Arrays.stream(rates).sum(), replicas[hot] + 1);
+                            100 * rates[hot] / Arrays.stream(rates).sum(), replicas[hot] + 1);
                     out.flush();
                     scaler.scale(hot, replicas[hot] + 1);
                 }

@@ -1,7 +1,9 @@
 package io.moecluster.cli;
 
 import io.moecluster.core.model.ModelFormatException;
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -58,7 +60,7 @@ public final class MoeCommand implements Runnable {
         cli.setExecutionExceptionHandler((ex, cmd, parseResult) -> {
             if (ex instanceof ModelFormatException || ex instanceof IllegalArgumentException
                     || ex instanceof IllegalStateException
-                    || ex instanceof java.io.IOException || ex instanceof java.io.UncheckedIOException) {
+                    || ex instanceof IOException || ex instanceof UncheckedIOException) {
                 err.println("moe: " + ex.getMessage());
             } else {
                 err.println("moe: " + ex);

@@ -3,17 +3,32 @@ package io.moecluster.cli;
 import io.moecluster.attention.AttentionNode;
 import io.moecluster.cli.cluster.ClusterState;
 import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.model.ModelConfig;
 import io.moecluster.expert.ExpertNode;
+import io.moecluster.router.ExpertDispatchOptions;
 import io.moecluster.router.api.RouterNode;
+import io.moecluster.router.discovery.ExpertMetadata;
+import io.moecluster.router.discovery.ServiceInstance;
+import io.moecluster.router.discovery.ServiceRegistry;
+import io.moecluster.router.discovery.ServiceRole;
+import io.moecluster.router.discovery.StaticFileRegistry;
 import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.router.placement.IdRanges;
+import io.moecluster.telemetry.LayerSampling;
+import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.EmbeddedMediaDriver;
 import io.moecluster.transport.IdleStrategies;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -78,13 +93,13 @@ final class ServeCommand implements Runnable {
                         + "http://127.0.0.1:8500).")
         String consul;
 
-        private io.moecluster.router.discovery.ServiceRegistry registry;
+        private ServiceRegistry registry;
 
         /** One registry per process: what it watches and what it announces go through the same client. */
-        io.moecluster.router.discovery.ServiceRegistry registry() {
+        ServiceRegistry registry() {
             if (registry == null) {
                 registry = switch (discovery) {
-                    case "file" -> new io.moecluster.router.discovery.StaticFileRegistry(cluster);
+                    case "file" -> new StaticFileRegistry(cluster);
                     case "consul" -> Registries.consul(consul);
                     default -> throw new IllegalArgumentException("--discovery: '" + discovery + "' is not file or consul");
                 };
@@ -96,9 +111,9 @@ final class ServeCommand implements Runnable {
          * Announces this service (a no-op with the cluster file, which moe up writes) and returns what
          * stops it: leave the registry first, so no new work arrives, then stop the service.
          */
-        AutoCloseable announce(io.moecluster.router.discovery.ServiceInstance self, AutoCloseable service) {
-            io.moecluster.router.discovery.ServiceRegistry r = registry();
-            io.moecluster.router.discovery.ServiceRegistry.Registration registration = r.register(self);
+        AutoCloseable announce(ServiceInstance self, AutoCloseable service) {
+            ServiceRegistry r = registry();
+            ServiceRegistry.Registration registration = r.register(self);
             return () -> {
                 registration.close();
                 try {
@@ -112,13 +127,13 @@ final class ServeCommand implements Runnable {
         @Option(names = "--trace-layers", paramLabel = "all|none|every:N",
                 description = "Per-layer spans (MoE layer, dispatch, expert batches) for every Nth scheduling step of an "
                         + "attention service; step spans are always kept. Default: $MOE_TRACE_LAYERS, else every:"
-                        + io.moecluster.telemetry.LayerSampling.DEFAULT_EVERY + ". Tracing itself is on only when "
+                        + LayerSampling.DEFAULT_EVERY + ". Tracing itself is on only when "
                         + "OTEL_TRACES_EXPORTER or an OTLP endpoint is set (README, Tracing).")
         String traceLayers;
 
-        io.moecluster.telemetry.TracingOptions tracing() {
-            io.moecluster.telemetry.TracingOptions t = io.moecluster.telemetry.TracingOptions.fromEnvironment();
-            return traceLayers == null ? t : t.withLayers(io.moecluster.telemetry.LayerSampling.parse(traceLayers));
+        TracingOptions tracing() {
+            TracingOptions t = TracingOptions.fromEnvironment();
+            return traceLayers == null ? t : t.withLayers(LayerSampling.parse(traceLayers));
         }
     }
 
@@ -129,11 +144,11 @@ final class ServeCommand implements Runnable {
                         + "replica of that expert (default: ${DEFAULT-VALUE}).")
         long replicaTimeoutMs;
 
-        io.moecluster.router.ExpertDispatchOptions options(ClusterFlags flags, Duration replyTimeout) {
+        ExpertDispatchOptions options(ClusterFlags flags, Duration replyTimeout) {
             if (replicaTimeoutMs < 1) {
                 throw new IllegalArgumentException("--replica-timeout-ms must be >= 1, got " + replicaTimeoutMs);
             }
-            return io.moecluster.router.ExpertDispatchOptions.fixed(replyTimeout)
+            return ExpertDispatchOptions.fixed(replyTimeout)
                     .withAttemptTimeout(Duration.ofMillis(replicaTimeoutMs))
                     .withRegistry(flags.registry());
         }
@@ -216,21 +231,21 @@ final class ServeCommand implements Runnable {
             String channel = cluster.channelOf(self);
             // SIGTERM: leave the registry, then drain (batches routers sent before they dropped this
             // service are answered), then stop.
-            AutoCloseable graceful = flags.announce(new io.moecluster.router.discovery.ServiceInstance(id,
-                    io.moecluster.router.discovery.ServiceRole.EXPERT, hostOf(channel), healthPort,
-                    io.moecluster.router.discovery.ExpertMetadata.of(self, channel)),
+            AutoCloseable graceful = flags.announce(new ServiceInstance(id,
+                    ServiceRole.EXPERT, hostOf(channel), healthPort,
+                    ExpertMetadata.of(self, channel)),
                     () -> node.drainAndClose(Duration.ofMillis(500), Duration.ofSeconds(drainTimeoutSeconds)));
             return serveUntilStopped(graceful, id, flags.stateDir, spec.commandLine().getOut(), node.worker().describe());
         }
 
         /** The host of a UDP channel's endpoint, else loopback (IPC is one host). */
         static String hostOf(String channel) {
-            java.util.regex.Matcher m = java.util.regex.Pattern.compile("endpoint=([^:|]+):").matcher(channel);
+            Matcher m = Pattern.compile("endpoint=([^:|]+):").matcher(channel);
             return m.find() ? m.group(1) : "127.0.0.1";
         }
 
-        private io.moecluster.core.model.ModelConfig engineConfig() {
-            return io.moecluster.core.model.ModelConfig.load(model);
+        private ModelConfig engineConfig() {
+            return ModelConfig.load(model);
         }
 
         /**
@@ -238,7 +253,7 @@ final class ServeCommand implements Runnable {
          * --channel where given, or added when the file does not list it (a replica {@code moe scale}
          * starts, or one a registry announces).
          */
-        private ClusterSpec withOverrides(ClusterSpec c, io.moecluster.core.model.ModelConfig config) {
+        private ClusterSpec withOverrides(ClusterSpec c, ModelConfig config) {
             if (experts == null && layers == null && streamId == null && channel == null) {
                 return c;
             }
@@ -249,15 +264,15 @@ final class ServeCommand implements Runnable {
             }
             ClusterSpec.Expert self = listed ? c.expertService(id)
                     : new ClusterSpec.Expert(id, List.of(0), 0, config.numLayers() - 1, streamId, null);
-            java.util.List<Integer> ids = self.experts();
+            List<Integer> ids = self.experts();
             if (experts != null) {
                 int slots = config.numExperts() + (config.hasSharedExpert() ? 1 : 0);
-                ids = io.moecluster.router.placement.IdRanges.parse(experts, "--experts", slots).stream().boxed().toList();
+                ids = IdRanges.parse(experts, "--experts", slots).stream().boxed().toList();
             }
             int first = self.firstLayer();
             int last = self.lastLayer();
             if (layers != null) {
-                java.util.BitSet l = io.moecluster.router.placement.IdRanges.parse(layers, "--layers", config.numLayers());
+                BitSet l = IdRanges.parse(layers, "--layers", config.numLayers());
                 first = l.nextSetBit(0);
                 last = l.length() - 1;
                 if (l.cardinality() != last - first + 1) {
@@ -266,7 +281,7 @@ final class ServeCommand implements Runnable {
             }
             ClusterSpec.Expert replaced = new ClusterSpec.Expert(id, ids, first, last,
                     streamId != null ? streamId : self.streamId(), channel != null ? channel : self.channel());
-            java.util.List<ClusterSpec.Expert> all = new java.util.ArrayList<>();
+            List<ClusterSpec.Expert> all = new ArrayList<>();
             for (ClusterSpec.Expert e : c.experts()) {
                 all.add(e.id().equals(id) ? replaced : e);
             }
@@ -314,8 +329,8 @@ final class ServeCommand implements Runnable {
                     maxRunning, maxQueued, replicas.options(flags, Duration.ofMillis(moeTimeoutMs)), flags.metricsPort,
                     flags.tracing());
             ClusterSpec.Attention self = cluster.attentionService(id);
-            AutoCloseable stop = flags.announce(new io.moecluster.router.discovery.ServiceInstance(id,
-                    io.moecluster.router.discovery.ServiceRole.ATTENTION, self.host(), self.grpcPort(), java.util.Map.of()), node);
+            AutoCloseable stop = flags.announce(new ServiceInstance(id,
+                    ServiceRole.ATTENTION, self.host(), self.grpcPort(), Map.of()), node);
             return serveUntilStopped(stop, id, flags.stateDir, spec.commandLine().getOut(),
                     "attention-service " + id + " listening on " + node.address());
         }
@@ -361,9 +376,9 @@ final class ServeCommand implements Runnable {
             RouterNode node = RouterNode.start(cluster, model, maxActive, maxSeqLen, maxBatchTokens,
                     threads, replicas.options(flags, Duration.ofMillis(expertTimeoutMs)), flags.metricsPort,
                     flags.tracing());
-            AutoCloseable stop = flags.announce(new io.moecluster.router.discovery.ServiceInstance(cluster.router().id(),
-                    io.moecluster.router.discovery.ServiceRole.ROUTER, cluster.router().host(), cluster.router().grpcPort(),
-                    java.util.Map.of()), node);
+            AutoCloseable stop = flags.announce(new ServiceInstance(cluster.router().id(),
+                    ServiceRole.ROUTER, cluster.router().host(), cluster.router().grpcPort(),
+                    Map.of()), node);
             return serveUntilStopped(stop, "router", flags.stateDir, spec.commandLine().getOut(),
                     "router-service listening on " + node.address());
         }

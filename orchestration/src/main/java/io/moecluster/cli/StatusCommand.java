@@ -6,8 +6,10 @@ import io.moecluster.proto.v1.AdminGrpc;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ClusterStatusRequest;
 import io.moecluster.proto.v1.ExpertLoad;
+import io.moecluster.proto.v1.ReplicaLoad;
 import io.moecluster.proto.v1.ServiceStatus;
 import java.io.PrintWriter;
+import java.time.Instant;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
@@ -65,7 +67,7 @@ final class StatusCommand implements Callable<Integer> {
                     "PER REPLICA (tokens/s, tokens routed)");
             for (ExpertLoad l : s.getExpertLoadList()) {
                 StringBuilder replicas = new StringBuilder();
-                for (io.moecluster.proto.v1.ReplicaLoad r : s.getReplicaLoadList()) {
+                for (ReplicaLoad r : s.getReplicaLoadList()) {
                     if (r.getExpert() == l.getExpert()) {
                         replicas.append(replicas.isEmpty() ? "" : "; ").append(String.format(Locale.ROOT, "%s %.1f, %d",
                                 r.getInstanceId(), r.getTokensPerSecond(), r.getTokensRouted()));
@@ -76,7 +78,7 @@ final class StatusCommand implements Callable<Integer> {
             }
             if (s.getRedispatches() > 0) {
                 out.printf(Locale.ROOT, "%d expert batches re-dispatched to another replica, the latest at %s%n",
-                        s.getRedispatches(), java.time.Instant.ofEpochMilli(s.getLastRedispatchUnixMs()));
+                        s.getRedispatches(), Instant.ofEpochMilli(s.getLastRedispatchUnixMs()));
             }
         }
     }

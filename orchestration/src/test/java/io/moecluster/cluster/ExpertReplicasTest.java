@@ -7,13 +7,20 @@ import io.aeron.Subscription;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moecluster.attention.AttentionNode;
+import io.moecluster.core.engine.BatchGenerator;
+import io.moecluster.core.engine.Engine;
+import io.moecluster.core.engine.Sequence;
+import io.moecluster.core.engine.TokenSink;
 import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.sampling.SamplingParams;
 import io.moecluster.core.testing.GoldenModels;
 import io.moecluster.expert.ExpertNode;
 import io.moecluster.proto.v1.AdminGrpc;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ClusterStatusRequest;
+import io.moecluster.proto.v1.GenerateRequest;
 import io.moecluster.proto.v1.ReplicaLoad;
+import io.moecluster.proto.v1.SamplingParameters;
 import io.moecluster.proto.v1.ServiceStatus;
 import io.moecluster.router.ExpertDispatchOptions;
 import io.moecluster.router.api.RouterNode;
@@ -158,9 +165,9 @@ class ExpertReplicasTest {
 
     static int[] streamTokens(ClusterEndToEndTest.Cluster c, int[] prompt, AtomicInteger started) {
         List<Integer> tokens = new ArrayList<>();
-        var it = c.inference().generateStream(io.moecluster.proto.v1.GenerateRequest.newBuilder(
+        var it = c.inference().generateStream(GenerateRequest.newBuilder(
                         ClusterEndToEndTest.request(prompt))
-                .setSampling(io.moecluster.proto.v1.SamplingParameters.newBuilder().setMaxTokens(NEW_TOKENS)
+                .setSampling(SamplingParameters.newBuilder().setMaxTokens(NEW_TOKENS)
                         .setIgnoreEos(true)).build());
         while (it.hasNext()) {
             var r = it.next();
@@ -176,13 +183,13 @@ class ExpertReplicasTest {
 
     void assertAllMatchTheSingleProcessEngine(List<int[]> results) {
         assertThat(results).hasSize(REQUESTS);
-        try (var engine = io.moecluster.core.engine.Engine.open(model, ClusterEndToEndTest.ENGINE)) {
-            var gen = new io.moecluster.core.engine.BatchGenerator(engine, REQUESTS);
-            List<io.moecluster.core.engine.Sequence> seqs = new ArrayList<>();
+        try (var engine = Engine.open(model, ClusterEndToEndTest.ENGINE)) {
+            var gen = new BatchGenerator(engine, REQUESTS);
+            List<Sequence> seqs = new ArrayList<>();
             for (int i = 0; i < REQUESTS; i++) {
                 seqs.add(gen.submit(ClusterEndToEndTest.prompt(2 + i * 2, i + 100),
-                        io.moecluster.core.sampling.SamplingParams.greedy(NEW_TOKENS).withIgnoreEos(true),
-                        io.moecluster.core.engine.TokenSink.NONE));
+                        SamplingParams.greedy(NEW_TOKENS).withIgnoreEos(true),
+                        TokenSink.NONE));
             }
             gen.runToCompletion();
             for (int i = 0; i < REQUESTS; i++) {

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLParser;
+import io.moecluster.cli.MoeCommand;
 import io.moecluster.router.placement.ClusterSpec;
 import io.moecluster.router.placement.IdRanges;
 import java.io.IOException;
@@ -424,7 +425,7 @@ class KubernetesManifestsTest {
                 if (args.isEmpty() || !args.getFirst().equals("serve")) {
                     continue;
                 }
-                picocli.CommandLine cli = new picocli.CommandLine(new io.moecluster.cli.MoeCommand());
+                picocli.CommandLine cli = new picocli.CommandLine(new MoeCommand());
                 String[] words = args.stream().map(a -> a.replace("$(POD_NAME)", "pod-0")
                         .replace("$(POD_IP)", "10.0.0.5").replace("$(HOST_IP)", "10.0.0.1")).toArray(String[]::new);
                 assertThatCode(() -> cli.parseArgs(words)).as("%s %s: moe %s", w, c.path("name").asText(), args)

@@ -14,9 +14,11 @@ import io.moecluster.transport.BoundedPublisher;
 import io.moecluster.transport.IdleStrategies;
 import io.moecluster.transport.MessagePoller;
 import io.moecluster.transport.TokenBatchWriter;
+import io.moecluster.transport.TraceHeader;
 import io.moecluster.transport.TransportException;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
@@ -83,6 +85,8 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
 
     private final AtomicLong redispatches = new AtomicLong();
     private volatile long lastRedispatchEpochMillis;
+    private TraceHeader trace;
+    private AutoCloseable alsoClose;
 
     /**
      * @param senderId {@link ClusterSpec#ROUTER_SENDER} for the router-service, else the attention
@@ -127,10 +131,8 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
         return poller.counter().total();
     }
 
-    private io.moecluster.transport.TraceHeader trace;
-
     /** Trace context for the batches sent from now on ({@link TracedExpertDispatcher} fills it per layer). */
-    public AeronExpertDispatcher traceHeader(io.moecluster.transport.TraceHeader header) {
+    public AeronExpertDispatcher traceHeader(TraceHeader header) {
         this.trace = header;
         return this;
     }
@@ -161,8 +163,6 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
     public ExpertPlacement placement() {
         return placement;
     }
-
-    private AutoCloseable alsoClose;
 
     /** Something to close with this dispatcher, after it: the registry watch feeding its placement. */
     public AeronExpertDispatcher closing(AutoCloseable resource) {
@@ -306,7 +306,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
             return;
         }
         placementVersion = v;
-        java.util.List<ExpertReplica> live = placement.replicas();
+        List<ExpertReplica> live = placement.replicas();
         writers.entrySet().removeIf(e -> {
             if (live.contains(e.getKey())) {
                 return false;

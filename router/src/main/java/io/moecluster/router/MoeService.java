@@ -1,19 +1,23 @@
 package io.moecluster.router;
 
-import io.moecluster.core.forward.MoeRouter;
 import io.aeron.Aeron;
 import io.aeron.Subscription;
+import io.moecluster.core.forward.MoeRouter;
 import io.moecluster.core.model.ModelConfig;
+import io.moecluster.telemetry.BinaryTraceContext;
+import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.transport.BatchResultWriter;
 import io.moecluster.transport.MessagePoller;
 import io.moecluster.transport.PollingThread;
 import io.moecluster.transport.ReplyWriters;
 import io.moecluster.transport.TokenBatchView;
 import io.moecluster.transport.TransportException;
+import io.opentelemetry.context.Scope;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.IntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -34,7 +38,7 @@ public final class MoeService implements AutoCloseable {
     private final Subscription requests;
     private final MessagePoller poller;
     private final ReplyWriters replies;
-    private final java.util.function.IntFunction<String> replyChannels;
+    private final IntFunction<String> replyChannels;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment in;
     private final MemorySegment out;
@@ -48,7 +52,7 @@ public final class MoeService implements AutoCloseable {
      * @param replyChannels the channel to answer each attention replica (by sender id) on
      */
     public MoeService(Aeron aeron, String channel, int streamId, ModelConfig config, MoeRouter router, int senderId,
-                      int maxTokens, java.util.function.IntFunction<String> replyChannels) {
+                      int maxTokens, IntFunction<String> replyChannels) {
         this.channel = channel;
         this.config = config;
         this.router = router;
@@ -68,7 +72,7 @@ public final class MoeService implements AutoCloseable {
      * {@link TracedExpertDispatcher} under the router parents its dispatch span to the attention's
      * layer span. Set before {@link #start()}.
      */
-    public MoeService tracing(io.moecluster.telemetry.ServiceTracing tracing) {
+    public MoeService tracing(ServiceTracing tracing) {
         this.tracing = tracing.enabled();
         return this;
     }
@@ -108,8 +112,8 @@ public final class MoeService implements AutoCloseable {
         if (problem == null) {
             try {
                 b.copyRowsTo(in, 0);
-                if (tracing && io.moecluster.telemetry.BinaryTraceContext.isSampled(b.traceFlags())) {
-                    try (io.opentelemetry.context.Scope ignored = io.moecluster.telemetry.BinaryTraceContext
+                if (tracing && BinaryTraceContext.isSampled(b.traceFlags())) {
+                    try (Scope ignored = BinaryTraceContext
                             .remoteContext(b.traceIdHigh(), b.traceIdLow(), b.spanId(), b.traceFlags()).makeCurrent()) {
                         router.forward(b.layer(), in, b.tokenCount(), out);
                     }

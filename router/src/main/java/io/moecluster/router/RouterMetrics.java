@@ -1,6 +1,7 @@
 package io.moecluster.router;
 
 import io.moecluster.core.forward.MoeRouter;
+import io.moecluster.router.placement.ExpertReplica;
 import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.common.Attributes;
 import io.opentelemetry.api.metrics.Meter;
@@ -42,11 +43,11 @@ public final class RouterMetrics {
         meter.counterBuilder("moe.router.redispatches")
                 .setDescription("Expert batches sent again to another replica after a replica failed or was too slow")
                 .buildWithCallback(m -> m.record(dispatcher.redispatches()));
-        io.opentelemetry.api.common.AttributeKey<String> replicaKey = io.opentelemetry.api.common.AttributeKey.stringKey("replica");
+        AttributeKey<String> replicaKey = AttributeKey.stringKey("replica");
         meter.counterBuilder("moe.router.replica_tokens_routed")
                 .setDescription("Tokens routed to each expert of each replica (expert service) since it joined")
                 .buildWithCallback(m -> {
-                    for (io.moecluster.router.placement.ExpertReplica r : dispatcher.placement().replicas()) {
+                    for (ExpertReplica r : dispatcher.placement().replicas()) {
                         for (int e : r.service().experts()) {
                             m.record(r.tokensRouted(e), Attributes.of(replicaKey, r.id(), EXPERT, (long) e));
                         }
@@ -55,7 +56,7 @@ public final class RouterMetrics {
         meter.gaugeBuilder("moe.router.replica_outstanding_tokens").ofLongs()
                 .setDescription("Tokens sent to each replica and not yet answered")
                 .buildWithCallback(m -> {
-                    for (io.moecluster.router.placement.ExpertReplica r : dispatcher.placement().replicas()) {
+                    for (ExpertReplica r : dispatcher.placement().replicas()) {
                         m.record(r.outstandingTokens(), Attributes.of(replicaKey, r.id()));
                     }
                 });

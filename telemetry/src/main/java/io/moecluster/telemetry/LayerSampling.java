@@ -1,5 +1,7 @@
 package io.moecluster.telemetry;
 
+import java.util.Locale;
+
 /**
  * Which scheduling steps of an attention service get per-layer spans (the attention's MoE layer
  * span, the router's dispatch span and the experts' batch spans). Step spans are kept for every
@@ -26,7 +28,7 @@ public record LayerSampling(int every) {
         if (text == null || text.isBlank()) {
             return DEFAULT;
         }
-        String t = text.trim().toLowerCase(java.util.Locale.ROOT);
+        String t = text.trim().toLowerCase(Locale.ROOT);
         switch (t) {
             case "all":
                 return ALL;

@@ -8,6 +8,7 @@ import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.api.trace.propagation.W3CTraceContextPropagator;
 import io.opentelemetry.context.ContextKey;
 import io.opentelemetry.context.propagation.TextMapPropagator;
+import java.util.List;
 
 /**
  * One service's tracing: a tracer (with the service's resource), the W3C propagator used on gRPC
@@ -28,8 +29,8 @@ public final class ServiceTracing implements AutoCloseable {
 
     public static final AttributeKey<Long> LAYER = AttributeKey.longKey("moe.layer");
     public static final AttributeKey<Long> EXPERT_ID = AttributeKey.longKey("moe.expert_id");
-    public static final AttributeKey<java.util.List<Long>> EXPERT_IDS = AttributeKey.longArrayKey("moe.expert_ids");
-    public static final AttributeKey<java.util.List<Long>> EXPERT_TOKEN_COUNTS =
+    public static final AttributeKey<List<Long>> EXPERT_IDS = AttributeKey.longArrayKey("moe.expert_ids");
+    public static final AttributeKey<List<Long>> EXPERT_TOKEN_COUNTS =
             AttributeKey.longArrayKey("moe.expert_token_counts");
     public static final AttributeKey<Long> TOKEN_COUNT = AttributeKey.longKey("moe.token_count");
     public static final AttributeKey<Long> BYTES = AttributeKey.longKey("moe.bytes");

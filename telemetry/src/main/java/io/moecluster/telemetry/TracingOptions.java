@@ -2,6 +2,7 @@ package io.moecluster.telemetry;
 
 import io.opentelemetry.api.OpenTelemetry;
 import io.opentelemetry.api.common.Attributes;
+import io.opentelemetry.sdk.OpenTelemetrySdk;
 import io.opentelemetry.sdk.autoconfigure.AutoConfiguredOpenTelemetrySdk;
 import io.opentelemetry.sdk.common.CompletableResultCode;
 import io.opentelemetry.sdk.resources.Resource;
@@ -132,7 +133,7 @@ public final class TracingOptions {
                         .addSpanProcessor(batch ? BatchSpanProcessor.builder(shared).build()
                                 : SimpleSpanProcessor.create(shared))
                         .build();
-                io.opentelemetry.sdk.OpenTelemetrySdk sdk = io.opentelemetry.sdk.OpenTelemetrySdk.builder()
+                OpenTelemetrySdk sdk = OpenTelemetrySdk.builder()
                         .setTracerProvider(provider).build();
                 yield new ServiceTracing(sdk, sdk.getTracer(ServiceTracing.SCOPE), layers, sdk::close);
             }
@@ -150,7 +151,7 @@ public final class TracingOptions {
                         .disableShutdownHook()
                         .build()
                         .getOpenTelemetrySdk();
-                io.opentelemetry.sdk.OpenTelemetrySdk closable = (io.opentelemetry.sdk.OpenTelemetrySdk) sdk;
+                OpenTelemetrySdk closable = (OpenTelemetrySdk) sdk;
                 yield new ServiceTracing(closable, sdk.getTracer(ServiceTracing.SCOPE), layers, closable::close);
             }
         };

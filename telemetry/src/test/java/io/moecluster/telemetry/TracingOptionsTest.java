@@ -8,6 +8,7 @@ import io.opentelemetry.api.trace.SpanContext;
 import io.opentelemetry.sdk.testing.exporter.InMemorySpanExporter;
 import io.opentelemetry.sdk.trace.data.SpanData;
 import java.util.Map;
+import java.util.stream.LongStream;
 import org.junit.jupiter.api.Test;
 
 class TracingOptionsTest {
@@ -38,7 +39,7 @@ class TracingOptionsTest {
         assertThat(LayerSampling.parse(null)).isEqualTo(LayerSampling.DEFAULT);
         LayerSampling every4 = LayerSampling.parse("every:4");
         assertThat(every4.toString()).isEqualTo("every:4");
-        assertThat(java.util.stream.LongStream.range(0, 12).filter(every4::sampled).toArray()).containsExactly(0, 4, 8);
+        assertThat(LongStream.range(0, 12).filter(every4::sampled).toArray()).containsExactly(0, 4, 8);
         assertThat(LayerSampling.ALL.sampled(7)).isTrue();
         assertThat(LayerSampling.NONE.sampled(0)).isFalse();
         assertThatThrownBy(() -> LayerSampling.parse("every:0")).hasMessageContaining("every:0");

@@ -1,5 +1,7 @@
 package io.moecluster.cli.cluster;
 
+import java.util.Arrays;
+
 /**
  * When to add a replica: an expert whose share of the routed tokens stays above a threshold for
  * several samples in a row, below a replica cap. One decision per sample (the hottest expert), so
@@ -46,7 +48,7 @@ public final class AutoscalePolicy {
             total += r;
         }
         if (total < minTokensPerSecond) {
-            java.util.Arrays.fill(hotSamples, 0);
+            Arrays.fill(hotSamples, 0);
             return -1;
         }
         int pick = -1;

@@ -6,6 +6,7 @@ import io.moecluster.router.placement.ClusterSpec;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -57,7 +58,7 @@ public record ClusterState(Path dir) {
         var n = JSON.readTree(launchFile().toFile());
         return new LocalClusterLauncher.Options(Path.of(n.get("model").asText()), n.get("expertsPerService").asInt(),
                 n.get("embeddedRouter").asBoolean(), n.get("grpcPort").asInt(), n.get("threads").asInt(),
-                n.get("maxBatchTokens").asInt(), java.time.Duration.ofSeconds(n.get("startTimeoutSeconds").asLong()));
+                n.get("maxBatchTokens").asInt(), Duration.ofSeconds(n.get("startTimeoutSeconds").asLong()));
     }
 
     public boolean exists() {

@@ -3,14 +3,15 @@ package io.moecluster.cli.cluster;
 import io.moecluster.core.forward.ExpertBank;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.router.placement.IdRanges;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import io.moecluster.router.placement.IdRanges;
 import java.util.ArrayList;
 import java.util.BitSet;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -226,7 +227,7 @@ public final class LocalClusterLauncher {
             return;
         }
         try (var paths = Files.walk(dir)) {
-            for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+            for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
                 Files.deleteIfExists(p);
             }
         }

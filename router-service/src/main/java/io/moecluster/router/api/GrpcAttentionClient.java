@@ -1,5 +1,6 @@
 package io.moecluster.router.api;
 
+import io.grpc.ClientInterceptor;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
@@ -23,7 +24,7 @@ public final class GrpcAttentionClient implements AttentionClient {
     }
 
     /** As {@link #connect(String)}, every call through {@code interceptor} (trace propagation). */
-    public static GrpcAttentionClient connect(String address, io.grpc.ClientInterceptor interceptor) {
+    public static GrpcAttentionClient connect(String address, ClientInterceptor interceptor) {
         return new GrpcAttentionClient(address, NettyChannelBuilder.forTarget(address).usePlaintext()
                 .intercept(interceptor).build());
     }

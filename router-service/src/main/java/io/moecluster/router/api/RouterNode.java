@@ -2,6 +2,7 @@ package io.moecluster.router.api;
 
 import io.aeron.Aeron;
 import io.moecluster.core.forward.ExpertBank;
+import io.moecluster.core.forward.MoeRouter;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
 import io.moecluster.core.parallel.WorkerPool;
@@ -9,18 +10,23 @@ import io.moecluster.core.safetensors.Checkpoint;
 import io.moecluster.proto.v1.ServiceRole;
 import io.moecluster.proto.v1.ServiceStatus;
 import io.moecluster.router.AeronExpertDispatcher;
-import io.moecluster.core.forward.MoeRouter;
-import io.moecluster.router.MoeService;
-import io.moecluster.router.placement.ClusterSpec;
 import io.moecluster.router.ExpertDispatchOptions;
+import io.moecluster.router.MoeService;
+import io.moecluster.router.RouterMetrics;
 import io.moecluster.router.TokenRates;
+import io.moecluster.router.TracedExpertDispatcher;
+import io.moecluster.router.placement.ClusterSpec;
 import io.moecluster.router.placement.PlacementWatch;
 import io.moecluster.sbe.ElementType;
+import io.moecluster.telemetry.ServiceMetrics;
+import io.moecluster.telemetry.ServiceTracing;
+import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.AeronClients;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import org.slf4j.LoggerFactory;
 
 /**
  * The router-service of a cluster, as the cluster file describes it: the public gRPC API in front
@@ -30,9 +36,9 @@ import java.util.List;
 public final class RouterNode implements AutoCloseable {
     private final RouterServer server;
     private final List<AutoCloseable> parts;
-    private final io.moecluster.telemetry.ServiceMetrics metrics;
+    private final ServiceMetrics metrics;
 
-    private RouterNode(RouterServer server, List<AutoCloseable> parts, io.moecluster.telemetry.ServiceMetrics metrics) {
+    private RouterNode(RouterServer server, List<AutoCloseable> parts, ServiceMetrics metrics) {
         this.server = server;
         this.parts = parts;
         this.metrics = metrics;
@@ -57,7 +63,7 @@ public final class RouterNode implements AutoCloseable {
     /** @param tracingOptions request and dispatch spans (off unless OTEL_* asks, by default) */
     public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
                                    int maxBatchTokens, int threads, Duration expertTimeout, int metricsPort,
-                                   io.moecluster.telemetry.TracingOptions tracingOptions) {
+                                   TracingOptions tracingOptions) {
         return start(spec, model, maxActiveRequests, maxSeqLen, maxBatchTokens, threads,
                 ExpertDispatchOptions.fixed(expertTimeout), metricsPort, tracingOptions);
     }
@@ -69,7 +75,7 @@ public final class RouterNode implements AutoCloseable {
     public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
                                    int maxBatchTokens, int threads, ExpertDispatchOptions dispatch, int metricsPort) {
         return start(spec, model, maxActiveRequests, maxSeqLen, maxBatchTokens, threads, dispatch, metricsPort,
-                io.moecluster.telemetry.TracingOptions.fromEnvironment());
+                TracingOptions.fromEnvironment());
     }
 
     /**
@@ -79,15 +85,15 @@ public final class RouterNode implements AutoCloseable {
      */
     public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
                                    int maxBatchTokens, int threads, ExpertDispatchOptions dispatch, int metricsPort,
-                                   io.moecluster.telemetry.TracingOptions tracingOptions) {
-        io.moecluster.telemetry.ServiceTracing tracing = tracingOptions.start("moe-router", spec.router().id());
+                                   TracingOptions tracingOptions) {
+        ServiceTracing tracing = tracingOptions.start("moe-router", spec.router().id());
         ModelConfig config = ModelConfig.load(model);
         List<String> attention = new ArrayList<>();
         for (ClusterSpec.Attention a : spec.attention()) {
             attention.add(a.host() + ":" + a.grpcPort());
         }
         List<ClusterStatusContributor> contributors = new ArrayList<>();
-        io.moecluster.telemetry.ServiceMetrics metrics = io.moecluster.telemetry.ServiceMetrics.start(
+        ServiceMetrics metrics = ServiceMetrics.start(
                 "moe-router", spec.router().id(), spec.router().host(), metricsPort);
         List<AutoCloseable> parts = new ArrayList<>();
         try {
@@ -115,13 +121,13 @@ public final class RouterNode implements AutoCloseable {
                 AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec.channelOf(spec.router()),
                         watch.placement(), ClusterSpec.ROUTER_SENDER, spec.router().replyStreamId(), config.hiddenSize(),
                         slots, ElementType.F32, dispatch.replyTimeout(), dispatch.attemptTimeout(), dispatch.publishDeadline());
-                MoeRouter router = new MoeRouter(config, loader, io.moecluster.router.TracedExpertDispatcher.wrap(
+                MoeRouter router = new MoeRouter(config, loader, TracedExpertDispatcher.wrap(
                         dispatcher, tracing, config.hiddenSize(), slots), pool, maxBatchTokens);
                 MoeService moe = new MoeService(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(), config,
                         router, ClusterSpec.ROUTER_SENDER, maxBatchTokens, spec::replyChannel).tracing(tracing).start();
                 // Closed before the pool, Aeron client and weights it uses (parts close in reverse).
                 parts.add(moe);
-                io.moecluster.router.RouterMetrics.register(metrics.meter(), router, dispatcher, moe);
+                RouterMetrics.register(metrics.meter(), router, dispatcher, moe);
                 TokenRates rates = new TokenRates(router, watch.placement(), Duration.ofSeconds(5));
                 parts.add(rates);
                 contributors.add(new ExpertStatus(router, dispatcher, rates));
@@ -142,7 +148,7 @@ public final class RouterNode implements AutoCloseable {
             try {
                 parts.get(i).close();
             } catch (Exception e) {
-                org.slf4j.LoggerFactory.getLogger(RouterNode.class).warn("closing {}: {}", parts.get(i), e.toString());
+                LoggerFactory.getLogger(RouterNode.class).warn("closing {}: {}", parts.get(i), e.toString());
             }
         }
     }

@@ -10,6 +10,8 @@ import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.tokenizer.TextTokenizer;
 import io.moecluster.telemetry.ServiceTracing;
+import io.opentelemetry.api.metrics.Meter;
+import io.opentelemetry.api.metrics.MeterProvider;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -18,6 +20,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -35,12 +38,12 @@ public final class RouterServer implements AutoCloseable {
      */
     public record Config(Path model, String bind, int port, List<String> attention, int maxActiveRequests,
                          int maxSeqLen, List<ClusterStatusContributor> contributors,
-                         io.opentelemetry.api.metrics.Meter meter) {
+                         Meter meter) {
         /** Without metrics. */
         public Config(Path model, String bind, int port, List<String> attention, int maxActiveRequests,
                       int maxSeqLen, List<ClusterStatusContributor> contributors) {
             this(model, bind, port, attention, maxActiveRequests, maxSeqLen, contributors,
-                    io.opentelemetry.api.metrics.MeterProvider.noop().get("noop"));
+                    MeterProvider.noop().get("noop"));
         }
 
         public Config {
@@ -54,7 +57,7 @@ public final class RouterServer implements AutoCloseable {
     private final AttentionPool pool;
     private final TextTokenizer tokenizer;
     private final String host;
-    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+    private final AtomicBoolean closed = new AtomicBoolean();
 
     private final ServiceTracing tracing;
 

@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -26,7 +27,7 @@ public final class ExpertPlacement {
     private final String defaultChannel;
     private final int slots;
     private volatile Table table;
-    private final List<ExpertReplica> leaving = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<ExpertReplica> leaving = new CopyOnWriteArrayList<>();
 
     private record Table(ExpertReplica[][][] byLayerAndExpert, List<ExpertReplica> all, long version) {
     }

@@ -5,9 +5,13 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.testing.GoldenModels;
+import io.moecluster.router.discovery.StaticFileRegistry;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -106,20 +110,20 @@ class PlacementTest {
         ClusterSpec.Expert e1 = new ClusterSpec.Expert("e1", List.of(4, 5, 6, 7), 0, 1, 2001);
         Path file = dir.resolve("cluster.json");
         spec(List.of(e0, e1)).write(file);
-        java.util.concurrent.BlockingQueue<List<ClusterSpec.Expert>> seen = new java.util.concurrent.LinkedBlockingQueue<>();
-        try (io.moecluster.router.discovery.StaticFileRegistry registry =
-                     new io.moecluster.router.discovery.StaticFileRegistry(file, 10);
+        BlockingQueue<List<ClusterSpec.Expert>> seen = new LinkedBlockingQueue<>();
+        try (StaticFileRegistry registry =
+                     new StaticFileRegistry(file, 10);
              var watch = registry.watchExperts(seen::add)) {
             assertThat(seen.poll()).containsExactly(e0, e1);
             ClusterSpec.Expert extra = new ClusterSpec.Expert("e5-r1", List.of(5), 0, 1, 2002);
             Thread.sleep(20); // a different modification time than the first write
             spec(List.of(e0, e1, extra)).write(file);
-            assertThat(seen.poll(5, java.util.concurrent.TimeUnit.SECONDS)).containsExactly(e0, e1, extra);
+            assertThat(seen.poll(5, TimeUnit.SECONDS)).containsExactly(e0, e1, extra);
             Files.writeString(file, "{ not json");
             Thread.sleep(100);
             assertThat(seen).as("a broken file keeps the last set").isEmpty();
             spec(List.of(e0, extra)).write(file);
-            assertThat(seen.poll(5, java.util.concurrent.TimeUnit.SECONDS)).containsExactly(e0, extra);
+            assertThat(seen.poll(5, TimeUnit.SECONDS)).containsExactly(e0, extra);
         }
     }
 }
