@@ -11,7 +11,6 @@ if [ ! -f "$model/config.json" ]; then
   "$here/moe" model make-random --arch mixtral --preset bench --dtype bf16 --seed 1 "$model"
 fi
 "$here/mvn25" -q -B -pl benchmarks -am package -DskipTests
-exec "$JAVA_HOME/bin/java" --add-modules jdk.incubator.vector --add-opens java.base/jdk.internal.misc=ALL-UNNAMED \
-  --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow \
+exec "$JAVA_HOME/bin/java" "@$here/jvm.options" \
   -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -cp "$here/benchmarks/target/benchmarks.jar" io.moecluster.bench.FailoverBench "$model" "${2:-90}" "${3:-45}"

@@ -25,13 +25,6 @@ import java.util.concurrent.ThreadLocalRandom;
  * stopped again on failure.
  */
 public final class LocalClusterLauncher {
-    /** The JVM flags every service needs (the launcher script passes the same). */
-    public static final List<String> JVM_FLAGS = List.of("--add-modules", "jdk.incubator.vector",
-            "--add-opens", "java.base/jdk.internal.misc=ALL-UNNAMED", "--enable-native-access=ALL-UNNAMED",
-            // Netty (inside grpc-netty-shaded) still reads sun.misc.Unsafe; allowed without a warning per start.
-            "--sun-misc-unsafe-memory-access=allow",
-            "-XX:+UseSerialGC");
-
     public record Options(Path model, int expertsPerService, boolean embeddedRouter, int grpcPort, int threads,
                           int maxBatchTokens, Duration startTimeout) {
     }
@@ -175,7 +168,7 @@ public final class LocalClusterLauncher {
     private void launch(String id, List<String> args) throws IOException {
         List<String> cmd = new ArrayList<>();
         cmd.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        cmd.addAll(JVM_FLAGS);
+        cmd.addAll(JvmOptions.read());
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add("io.moecluster.cli.MoeCommand");
