@@ -2,18 +2,17 @@ package io.moecluster.attention;
 
 import io.aeron.Aeron;
 import io.moecluster.core.engine.EngineOptions;
-import io.moecluster.core.forward.DenseLayersLocally;
-import io.moecluster.core.forward.ExpertBank;
-import io.moecluster.core.forward.FeedForwardFactory;
-import io.moecluster.core.forward.MoeRouter;
+import io.moecluster.core.attention.FeedForwardLayers;
+import io.moecluster.core.moe.ExpertBank;
+import io.moecluster.core.attention.FeedForwardFactory;
+import io.moecluster.core.moe.MoeBlock;
 import io.moecluster.core.model.ModelConfig;
-import io.moecluster.router.AeronExpertDispatcher;
-import io.moecluster.router.ExpertDispatchOptions;
-import io.moecluster.router.RemoteMoe;
-import io.moecluster.router.RouterMetrics;
-import io.moecluster.router.TracedExpertDispatcher;
-import io.moecluster.router.placement.ClusterSpec;
-import io.moecluster.router.placement.PlacementWatch;
+import io.moecluster.dispatch.AeronExpertDispatcher;
+import io.moecluster.dispatch.ExpertDispatchOptions;
+import io.moecluster.dispatch.RouterMetrics;
+import io.moecluster.dispatch.TracedExpertDispatcher;
+import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.dispatch.placement.PlacementWatch;
 import io.moecluster.sbe.ElementType;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
@@ -25,7 +24,7 @@ import java.time.Duration;
 /**
  * One attention replica of a cluster, as the cluster file describes it: the attention server
  * whose engine hands each MoE layer either to the router-service over Aeron ({@link RemoteMoe}) or,
- * in embedded-router mode, to an in-process {@link MoeRouter} that dispatches to the expert
+ * in embedded-router mode, to an in-process {@link MoeBlock} that dispatches to the expert
  * services itself. Dense MLP layers run here in both modes.
  */
 public final class AttentionNode implements AutoCloseable {
@@ -94,12 +93,12 @@ public final class AttentionNode implements AutoCloseable {
                     AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec.channelOf(self),
                             watch.placement(), senderId, self.replyStreamId(), cfg.hiddenSize(), slots, ElementType.F32,
                             moeTimeout, dispatch.attemptTimeout(), dispatch.publishDeadline()).closing(watch);
-                    MoeRouter router = new MoeRouter(cfg, loader, TracedExpertDispatcher.wrap(
+                    MoeBlock router = new MoeBlock(cfg, loader, TracedExpertDispatcher.wrap(
                             dispatcher, tracing, cfg.hiddenSize(), slots), pool, maxTokens);
-                    RouterMetrics.register(metrics.meter(), router, dispatcher, null);
-                    return new DenseLayersLocally(cfg, loader, pool, maxTokens, router);
+                    RouterMetrics.register(metrics.meter(), router, dispatcher, () -> 0);
+                    return new FeedForwardLayers(cfg, loader, pool, maxTokens, router);
                 }
-                : (cfg, loader, pool, maxTokens) -> new DenseLayersLocally(cfg, loader, pool, maxTokens,
+                : (cfg, loader, pool, maxTokens) -> new FeedForwardLayers(cfg, loader, pool, maxTokens,
                         new RemoteMoe(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(),
                                 spec.channelOf(self), self.replyStreamId(), senderId, cfg.hiddenSize(), moeTimeout)
                                 .tracing(tracing));

@@ -8,7 +8,8 @@ import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.moecluster.core.engine.Engine;
 import io.moecluster.core.engine.EngineOptions;
-import io.moecluster.core.forward.FeedForwardFactory;
+import io.moecluster.core.moe.LocalFeedForward;
+import io.moecluster.core.attention.FeedForwardFactory;
 import io.moecluster.telemetry.ServiceTracing;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -36,7 +37,7 @@ public final class AttentionServer implements AutoCloseable {
                          FeedForwardFactory feedForward) {
         /** Experts in process (single-node mode). */
         public Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued) {
-            this(model, bind, port, engine, maxRunning, maxQueued, FeedForwardFactory.LOCAL);
+            this(model, bind, port, engine, maxRunning, maxQueued, LocalFeedForward::new);
         }
 
     }

@@ -14,7 +14,7 @@ import io.moecluster.proto.v1.GenerateStreamResponse;
 import io.moecluster.proto.v1.InferenceGrpc;
 import io.moecluster.proto.v1.SamplingParameters;
 import io.moecluster.proto.v1.TokenIds;
-import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.discovery.ClusterSpec;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,6 +1,6 @@
 package io.moecluster.expert;
 
-import io.moecluster.router.RouterMetrics;
+import io.moecluster.telemetry.ServiceMetrics;
 import io.opentelemetry.api.common.Attributes;
 import io.opentelemetry.api.metrics.Meter;
 import java.util.BitSet;
@@ -16,7 +16,7 @@ final class ExpertMetrics {
                 .setDescription("Tokens this service ran through each hosted expert, all layers")
                 .buildWithCallback(m -> {
                     for (int e = hosted.nextSetBit(0); e >= 0; e = hosted.nextSetBit(e + 1)) {
-                        m.record(worker.tokensServed(e), Attributes.of(RouterMetrics.EXPERT, (long) e));
+                        m.record(worker.tokensServed(e), Attributes.of(ServiceMetrics.EXPERT, (long) e));
                     }
                 });
         meter.counterBuilder("moe.expert.batches").setDescription("Token batches served")

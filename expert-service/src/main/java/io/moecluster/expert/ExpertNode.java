@@ -1,12 +1,12 @@
 package io.moecluster.expert;
 
 import io.aeron.Aeron;
-import io.moecluster.core.forward.ExpertBank;
+import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.Checkpoint;
-import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.telemetry.TracingOptions;

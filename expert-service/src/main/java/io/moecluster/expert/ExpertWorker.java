@@ -2,9 +2,9 @@ package io.moecluster.expert;
 
 import io.aeron.Aeron;
 import io.aeron.Subscription;
-import io.moecluster.core.forward.ExpertBank;
+import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.core.model.ModelConfig;
-import io.moecluster.router.placement.IdRanges;
+import io.moecluster.discovery.IdRanges;
 import io.moecluster.telemetry.BinaryTraceContext;
 import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.transport.BatchResultWriter;

@@ -9,7 +9,7 @@ import io.moecluster.proto.v1.AdminGrpc;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ClusterStatusRequest;
 import io.moecluster.proto.v1.ExpertLoad;
-import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.discovery.ClusterSpec;
 import java.io.PrintWriter;
 import java.time.Duration;
 import java.util.Arrays;

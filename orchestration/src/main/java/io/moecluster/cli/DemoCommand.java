@@ -7,7 +7,7 @@ import io.moecluster.core.model.Architecture;
 import io.moecluster.core.model.Preset;
 import io.moecluster.core.model.RandomModelGenerator;
 import io.moecluster.core.safetensors.DType;
-import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.discovery.ClusterSpec;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -2,7 +2,7 @@ package io.moecluster.cli;
 
 import io.moecluster.consul.ConsulOptions;
 import io.moecluster.consul.ConsulRegistry;
-import io.moecluster.router.discovery.ServiceRegistry;
+import io.moecluster.discovery.ServiceRegistry;
 
 /** The service registries {@code moe serve --discovery} can name. */
 final class Registries {

@@ -1,7 +1,7 @@
 package io.moecluster.cli;
 
 import io.moecluster.cli.cluster.ClusterState;
-import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.discovery.ClusterSpec;
 
 final class ServerAddress {
     private ServerAddress() {

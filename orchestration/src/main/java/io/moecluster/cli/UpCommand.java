@@ -2,8 +2,8 @@ package io.moecluster.cli;
 
 import io.moecluster.cli.cluster.ClusterState;
 import io.moecluster.cli.cluster.LocalClusterLauncher;
-import io.moecluster.router.placement.ClusterSpec;
-import io.moecluster.router.placement.IdRanges;
+import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.discovery.IdRanges;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Duration;

@@ -9,9 +9,9 @@ import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.testing.GoldenModels;
 import io.moecluster.expert.ExpertNode;
 import io.moecluster.proto.v1.InferenceGrpc;
-import io.moecluster.core.forward.MoeRouter;
-import io.moecluster.router.api.RouterNode;
-import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.core.moe.MoeBlock;
+import io.moecluster.router.RouterNode;
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.transport.EmbeddedMediaDriver;
 import java.net.URI;
@@ -78,7 +78,7 @@ class ClusterMetricsTest {
             inference.generate(ClusterEndToEndTest.request(ClusterEndToEndTest.prompt(5 + 4 * i, i)));
         }
 
-        MoeRouter moe = router.moe().router();
+        MoeBlock moe = router.moe().router();
         String routerMetrics = scrape(router.metricsEndpoint());
         long total = 0;
         for (int e = 0; e < config.numExperts(); e++) {

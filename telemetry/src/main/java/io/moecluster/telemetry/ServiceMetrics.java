@@ -22,6 +22,8 @@ import java.net.ServerSocket;
 public final class ServiceMetrics implements AutoCloseable {
     public static final AttributeKey<String> SERVICE_NAME = AttributeKey.stringKey("service.name");
     public static final AttributeKey<String> INSTANCE_ID = AttributeKey.stringKey("service.instance.id");
+    /** The expert id of a per-expert series (the shared expert is num_experts), at routers and expert services alike. */
+    public static final AttributeKey<Long> EXPERT = AttributeKey.longKey("expert");
 
     private final SdkMeterProvider provider;
     private final Meter meter;

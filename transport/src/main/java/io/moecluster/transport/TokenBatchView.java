@@ -14,6 +14,9 @@ import org.agrona.DirectBuffer;
  * until the handler returns).
  */
 public final class TokenBatchView {
+    /** The expert id of a whole-layer MoE request (attention to router), as opposed to one expert's rows. */
+    public static final int WHOLE_LAYER = -1;
+
     private final MessageHeaderDecoder header = new MessageHeaderDecoder();
     private final TokenBatchDecoder decoder = new TokenBatchDecoder();
     private DirectBuffer buffer;

@@ -1,6 +1,6 @@
 package io.moecluster.core.engine;
 
-import io.moecluster.core.forward.StepBatch;
+import io.moecluster.core.attention.StepBatch;
 import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.sampling.FinishReason;

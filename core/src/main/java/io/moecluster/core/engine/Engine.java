@@ -1,11 +1,11 @@
 package io.moecluster.core.engine;
 
-import io.moecluster.core.forward.FeedForward;
-import io.moecluster.core.forward.FeedForwardFactory;
-import io.moecluster.core.forward.KvCache;
-import io.moecluster.core.forward.LocalFeedForward;
-import io.moecluster.core.forward.StepBatch;
-import io.moecluster.core.forward.Transformer;
+import io.moecluster.core.attention.FeedForward;
+import io.moecluster.core.attention.FeedForwardFactory;
+import io.moecluster.core.attention.KvCache;
+import io.moecluster.core.moe.LocalFeedForward;
+import io.moecluster.core.attention.StepBatch;
+import io.moecluster.core.attention.Transformer;
 import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
@@ -45,7 +45,7 @@ public final class Engine implements AutoCloseable {
 
     /** Loads a Hugging Face model directory; fails with a {@link io.moecluster.core.model.ModelFormatException} naming what is wrong. */
     public static Engine open(Path modelDir, EngineOptions options) {
-        return open(modelDir, options, FeedForwardFactory.LOCAL);
+        return open(modelDir, options, LocalFeedForward::new);
     }
 
     /** As {@link #open(Path, EngineOptions)}, with the feed-forward side built by {@code feedForwardFactory}. */

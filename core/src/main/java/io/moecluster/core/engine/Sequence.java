@@ -1,6 +1,6 @@
 package io.moecluster.core.engine;
 
-import io.moecluster.core.forward.KvCache;
+import io.moecluster.core.attention.KvCache;
 import io.moecluster.core.sampling.FinishReason;
 import io.moecluster.core.sampling.Sampler;
 import io.moecluster.core.sampling.SamplingParams;

@@ -2,8 +2,8 @@ package io.moecluster.core.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.moecluster.core.forward.KvCache;
-import io.moecluster.core.forward.StepBatch;
+import io.moecluster.core.attention.KvCache;
+import io.moecluster.core.attention.StepBatch;
 import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.testing.GoldenModels;
 import java.lang.foreign.MemorySegment;

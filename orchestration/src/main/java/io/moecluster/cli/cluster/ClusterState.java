@@ -2,7 +2,7 @@ package io.moecluster.cli.cluster;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import io.moecluster.router.placement.ClusterSpec;
+import io.moecluster.discovery.ClusterSpec;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,9 +1,9 @@
 package io.moecluster.cli.cluster;
 
-import io.moecluster.core.forward.ExpertBank;
+import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.core.model.ModelConfig;
-import io.moecluster.router.placement.ClusterSpec;
-import io.moecluster.router.placement.IdRanges;
+import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.discovery.IdRanges;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.file.Files;

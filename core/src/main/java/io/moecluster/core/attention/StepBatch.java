@@ -1,0 +1,86 @@
+package io.moecluster.core.attention;
+
+
+/**
+ * The tokens of one forward step: prefill chunks and decode tokens of any number of sequences,
+ * each with its position and KV cache. Arrays are sized once; {@link #clear()} reuses them.
+ */
+public final class StepBatch {
+    private final int capacity;
+    private final int[] tokens;
+    private final int[] positions;
+    private final KvCache[] caches;
+    private final boolean[] wantLogits;
+    private final int[] logitRow;
+    private int size;
+    private int logitRows;
+
+    public StepBatch(int capacity) {
+        this.capacity = capacity;
+        this.tokens = new int[capacity];
+        this.positions = new int[capacity];
+        this.caches = new KvCache[capacity];
+        this.wantLogits = new boolean[capacity];
+        this.logitRow = new int[capacity];
+    }
+
+    public void clear() {
+        java.util.Arrays.fill(caches, 0, size, null);
+        size = 0;
+        logitRows = 0;
+    }
+
+    /** Adds a token; returns the row its logits will land in, or -1 if none were asked for. */
+    public int add(int token, int position, KvCache cache, boolean logits) {
+        if (size == capacity) {
+            throw new IllegalStateException("step batch is full (" + capacity + " tokens)");
+        }
+        if (position >= cache.capacity()) {
+            throw new IllegalStateException("position " + position + " exceeds the sequence's KV capacity "
+                    + cache.capacity());
+        }
+        tokens[size] = token;
+        positions[size] = position;
+        caches[size] = cache;
+        wantLogits[size] = logits;
+        logitRow[size] = logits ? logitRows++ : -1;
+        size++;
+        return logitRow[size - 1];
+    }
+
+    public int size() {
+        return size;
+    }
+
+    public int capacity() {
+        return capacity;
+    }
+
+    public int remaining() {
+        return capacity - size;
+    }
+
+    public int logitRows() {
+        return logitRows;
+    }
+
+    public int token(int i) {
+        return tokens[i];
+    }
+
+    public int position(int i) {
+        return positions[i];
+    }
+
+    public KvCache cache(int i) {
+        return caches[i];
+    }
+
+    public boolean wantsLogits(int i) {
+        return wantLogits[i];
+    }
+
+    public int logitRow(int i) {
+        return logitRow[i];
+    }
+}

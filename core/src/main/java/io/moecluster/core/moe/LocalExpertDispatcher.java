@@ -1,0 +1,31 @@
+package io.moecluster.core.moe;
+
+import java.lang.foreign.MemorySegment;
+
+/** Runs every dispatch at once on an in-process {@link ExpertBank}: for tests and single-host tools. */
+public final class LocalExpertDispatcher implements ExpertDispatcher {
+    private final ExpertBank bank;
+
+    public LocalExpertDispatcher(ExpertBank bank) {
+        this.bank = bank;
+    }
+
+    @Override
+    public void dispatch(int layer, int expert, MemorySegment rows, int row, int count, float[] weights,
+                         MemorySegment out) {
+        if (!bank.hosts(layer, expert)) {
+            throw new ExpertUnavailableException(layer, expert, "expert " + expert + " of layer " + layer
+                    + " is not hosted in this process");
+        }
+        bank.run(layer, expert, rows, row, count, weights, row, out, row);
+    }
+
+    @Override
+    public void awaitAll() {
+    }
+
+    @Override
+    public void close() {
+        bank.close();
+    }
+}

@@ -1,0 +1,119 @@
+package io.moecluster.core.moe;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.moecluster.core.engine.Engine;
+import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.attention.FeedForwardLayers;
+import io.moecluster.core.attention.FeedForwardFactory;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.parallel.WorkerPool;
+import io.moecluster.core.safetensors.Checkpoint;
+import io.moecluster.core.model.WeightLoader;
+import io.moecluster.core.testing.GoldenModels;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The router path — gate on the router, experts in separate banks that scale their own rows, a
+ * plain sum in expert order — gives the single-process engine's logits to the bit.
+ */
+class MoeBlockTest {
+    /** Experts split over two banks, as over two expert services (the shared expert in the second). */
+    static final class TwoBankDispatcher implements ExpertDispatcher {
+        final ExpertBank low;
+        final ExpertBank high;
+        final Checkpoint checkpoint;
+        final WeightLoader loader;
+        int dispatches;
+
+        TwoBankDispatcher(Path dir, ModelConfig config, WorkerPool pool, int maxRows) {
+            checkpoint = Checkpoint.open(dir);
+            loader = new WeightLoader(checkpoint, config);
+            int half = config.numExperts() / 2;
+            BitSet a = new BitSet();
+            a.set(0, half);
+            BitSet b = new BitSet();
+            b.set(half, config.numExperts() + (config.hasSharedExpert() ? 1 : 0));
+            low = new ExpertBank(config, loader, a, 0, config.numLayers() - 1, pool, maxRows);
+            high = new ExpertBank(config, loader, b, 0, config.numLayers() - 1, pool, maxRows);
+        }
+
+        @Override
+        public void dispatch(int layer, int expert, MemorySegment rows, int row, int count, float[] weights,
+                             MemorySegment out) {
+            ExpertBank bank = low.hosts(layer, expert) ? low : high;
+            bank.run(layer, expert, rows, row, count, weights, row, out, row);
+            dispatches++;
+        }
+
+        @Override
+        public void awaitAll() {
+        }
+
+        @Override
+        public void close() {
+            low.close();
+            high.close();
+            loader.close();
+            checkpoint.close();
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {GoldenModels.MIXTRAL, GoldenModels.QWEN2_MOE})
+    void routerWithRemoteStyleExpertsMatchesTheLocalEngineBitForBit(String model) throws Exception {
+        Path dir = GoldenModels.dir(model);
+        List<MoeBlock> routers = new ArrayList<>();
+        FeedForwardFactory viaRouter = (config, loader, pool, maxTokens) -> {
+            MoeBlock router = new MoeBlock(config, loader, new TwoBankDispatcher(dir, config, pool, maxTokens * config.topK()),
+                    pool, maxTokens);
+            routers.add(router);
+            return new FeedForwardLayers(config, loader, pool, maxTokens, router);
+        };
+        try (Engine local = Engine.open(dir, EngineOptions.defaults().withThreads(2));
+             Engine routed = Engine.open(dir, EngineOptions.defaults().withThreads(2), viaRouter)) {
+            for (GoldenModels.Case c : GoldenModels.cases(model)) {
+                float[][] expected = local.prefillLogits(c.tokens());
+                float[][] actual = routed.prefillLogits(c.tokens());
+                for (int t = 0; t < expected.length; t++) {
+                    assertThat(actual[t]).as("%s %s row %d", model, c.name(), t).containsExactly(expected[t]);
+                }
+            }
+            MoeBlock router = routers.getFirst();
+            long total = 0;
+            for (int e = 0; e < router.config().numExperts(); e++) {
+                total += router.tokensRouted(e);
+            }
+            int tokens = 0;
+            for (GoldenModels.Case c : GoldenModels.cases(model)) {
+                tokens += c.tokens().length;
+            }
+            assertThat(total).as("top-k per token per layer").isEqualTo(
+                    (long) tokens * router.config().topK() * router.config().numLayers());
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {GoldenModels.MIXTRAL})
+    void anExpertWithNoHostFailsTheStepWithItsName(String model) throws Exception {
+        Path dir = GoldenModels.dir(model);
+        FeedForwardFactory onlyHalf = (config, loader, pool, maxTokens) -> {
+            BitSet a = new BitSet();
+            a.set(0, 4);
+            ExpertBank bank = new ExpertBank(config, loader, a, 0, config.numLayers() - 1, pool, maxTokens * 2);
+            return new MoeBlock(config, loader, new LocalExpertDispatcher(bank), pool, maxTokens);
+        };
+        try (Engine routed = Engine.open(dir, EngineOptions.defaults(), onlyHalf)) {
+            assertThatThrownBy(() -> routed.prefillLogits(new int[] {1, 72, 101, 108, 108, 111, 35, 87, 111}))
+                    .isInstanceOf(ExpertUnavailableException.class)
+                    .hasMessageContaining("is not hosted");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+package io.moecluster.router;
+
+import io.moecluster.core.moe.MoeBlock;
+import io.moecluster.proto.v1.ClusterStatus;
+import io.moecluster.proto.v1.ExpertLoad;
+import io.moecluster.proto.v1.ReplicaLoad;
+import io.moecluster.proto.v1.ServiceRole;
+import io.moecluster.proto.v1.ServiceStatus;
+import io.moecluster.dispatch.AeronExpertDispatcher;
+import io.moecluster.dispatch.TokenRates;
+import io.moecluster.dispatch.placement.ExpertReplica;
+
+/**
+ * The expert side of the cluster status, as the router sees it: every replica in its placement
+ * table (healthy unless in quarantine, tokens outstanding, last failure), tokens per second per
+ * expert, and per expert of each replica.
+ */
+final class ExpertStatus implements ClusterStatusContributor {
+    private final MoeBlock router;
+    private final AeronExpertDispatcher dispatcher;
+    private final TokenRates rates;
+
+    ExpertStatus(MoeBlock router, AeronExpertDispatcher dispatcher, TokenRates rates) {
+        this.router = router;
+        this.dispatcher = dispatcher;
+        this.rates = rates;
+    }
+
+    @Override
+    public void contribute(ClusterStatus.Builder status) {
+        long now = System.nanoTime();
+        for (ExpertReplica r : dispatcher.placement().replicas()) {
+            ServiceStatus.Builder s = ServiceStatus.newBuilder().setInstanceId(r.id())
+                    .setRole(ServiceRole.SERVICE_ROLE_EXPERT)
+                    .setEndpoint(r.channel() + " stream " + r.streamId())
+                    .setHealthy(!r.quarantined(now))
+                    .addAllExperts(r.service().experts())
+                    .setFirstLayer(r.service().firstLayer())
+                    .setLastLayer(r.service().lastLayer())
+                    .setOutstandingTokens(r.outstandingTokens());
+            if (r.lastFailure() != null) {
+                s.setLastFailure(r.lastFailure());
+            }
+            status.addServices(s);
+            for (int e : r.service().experts()) {
+                status.addReplicaLoad(ReplicaLoad.newBuilder().setInstanceId(r.id()).setExpert(e)
+                        .setTokensRouted(r.tokensRouted(e)).setTokensPerSecond(rates.replica(r, e)));
+            }
+        }
+        for (ExpertReplica r : dispatcher.placement().leaving()) {
+            status.addServices(ServiceStatus.newBuilder().setInstanceId(r.id()).setRole(ServiceRole.SERVICE_ROLE_EXPERT)
+                    .setEndpoint(r.channel() + " stream " + r.streamId()).setHealthy(!r.quarantined(now))
+                    .addAllExperts(r.service().experts()).setDraining(true).setOutstandingTokens(r.outstandingTokens()));
+        }
+        for (int e = 0; e < router.expertSlots(); e++) {
+            status.addExpertLoad(ExpertLoad.newBuilder().setExpert(e).setTokensRouted(router.tokensRouted(e))
+                    .setTokensPerSecond(rates.expert(e)));
+        }
+        status.setRedispatches(dispatcher.redispatches())
+                .setLastRedispatchUnixMs(dispatcher.lastRedispatchEpochMillis());
+    }
+}

@@ -1,0 +1,197 @@
+package io.moecluster.router;
+
+import io.grpc.Server;
+import io.grpc.ServerInterceptors;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.tokenizer.TextTokenizer;
+import io.moecluster.telemetry.ServiceTracing;
+import io.opentelemetry.api.metrics.Meter;
+import io.opentelemetry.api.metrics.MeterProvider;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * A running router: the public Inference and Admin services (plus health and reflection) on a Netty
+ * gRPC server, in front of a pool of attention replicas. {@link #main} is the command line.
+ */
+public final class RouterServer implements AutoCloseable {
+    /**
+     * @param attention attention replicas, host:port each
+     * @param maxSeqLen prompt plus completion limit; 0 = min(max_position_embeddings, 4096), as the
+     *     attention service's default
+     * @param contributors extra parts of GetClusterStatus (the MoE router's expert services)
+     */
+    public record Config(Path model, String bind, int port, List<String> attention, int maxActiveRequests,
+                         int maxSeqLen, List<ClusterStatusContributor> contributors,
+                         Meter meter) {
+        /** Without metrics. */
+        public Config(Path model, String bind, int port, List<String> attention, int maxActiveRequests,
+                      int maxSeqLen, List<ClusterStatusContributor> contributors) {
+            this(model, bind, port, attention, maxActiveRequests, maxSeqLen, contributors,
+                    MeterProvider.noop().get("noop"));
+        }
+
+        public Config {
+            attention = List.copyOf(attention);
+            contributors = List.copyOf(contributors);
+        }
+    }
+
+    private final Server server;
+    private final HealthStatusManager health;
+    private final AttentionPool pool;
+    private final TextTokenizer tokenizer;
+    private final String host;
+    private final AtomicBoolean closed = new AtomicBoolean();
+
+    private final ServiceTracing tracing;
+
+    private RouterServer(Server server, HealthStatusManager health, AttentionPool pool, TextTokenizer tokenizer, String host,
+                         ServiceTracing tracing) {
+        this.tracing = tracing;
+        this.server = server;
+        this.health = health;
+        this.pool = pool;
+        this.tokenizer = tokenizer;
+        this.host = host;
+    }
+
+    public static RouterServer start(Config config) {
+        return start(config, ServiceTracing.off());
+    }
+
+    /**
+     * As {@link #start(Config)}, traced: a server span per Inference call (its parent from the
+     * client's W3C metadata, if any), and the context passed on to the attention replicas. The
+     * server owns {@code tracing} and closes it last.
+     */
+    public static RouterServer start(Config config, ServiceTracing tracing) {
+        try {
+            return startTraced(config, tracing);
+        } catch (RuntimeException e) {
+            tracing.close();
+            throw e;
+        }
+    }
+
+    private static RouterServer startTraced(Config config, ServiceTracing tracing) {
+        if (config.attention().isEmpty()) {
+            throw new IllegalArgumentException("--attention: at least one attention replica (host:port) is needed");
+        }
+        ModelConfig model = ModelConfig.load(config.model());
+        int maxSeqLen = config.maxSeqLen() > 0 ? config.maxSeqLen()
+                : Math.min(model.maxPositionEmbeddings(), EngineOptions.DEFAULT_MAX_SEQ_LEN_CAP);
+        TextTokenizer tokenizer = TextTokenizer.load(config.model(), model.bosTokenId());
+        List<AttentionClient> clients = new ArrayList<>();
+        for (String address : config.attention()) {
+            clients.add(GrpcAttentionClient.connect(address, tracing.clientInterceptor()));
+        }
+        AttentionPool pool = new AttentionPool(clients);
+        AdmissionControl admission = new AdmissionControl(config.maxActiveRequests());
+        HealthStatusManager health = new HealthStatusManager();
+        try {
+            Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()))
+                    .addService(ServerInterceptors.intercept(new InferenceService(model, tokenizer, pool, admission,
+                            maxSeqLen, new RequestMetrics(config.meter(), admission)), tracing.serverInterceptor()))
+                    .addService(new AdminService(pool, admission, config.contributors()))
+                    .addService(health.getHealthService())
+                    .addService(ProtoReflectionServiceV1.newInstance())
+                    .build()
+                    .start();
+            health.setStatus("", ServingStatus.SERVING);
+            return new RouterServer(server, health, pool, tokenizer, config.bind(), tracing);
+        } catch (IOException e) {
+            pool.close();
+            tokenizer.close();
+            throw new UncheckedIOException("cannot listen on " + config.bind() + ":" + config.port(), e);
+        }
+    }
+
+    public int port() {
+        return server.getPort();
+    }
+
+    public String address() {
+        return host + ":" + port();
+    }
+
+    public void awaitTermination() throws InterruptedException {
+        server.awaitTermination();
+    }
+
+    /** Stops taking calls, waits briefly for those in flight, then closes the channels; idempotent. */
+    @Override
+    public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        health.enterTerminalState();
+        server.shutdown();
+        try {
+            if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
+                server.shutdownNow();
+                server.awaitTermination(5, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            server.shutdownNow();
+            Thread.currentThread().interrupt();
+        }
+        pool.close();
+        tokenizer.close();
+        tracing.close();
+    }
+
+    public static void main(String[] args) {
+        System.exit(new CommandLine(new Cli()).execute(args));
+    }
+
+    @Command(name = "router-service", mixinStandardHelpOptions = true,
+            description = "Serves the public Inference and Admin gRPC API in front of attention replicas.")
+    static final class Cli implements Callable<Integer> {
+        @Option(names = "--model", required = true, description = "Hugging Face model directory (config and tokenizer)")
+        Path model;
+
+        @Option(names = "--bind", defaultValue = "127.0.0.1", description = "address to listen on (default ${DEFAULT-VALUE})")
+        String bind;
+
+        @Option(names = "--grpc-port", defaultValue = "0", description = "gRPC port; 0 picks a free one")
+        int port;
+
+        @Option(names = "--attention", required = true, split = ",", description = "attention replicas: HOST:PORT[,HOST:PORT...]")
+        List<String> attention;
+
+        @Option(names = "--max-active-requests", defaultValue = "64",
+                description = "requests in flight before RESOURCE_EXHAUSTED (default ${DEFAULT-VALUE})")
+        int maxActiveRequests;
+
+        @Option(names = "--max-seq-len", defaultValue = "0",
+                description = "prompt plus completion limit; 0 = min(max_position_embeddings, 4096)")
+        int maxSeqLen;
+
+        @Override
+        public Integer call() throws InterruptedException {
+            RouterServer server = RouterServer.start(new Config(model, bind, port, attention, maxActiveRequests,
+                    maxSeqLen, List.of()));
+            Runtime.getRuntime().addShutdownHook(new Thread(server::close, "router-service-shutdown"));
+            System.out.println("router-service listening on " + server.address());
+            System.out.flush();
+            server.awaitTermination();
+            return 0;
+        }
+    }
+}

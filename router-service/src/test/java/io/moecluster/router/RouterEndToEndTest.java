@@ -1,0 +1,319 @@
+package io.moecluster.router;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.reflection.v1.ServerReflectionGrpc;
+import io.grpc.reflection.v1.ServerReflectionRequest;
+import io.grpc.reflection.v1.ServerReflectionResponse;
+import io.grpc.reflection.v1.ServiceResponse;
+import io.grpc.stub.StreamObserver;
+import io.moecluster.attention.AttentionServer;
+import io.moecluster.core.engine.BatchGenerator;
+import io.moecluster.core.engine.Engine;
+import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.engine.Sequence;
+import io.moecluster.core.engine.TokenSink;
+import io.moecluster.core.model.Architecture;
+import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.model.Preset;
+import io.moecluster.core.model.RandomModelGenerator;
+import io.moecluster.core.safetensors.DType;
+import io.moecluster.core.sampling.SamplingParams;
+import io.moecluster.core.tokenizer.TextTokenizer;
+import io.moecluster.proto.v1.AdminGrpc;
+import io.moecluster.proto.v1.ClusterStatus;
+import io.moecluster.proto.v1.ClusterStatusRequest;
+import io.moecluster.proto.v1.DetokenizeRequest;
+import io.moecluster.proto.v1.FinishReason;
+import io.moecluster.proto.v1.GenerateRequest;
+import io.moecluster.proto.v1.GenerateResponse;
+import io.moecluster.proto.v1.GenerateStreamResponse;
+import io.moecluster.proto.v1.GetModelInfoRequest;
+import io.moecluster.proto.v1.InferenceGrpc;
+import io.moecluster.proto.v1.SamplingParameters;
+import io.moecluster.proto.v1.ServiceRole;
+import io.moecluster.proto.v1.TokenIds;
+import io.moecluster.proto.v1.TokenizeRequest;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Router and attention servers, both real Netty servers on loopback, over a generated tiny Mixtral. */
+class RouterEndToEndTest {
+    static final EngineOptions ENGINE = new EngineOptions(1, 16, 4096);
+    static final String PROMPT = "hello moe cluster";
+
+    @TempDir
+    static Path modelDir;
+
+    private final List<AutoCloseable> toClose = new ArrayList<>();
+    private AttentionServer attention;
+    private ManagedChannel channel;
+
+    @BeforeAll
+    static void generateModel() throws Exception {
+        RandomModelGenerator.generate(Architecture.MIXTRAL, Preset.TINY, DType.F32, 11, modelDir);
+    }
+
+    @AfterEach
+    void closeAll() throws Exception {
+        for (int i = toClose.size() - 1; i >= 0; i--) {
+            toClose.get(i).close();
+        }
+    }
+
+    void startCluster(int maxActiveRequests) {
+        attention = AttentionServer.start(new AttentionServer.Config(modelDir, "127.0.0.1", 0, ENGINE, 4, 16));
+        toClose.add(attention);
+        RouterServer router = RouterServer.start(new RouterServer.Config(modelDir, "127.0.0.1", 0,
+                List.of(attention.address()), maxActiveRequests, 0, List.of()));
+        toClose.add(router);
+        ManagedChannel ch = NettyChannelBuilder.forAddress("127.0.0.1", router.port()).usePlaintext().build();
+        toClose.add(() -> {
+            ch.shutdownNow();
+            ch.awaitTermination(5, TimeUnit.SECONDS);
+        });
+        channel = ch;
+    }
+
+    InferenceGrpc.InferenceBlockingStub inference() {
+        return InferenceGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS);
+    }
+
+    static GenerateRequest textRequest(String text, int maxTokens) {
+        return GenerateRequest.newBuilder().setText(text)
+                .setSampling(SamplingParameters.newBuilder().setMaxTokens(maxTokens).setIgnoreEos(true)).build();
+    }
+
+    record Streamed(String text, List<Integer> tokens, GenerateStreamResponse finished) {
+    }
+
+    Streamed stream(GenerateRequest r) {
+        StringBuilder text = new StringBuilder();
+        List<Integer> tokens = new ArrayList<>();
+        GenerateStreamResponse finished = null;
+        Iterator<GenerateStreamResponse> it = inference().generateStream(r);
+        while (it.hasNext()) {
+            GenerateStreamResponse e = it.next();
+            if (e.hasToken()) {
+                text.append(e.getToken().getText());
+                assertThat(e.getToken().getTokenId()).as("token ids are real ids").isNotNegative();
+                tokens.add(e.getToken().getTokenId());
+            } else {
+                finished = e;
+                text.append(e.getFinished().getText()); // text held back until the end
+            }
+        }
+        return new Streamed(text.toString(), tokens, finished);
+    }
+
+    /** What one process generates and decodes for the same greedy request. */
+    static String singleProcessGreedyText(String text, int maxTokens) {
+        ModelConfig config = ModelConfig.load(modelDir);
+        try (Engine engine = Engine.open(modelDir, ENGINE);
+             TextTokenizer tok = TextTokenizer.load(modelDir, config.bosTokenId())) {
+            BatchGenerator gen = new BatchGenerator(engine, 1);
+            Sequence s = gen.submit(tok.encode(text, true), SamplingParams.greedy(maxTokens).withIgnoreEos(true),
+                    TokenSink.NONE);
+            gen.runToCompletion();
+            return tok.decode(s.generatedTokens(), true);
+        }
+    }
+
+    @Test
+    void streamedDeltasMatchGenerateAndTheSingleProcessResult() {
+        startCluster(8);
+        Streamed s = stream(textRequest(PROMPT, 20));
+        GenerateResponse whole = inference().generate(textRequest(PROMPT, 20));
+        assertThat(s.text()).isEqualTo(whole.getText()).isEqualTo(singleProcessGreedyText(PROMPT, 20));
+        assertThat(s.tokens()).containsExactlyElementsOf(whole.getTokenIdsList());
+        var fin = s.finished().getFinished();
+        assertThat(fin.getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_LENGTH);
+        assertThat(fin.getUsage().getPromptTokens())
+                .isEqualTo(inference().tokenize(TokenizeRequest.newBuilder().setText(PROMPT).build()).getTokenIdsCount());
+        assertThat(fin.getUsage().getCompletionTokens()).isEqualTo(20);
+        assertThat(fin.getUsage().getTimeToFirstTokenMs()).isPositive();
+        assertThat(fin.getUsage().getTotalTimeMs()).isGreaterThanOrEqualTo(fin.getUsage().getTimeToFirstTokenMs());
+        assertThat(fin.getRequestId()).isNotEmpty();
+        assertThat(whole.getUsage().getCompletionTokens()).isEqualTo(20);
+        assertThat(inference().detokenize(DetokenizeRequest.newBuilder().addAllTokenIds(whole.getTokenIdsList())
+                .setSkipSpecialTokens(true).build()).getText()).isEqualTo(whole.getText());
+        assertThat(inference().getModelInfo(GetModelInfoRequest.getDefaultInstance()).getVocabSize()).isEqualTo(259);
+    }
+
+    @Test
+    void stopSequenceEndsTheCompletionAndIsTrimmed() {
+        startCluster(8);
+        String free = inference().generate(textRequest(PROMPT, 20)).getText();
+        // A stop sequence taken from the middle of the free-running text.
+        String stop = free.substring(5, 8);
+        GenerateRequest r = textRequest(PROMPT, 20).toBuilder()
+                .setSampling(SamplingParameters.newBuilder().setMaxTokens(20).setIgnoreEos(true).addStopSequences(stop))
+                .build();
+        Streamed s = stream(r);
+        assertThat(s.text()).isEqualTo(free.substring(0, free.indexOf(stop)));
+        assertThat(s.finished().getFinished().getFinishReason()).isEqualTo(FinishReason.FINISH_REASON_STOP_SEQUENCE);
+        assertThat(inference().generate(r).getText()).isEqualTo(s.text());
+    }
+
+    @Test
+    void concurrentStreamsAllComplete() throws Exception {
+        startCluster(16);
+        ExecutorService pool = Executors.newFixedThreadPool(8);
+        try {
+            List<Future<Streamed>> futures = new ArrayList<>();
+            for (int i = 0; i < 8; i++) {
+                GenerateRequest r = textRequest(PROMPT.repeat(i + 1), 5 + i);
+                futures.add(pool.submit(() -> stream(r)));
+            }
+            for (int i = 0; i < 8; i++) {
+                Streamed s = futures.get(i).get(60, TimeUnit.SECONDS);
+                assertThat(s.tokens()).hasSize(5 + i);
+                assertThat(s.finished().getFinished().getUsage().getCompletionTokens()).isEqualTo(5 + i);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
+    void admissionLimitAnswersResourceExhausted() throws Exception {
+        startCluster(1);
+        CompletableFuture<Void> firstToken = new CompletableFuture<>();
+        CompletableFuture<Throwable> ended = new CompletableFuture<>();
+        var ctx = io.grpc.Context.current().withCancellation();
+        ctx.run(() -> InferenceGrpc.newStub(channel).generateStream(textRequest(PROMPT, 4000),
+                new StreamObserver<>() {
+                    @Override
+                    public void onNext(GenerateStreamResponse value) {
+                        firstToken.complete(null);
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        ended.complete(t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        ended.complete(null);
+                    }
+                }));
+        firstToken.get(30, TimeUnit.SECONDS);
+        assertThatThrownBy(() -> inference().generate(textRequest("x", 2)))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
+                    assertThat(e.getStatus().getDescription()).isEqualTo("cluster at capacity (1 active requests)");
+                });
+        ClusterStatus status = AdminGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .getClusterStatus(ClusterStatusRequest.getDefaultInstance());
+        assertThat(status.getActiveRequests()).isEqualTo(1);
+        assertThat(status.getMaxActiveRequests()).isEqualTo(1);
+        assertThat(status.getServicesList()).singleElement().satisfies(s -> {
+            assertThat(s.getInstanceId()).isEqualTo(attention.address());
+            assertThat(s.getRole()).isEqualTo(ServiceRole.SERVICE_ROLE_ATTENTION);
+            assertThat(s.getHealthy()).isTrue();
+            assertThat(s.getRunningSequences()).isEqualTo(1);
+        });
+        // Client cancellation gives the slot back and stops the attention run.
+        ctx.cancel(null);
+        assertThat(ended.get(10, TimeUnit.SECONDS)).isInstanceOf(StatusRuntimeException.class);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (attention.loop().runningCount() + attention.loop().queuedCount() > 0 && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertThat(attention.loop().runningCount()).isZero();
+        assertThat(inference().generate(textRequest("x", 2)).getUsage().getCompletionTokens()).isEqualTo(2);
+    }
+
+    @Test
+    void badInputIsRefusedNamingTheField() {
+        startCluster(4);
+        assertInvalid(GenerateRequest.newBuilder().build(), "input is missing");
+        assertInvalid(GenerateRequest.newBuilder().setText("").build(), "text is empty");
+        assertInvalid(GenerateRequest.newBuilder().setTokenIds(TokenIds.newBuilder().addIds(1).addIds(999)).build(),
+                "token_ids.ids[1] = 999");
+        assertInvalid(textRequest("hi", 4).toBuilder()
+                .setSampling(SamplingParameters.newBuilder().setTemperature(-0.5f)).build(), "sampling.temperature");
+        assertInvalid(textRequest("hi", 4).toBuilder()
+                .setSampling(SamplingParameters.newBuilder().setTopP(2f)).build(), "sampling.top_p");
+        assertInvalid(textRequest("hi", 4).toBuilder()
+                .setSampling(SamplingParameters.newBuilder().setMaxTokens(-1)).build(), "sampling.max_tokens");
+        assertThatThrownBy(() -> inference().detokenize(DetokenizeRequest.newBuilder().addTokenIds(5000).build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e ->
+                        assertThat(e.getStatus().getDescription()).contains("token_ids[0] = 5000"));
+    }
+
+    private void assertInvalid(GenerateRequest r, String message) {
+        for (Runnable call : List.<Runnable>of(() -> inference().generate(r), () -> stream(r))) {
+            assertThatThrownBy(call::run).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                assertThat(e.getStatus().getDescription()).contains(message);
+            });
+        }
+    }
+
+    @Test
+    void attentionDownGivesUnavailableNotAHang() {
+        startCluster(4);
+        attention.close();
+        assertThatThrownBy(() -> InferenceGrpc.newBlockingStub(channel).withDeadlineAfter(20, TimeUnit.SECONDS)
+                .generate(textRequest(PROMPT, 4)))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+                    assertThat(e.getStatus().getDescription()).contains("attention replica failed");
+                });
+        ClusterStatus status = AdminGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .getClusterStatus(ClusterStatusRequest.getDefaultInstance());
+        assertThat(status.getServices(0).getHealthy()).isFalse();
+        assertThat(status.getActiveRequests()).isZero();
+    }
+
+    @Test
+    void healthAndReflectionAreServed() throws Exception {
+        startCluster(4);
+        assertThat(HealthGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .check(HealthCheckRequest.getDefaultInstance()).getStatus())
+                .isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+        CompletableFuture<ServerReflectionResponse> reply = new CompletableFuture<>();
+        StreamObserver<ServerReflectionRequest> requests = ServerReflectionGrpc.newStub(channel)
+                .serverReflectionInfo(new StreamObserver<>() {
+                    @Override
+                    public void onNext(ServerReflectionResponse value) {
+                        reply.complete(value);
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        reply.completeExceptionally(t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                    }
+                });
+        requests.onNext(ServerReflectionRequest.newBuilder().setListServices("").build());
+        List<String> services = reply.get(10, TimeUnit.SECONDS).getListServicesResponse().getServiceList().stream()
+                .map(ServiceResponse::getName).toList();
+        requests.onCompleted();
+        assertThat(services).contains("moe.v1.Inference", "moe.v1.Admin", "grpc.health.v1.Health");
+    }
+}
