@@ -89,7 +89,7 @@ public final class AttentionNode implements AutoCloseable {
         FeedForwardFactory feedForward = spec.embeddedRouter()
                 ? (cfg, loader, pool, maxTokens) -> {
                     PlacementWatch watch = PlacementWatch.start(spec, cfg, dispatch.registry());
-                    int slots = ExpertBank.sharedExpertId(cfg) + (cfg.hasSharedExpert() ? 1 : 0);
+                    int slots = cfg.expertSlots();
                     AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec.channelOf(self),
                             watch.placement(), senderId, self.replyStreamId(), cfg.hiddenSize(), slots, ElementType.F32,
                             moeTimeout, dispatch.attemptTimeout(), dispatch.publishDeadline()).closing(watch);

@@ -2,7 +2,7 @@ package io.moecluster.bench;
 
 import io.moecluster.core.kernels.Bf16;
 import io.moecluster.core.kernels.Kernels;
-import io.moecluster.core.kernels.MatMul;
+import io.moecluster.core.backend.cpu.MatMul;
 import io.moecluster.core.kernels.WeightMatrix;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.DType;

@@ -228,7 +228,7 @@ public final class TracingOverhead {
     }
 
     private static ClusterSpec spec(EmbeddedMediaDriver driver, ModelConfig config, boolean embedded) throws IOException {
-        int slots = config.numExperts() + (config.hasSharedExpert() ? 1 : 0);
+        int slots = config.expertSlots();
         List<Integer> low = new ArrayList<>();
         List<Integer> high = new ArrayList<>();
         for (int e = 0; e < slots; e++) {

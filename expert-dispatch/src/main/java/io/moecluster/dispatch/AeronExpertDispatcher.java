@@ -80,8 +80,6 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
     private int outstanding;
     private long nextBatchId = 1;
 
-    private final float[][] weightArrays = new float[2][];
-    private final MemorySegment[] weightSegments = new MemorySegment[2];
 
     private final AtomicLong redispatches = new AtomicLong();
     private volatile long lastRedispatchEpochMillis;
@@ -171,7 +169,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
     }
 
     @Override
-    public void dispatch(int layer, int expert, MemorySegment rows, int row, int count, float[] weights,
+    public void dispatch(int layer, int expert, MemorySegment rows, int row, int count, MemorySegment weights,
                          MemorySegment out) {
         if (pending == pendingBatch.length) {
             throw new IllegalStateException("more than " + pendingBatch.length + " batches in one layer");
@@ -184,7 +182,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
         pendingExpert[slot] = expert;
         pendingLayer[slot] = layer;
         pendingRows[slot] = rows;
-        pendingWeights[slot] = weightSegment(weights);
+        pendingWeights[slot] = weights;
         pendingOut[slot] = out;
         pendingError[slot] = null;
         pendingLastChance[slot] = false;
@@ -195,20 +193,6 @@ public final class AeronExpertDispatcher implements ExpertDispatcher {
             clear();
             throw e;
         }
-    }
-
-    /** The weights are one of two arrays (routed rows, shared-expert gates): wrapped once each. */
-    private MemorySegment weightSegment(float[] weights) {
-        for (int i = 0; i < weightArrays.length; i++) {
-            if (weightArrays[i] == weights) {
-                return weightSegments[i];
-            }
-        }
-        weightArrays[1] = weightArrays[0];
-        weightSegments[1] = weightSegments[0];
-        weightArrays[0] = weights;
-        weightSegments[0] = MemorySegment.ofArray(weights);
-        return weightSegments[0];
     }
 
     /**

@@ -64,7 +64,7 @@ public final class TracedExpertDispatcher implements ExpertDispatcher {
     }
 
     @Override
-    public void dispatch(int layer, int expert, MemorySegment rows, int row, int count, float[] weights,
+    public void dispatch(int layer, int expert, MemorySegment rows, int row, int count, MemorySegment weights,
                          MemorySegment out) {
         if (!decided) {
             decided = true;

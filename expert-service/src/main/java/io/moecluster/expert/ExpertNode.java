@@ -2,6 +2,7 @@ package io.moecluster.expert;
 
 import io.aeron.Aeron;
 import io.moecluster.core.moe.ExpertBank;
+import io.moecluster.core.backend.ComputeBackends;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
 import io.moecluster.core.parallel.WorkerPool;
@@ -69,7 +70,8 @@ public final class ExpertNode implements AutoCloseable {
         ServiceTracing traces = tracing.start("moe-expert", id);
         try {
             int last = Math.min(self.lastLayer(), config.numLayers() - 1);
-            bank = new ExpertBank(config, loader, experts, self.firstLayer(), last, pool, maxRows);
+            bank = new ExpertBank(config, loader, experts, self.firstLayer(), last,
+                    ComputeBackends.open(ComputeBackends.DEFAULT, pool), maxRows);
             aeron = AeronClients.connect(spec.aeronDir());
             ExpertWorker worker = new ExpertWorker(id, aeron, spec.channelOf(self), self.streamId(), config, bank,
                     spec.experts().indexOf(self) + 100, spec::replyChannel).tracing(traces).start();

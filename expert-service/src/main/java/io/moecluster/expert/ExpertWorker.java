@@ -53,7 +53,7 @@ public final class ExpertWorker implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final MemorySegment in;
     private final MemorySegment out;
-    private final float[] weights;
+    private final MemorySegment weights;
     private final PollingThread thread;
     private final AtomicLong batches = new AtomicLong();
     private final AtomicLong tokens = new AtomicLong();
@@ -79,7 +79,7 @@ public final class ExpertWorker implements AutoCloseable {
         long floats = (long) bank.maxRows() * config.hiddenSize();
         this.in = arena.allocate(floats * 4, 64);
         this.out = arena.allocate(floats * 4, 64);
-        this.weights = new float[bank.maxRows()];
+        this.weights = arena.allocate((long) bank.maxRows() * 4, 64);
         this.tokensPerExpert = new AtomicLongArray(bank.experts().length());
         this.replies = new ReplyWriters(aeron, Duration.ofSeconds(2));
         this.replyChannels = replyChannels;
@@ -170,9 +170,7 @@ public final class ExpertWorker implements AutoCloseable {
         }
         int n = b.tokenCount();
         b.copyRowsTo(in, 0);
-        for (int i = 0; i < n; i++) {
-            weights[i] = b.weight(i);
-        }
+        b.copyWeightsTo(weights, 0);
         try {
             bank.run(b.layer(), b.expertId(), in, 0, n, weights, 0, out, 0);
         } catch (RuntimeException e) {

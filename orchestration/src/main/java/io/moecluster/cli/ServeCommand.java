@@ -266,7 +266,7 @@ final class ServeCommand implements Runnable {
                     : new ClusterSpec.Expert(id, List.of(0), 0, config.numLayers() - 1, streamId, null);
             List<Integer> ids = self.experts();
             if (experts != null) {
-                int slots = config.numExperts() + (config.hasSharedExpert() ? 1 : 0);
+                int slots = config.expertSlots();
                 ids = IdRanges.parse(experts, "--experts", slots).stream().boxed().toList();
             }
             int first = self.firstLayer();

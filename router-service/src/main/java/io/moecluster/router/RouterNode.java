@@ -3,6 +3,8 @@ package io.moecluster.router;
 import io.aeron.Aeron;
 import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.core.moe.MoeBlock;
+import io.moecluster.core.backend.ComputeBackend;
+import io.moecluster.core.backend.ComputeBackends;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
 import io.moecluster.core.parallel.WorkerPool;
@@ -112,16 +114,18 @@ public final class RouterNode implements AutoCloseable {
                 parts.add(loader);
                 WorkerPool pool = new WorkerPool(threads > 0 ? threads : Runtime.getRuntime().availableProcessors(), "router");
                 parts.add(pool);
+                ComputeBackend backend = ComputeBackends.open(ComputeBackends.DEFAULT, pool);
+                parts.add(backend);
                 Aeron aeron = AeronClients.connect(spec.aeronDir());
                 parts.add(aeron);
                 PlacementWatch watch = PlacementWatch.start(spec, config, dispatch.registry());
                 parts.add(watch);
-                int slots = ExpertBank.sharedExpertId(config) + (config.hasSharedExpert() ? 1 : 0);
+                int slots = config.expertSlots();
                 AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec.channelOf(spec.router()),
                         watch.placement(), ClusterSpec.ROUTER_SENDER, spec.router().replyStreamId(), config.hiddenSize(),
                         slots, ElementType.F32, dispatch.replyTimeout(), dispatch.attemptTimeout(), dispatch.publishDeadline());
                 MoeBlock router = new MoeBlock(config, loader, TracedExpertDispatcher.wrap(
-                        dispatcher, tracing, config.hiddenSize(), slots), pool, maxBatchTokens);
+                        dispatcher, tracing, config.hiddenSize(), slots), backend, maxBatchTokens);
                 MoeService moe = new MoeService(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(), config,
                         router, ClusterSpec.ROUTER_SENDER, maxBatchTokens, spec::replyChannel).tracing(tracing).start();
                 // Closed before the pool, Aeron client and weights it uses (parts close in reverse).

@@ -145,6 +145,14 @@ public final class TokenBatchView {
         TokenRows.decode(buffer, rowsOffset, tokenCount, hiddenSize, elementType, f32Dst, firstFloat);
     }
 
+    /** Copies the tokenCount f32 routing weights into f32Dst from float index firstFloat; only when {@link #hasWeights()}. */
+    public void copyWeightsTo(MemorySegment f32Dst, long firstFloat) {
+        if (!hasWeights) {
+            throw new IllegalStateException("TokenBatch " + batchId() + " carries no weights");
+        }
+        TokenRows.decode(buffer, rowsOffset + rowsBytes, 1, tokenCount, ElementType.F32, f32Dst, firstFloat);
+    }
+
     /** The routing weight of one token; only when {@link #hasWeights()}. */
     public float weight(int token) {
         if (!hasWeights) {

@@ -1,25 +1,25 @@
 package io.moecluster.core.attention;
 
-import io.moecluster.core.moe.ExpertFfn;
-
+import io.moecluster.core.backend.ComputeBackend;
+import io.moecluster.core.backend.FfnKernel;
 import io.moecluster.core.model.FfnWeights;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
-import io.moecluster.core.parallel.WorkerPool;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
- * Runs a model's dense MLP layers (Qwen2-MoE {@code mlp_only_layers}) in this process and hands
- * its MoE layers to {@code moe}: in a cluster only MoE blocks travel to the router.
+ * The feed-forward half of every decoder layer: a dense MLP layer (Qwen2-MoE
+ * {@code mlp_only_layers}, DeepSeek-V3's first layers) runs here, a MoE layer goes to {@code moe}
+ * (the MoE block in process, or the router-service over Aeron). In a cluster only MoE layers
+ * leave the attention service.
  */
 public final class FeedForwardLayers implements FeedForward, AutoCloseable {
     private final FeedForward moe;
     private final FfnWeights[] dense;
-    private final Arena arena = Arena.ofShared();
-    private final ExpertFfn ffn;
+    private final FfnKernel ffn;
 
-    public FeedForwardLayers(ModelConfig config, WeightLoader loader, WorkerPool pool, int maxTokens, FeedForward moe) {
+    public FeedForwardLayers(ModelConfig config, WeightLoader loader, ComputeBackend backend, int maxTokens,
+                             FeedForward moe) {
         this.moe = moe;
         this.dense = new FfnWeights[config.numLayers()];
         boolean any = false;
@@ -29,7 +29,12 @@ public final class FeedForwardLayers implements FeedForward, AutoCloseable {
                 any = true;
             }
         }
-        this.ffn = any ? new ExpertFfn(maxTokens, config.intermediateSize(), pool, arena) : null;
+        this.ffn = any ? backend.newFfn(maxTokens, config.intermediateSize()) : null;
+        for (FfnWeights w : dense) {
+            if (w != null) {
+                ffn.prepare(w);
+            }
+        }
     }
 
     /** Weight bytes of the dense MLP of {@code layer}; 0 for a MoE layer. */
@@ -40,7 +45,7 @@ public final class FeedForwardLayers implements FeedForward, AutoCloseable {
     @Override
     public void forward(int layer, MemorySegment input, int tokens, MemorySegment output) {
         if (dense[layer] != null) {
-            ffn.run(dense[layer], input, 0, tokens, output, 0);
+            ffn.run(dense[layer], input, 0, tokens, null, 0, output, 0);
         } else {
             moe.forward(layer, input, tokens, output);
         }
@@ -48,7 +53,9 @@ public final class FeedForwardLayers implements FeedForward, AutoCloseable {
 
     @Override
     public void close() throws Exception {
-        arena.close();
+        if (ffn != null) {
+            ffn.close();
+        }
         if (moe instanceof AutoCloseable c) {
             c.close();
         }

@@ -2,7 +2,8 @@ package io.moecluster.core.attention;
 
 
 import io.moecluster.core.kernels.Kernels;
-import io.moecluster.core.kernels.MatMul;
+import io.moecluster.core.backend.ComputeBackend;
+import io.moecluster.core.backend.DenseMatMul;
 import io.moecluster.core.kernels.WeightMatrix;
 import io.moecluster.core.model.AttentionWeights;
 import io.moecluster.core.model.ModelConfig;
@@ -35,7 +36,7 @@ public final class Transformer implements AutoCloseable {
 
     private final Arena arena = Arena.ofShared();
     private final RotaryEmbedding rope;
-    private final MatMul matmul;
+    private final DenseMatMul matmul;
     private final CausalAttention attention;
     private final MemorySegment x;
     private final MemorySegment xn;
@@ -46,8 +47,12 @@ public final class Transformer implements AutoCloseable {
     private final MemorySegment proj;
     private final MemorySegment logitInput;
 
-    public Transformer(ModelConfig config, WeightLoader loader, FeedForward feedForward, WorkerPool pool,
-                       int maxBatchTokens, int maxPositions) {
+    /**
+     * @param backend where the projections and the LM head compute
+     * @param pool the threads attention over the KV cache runs on
+     */
+    public Transformer(ModelConfig config, WeightLoader loader, FeedForward feedForward, ComputeBackend backend,
+                       WorkerPool pool, int maxBatchTokens, int maxPositions) {
         this.config = config;
         this.feedForward = feedForward;
         this.pool = pool;
@@ -66,7 +71,7 @@ public final class Transformer implements AutoCloseable {
 
         int hidden = config.hiddenSize();
         this.rope = new RotaryEmbedding(config.headDim(), config.ropeTheta(), maxPositions, arena);
-        this.matmul = new MatMul(pool);
+        this.matmul = backend.newMatMul();
         this.attention = new CausalAttention(config, pool.threads(), maxPositions, arena);
         this.x = rows(hidden);
         this.xn = rows(hidden);

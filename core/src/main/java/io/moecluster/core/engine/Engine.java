@@ -6,6 +6,8 @@ import io.moecluster.core.attention.KvCache;
 import io.moecluster.core.moe.LocalFeedForward;
 import io.moecluster.core.attention.StepBatch;
 import io.moecluster.core.attention.Transformer;
+import io.moecluster.core.backend.ComputeBackend;
+import io.moecluster.core.backend.ComputeBackends;
 import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
@@ -26,18 +28,20 @@ public final class Engine implements AutoCloseable {
     private final Checkpoint checkpoint;
     private final WeightLoader loader;
     private final WorkerPool pool;
+    private final ComputeBackend backend;
     private final FeedForward feedForward;
     private final Transformer transformer;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment logits;
 
     private Engine(Path modelDir, ModelConfig config, Checkpoint checkpoint, WeightLoader loader, WorkerPool pool,
-                   FeedForward feedForward, Transformer transformer) {
+                   ComputeBackend backend, FeedForward feedForward, Transformer transformer) {
         this.modelDir = modelDir;
         this.config = config;
         this.checkpoint = checkpoint;
         this.loader = loader;
         this.pool = pool;
+        this.backend = backend;
         this.feedForward = feedForward;
         this.transformer = transformer;
         this.logits = arena.allocate((long) transformer.maxBatchTokens() * config.vocabSize() * 4, 64);
@@ -54,16 +58,21 @@ public final class Engine implements AutoCloseable {
         Checkpoint checkpoint = Checkpoint.open(modelDir);
         WeightLoader loader = null;
         WorkerPool pool = null;
+        ComputeBackend backend = null;
         FeedForward ffn = null;
         try {
             loader = new WeightLoader(checkpoint, config);
             pool = new WorkerPool(options.resolvedThreads(), "moe-engine");
-            ffn = feedForwardFactory.create(config, loader, pool, options.maxBatchTokens());
-            Transformer transformer = new Transformer(config, loader, ffn, pool, options.maxBatchTokens(),
+            backend = ComputeBackends.open(options.backend(), pool);
+            ffn = feedForwardFactory.create(config, loader, backend, options.maxBatchTokens());
+            Transformer transformer = new Transformer(config, loader, ffn, backend, pool, options.maxBatchTokens(),
                     options.resolvedMaxSeqLen(config.maxPositionEmbeddings()));
-            return new Engine(modelDir, config, checkpoint, loader, pool, ffn, transformer);
+            return new Engine(modelDir, config, checkpoint, loader, pool, backend, ffn, transformer);
         } catch (RuntimeException e) {
             closeQuietly(ffn, e);
+            if (backend != null) {
+                backend.close();
+            }
             if (pool != null) {
                 pool.close();
             }
@@ -89,6 +98,11 @@ public final class Engine implements AutoCloseable {
 
     public int threads() {
         return pool.threads();
+    }
+
+    /** Where the engine's matmuls and FFNs run. */
+    public ComputeBackend backend() {
+        return backend;
     }
 
     /** The engine's compute threads, for work that should run beside it on the same cores (benchmarks). */
@@ -162,6 +176,7 @@ public final class Engine implements AutoCloseable {
                 throw new IllegalStateException("closing the feed-forward side failed", e);
             }
         }
+        backend.close();
         pool.close();
         loader.close();
         checkpoint.close();

@@ -21,13 +21,13 @@ import jdk.incubator.vector.VectorSpecies;
 public final class Kernels {
     public static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     /** Shorts of half F's width: one load of them widens to exactly one F vector. */
-    static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
-    static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, VectorShape.forBitSize(F.vectorBitSize()));
+    public static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    public static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, VectorShape.forBitSize(F.vectorBitSize()));
     public static final int LANES = F.length();
 
     public static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
-    static final ValueLayout.OfShort BF16_RAW = ValueLayout.JAVA_SHORT_UNALIGNED;
-    static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+    public static final ValueLayout.OfShort BF16_RAW = ValueLayout.JAVA_SHORT_UNALIGNED;
+    public static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     /** Rotations by LANES/2, LANES/4, ..., 1: the fixed tree of {@link #sumLanes}. */
     private static final VectorShuffle<Float>[] FOLDS = folds();
@@ -45,6 +45,11 @@ public final class Kernels {
         return folds;
     }
 
+    /** The vector width the kernels run at, for logs: "512-bit vectors (16 f32 lanes)". */
+    public static String describe() {
+        return F.vectorBitSize() + "-bit vectors (" + LANES + " f32 lanes)";
+    }
+
     /**
      * Sum of the lanes in a fixed pairwise tree. {@code reduceLanes(ADD)} leaves the order of a
      * float sum unspecified, and the interpreter's and the JIT's orders differ, so one token's
@@ -58,12 +63,12 @@ public final class Kernels {
         return v.lane(0);
     }
 
-    static FloatVector loadF32(MemorySegment seg, long floatIndex) {
+    public static FloatVector loadF32(MemorySegment seg, long floatIndex) {
         return FloatVector.fromMemorySegment(F, seg, floatIndex * 4, LE);
     }
 
     /** Loads LANES bf16 values starting at element {@code index} and widens them to f32. */
-    static FloatVector loadBf16(MemorySegment seg, long index) {
+    public static FloatVector loadBf16(MemorySegment seg, long index) {
         ShortVector s = ShortVector.fromMemorySegment(S, seg, index * 2, LE);
         IntVector widened = (IntVector) s.convertShape(VectorOperators.S2I, I, 0);
         return widened.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();

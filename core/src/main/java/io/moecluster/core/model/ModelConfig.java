@@ -168,6 +168,19 @@ public record ModelConfig(
         return sharedExpertIntermediateSize > 0;
     }
 
+    /**
+     * The expert id of the shared expert on the data plane and in placements: one past the routed
+     * experts ({@code num_experts}), whether or not this model has one.
+     */
+    public int sharedExpertId() {
+        return numExperts;
+    }
+
+    /** Expert ids a MoE layer dispatches to: the routed experts, plus the shared expert where there is one. */
+    public int expertSlots() {
+        return numExperts + (hasSharedExpert() ? 1 : 0);
+    }
+
     public int queryDim() {
         return numHeads * headDim;
     }

@@ -2,7 +2,7 @@ package io.moecluster.core.moe;
 
 import java.lang.foreign.MemorySegment;
 
-/** Runs every dispatch at once on an in-process {@link ExpertBank}: for tests and single-host tools. */
+/** Runs every dispatch at once on an in-process {@link ExpertBank}: the single-process engine's experts. */
 public final class LocalExpertDispatcher implements ExpertDispatcher {
     private final ExpertBank bank;
 
@@ -11,7 +11,7 @@ public final class LocalExpertDispatcher implements ExpertDispatcher {
     }
 
     @Override
-    public void dispatch(int layer, int expert, MemorySegment rows, int row, int count, float[] weights,
+    public void dispatch(int layer, int expert, MemorySegment rows, int row, int count, MemorySegment weights,
                          MemorySegment out) {
         if (!bank.hosts(layer, expert)) {
             throw new ExpertUnavailableException(layer, expert, "expert " + expert + " of layer " + layer

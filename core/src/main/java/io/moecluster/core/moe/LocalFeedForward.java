@@ -5,7 +5,7 @@ import io.moecluster.core.attention.FeedForwardLayers;
 
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
-import io.moecluster.core.parallel.WorkerPool;
+import io.moecluster.core.backend.ComputeBackend;
 import java.lang.foreign.MemorySegment;
 import java.util.BitSet;
 
@@ -18,17 +18,17 @@ import java.util.BitSet;
 public final class LocalFeedForward implements FeedForward, AutoCloseable {
     private final ModelConfig config;
     private final ExpertBank bank;
-    private final MoeBlock router;
+    private final MoeBlock moe;
     private final FeedForwardLayers layers;
 
-    public LocalFeedForward(ModelConfig config, WeightLoader loader, WorkerPool pool, int maxTokens) {
+    public LocalFeedForward(ModelConfig config, WeightLoader loader, ComputeBackend backend, int maxTokens) {
         this.config = config;
         BitSet all = new BitSet();
-        all.set(0, ExpertBank.sharedExpertId(config) + (config.hasSharedExpert() ? 1 : 0));
+        all.set(0, config.expertSlots());
         // A routed expert gets each token at most once per layer, and the shared expert every token.
-        this.bank = new ExpertBank(config, loader, all, 0, config.numLayers() - 1, pool, maxTokens);
-        this.router = new MoeBlock(config, loader, new LocalExpertDispatcher(bank), pool, maxTokens);
-        this.layers = new FeedForwardLayers(config, loader, pool, maxTokens, router);
+        this.bank = new ExpertBank(config, loader, all, 0, config.numLayers() - 1, backend, maxTokens);
+        this.moe = new MoeBlock(config, loader, new LocalExpertDispatcher(bank), backend, maxTokens);
+        this.layers = new FeedForwardLayers(config, loader, backend, maxTokens, moe);
     }
 
     /** Bytes of FFN weights one token reads: the gates, top-k experts and the shared expert, or a dense MLP. */
@@ -39,8 +39,8 @@ public final class LocalFeedForward implements FeedForward, AutoCloseable {
                 bytes += layers.denseBytes(l);
                 continue;
             }
-            bytes += router.gateBytes(l) + config.topK() * bank.weightBytes(l, 0)
-                    + bank.weightBytes(l, ExpertBank.sharedExpertId(config));
+            bytes += moe.gateBytes(l) + config.topK() * bank.weightBytes(l, 0)
+                    + bank.weightBytes(l, config.sharedExpertId());
         }
         return bytes;
     }
@@ -52,6 +52,6 @@ public final class LocalFeedForward implements FeedForward, AutoCloseable {
 
     @Override
     public void close() throws Exception {
-        layers.close(); // closes the router, which closes the bank through its dispatcher
+        layers.close(); // closes the MoE block, which closes the bank through its dispatcher
     }
 }

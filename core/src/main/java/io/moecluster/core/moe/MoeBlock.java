@@ -3,11 +3,11 @@ package io.moecluster.core.moe;
 import io.moecluster.core.attention.FeedForward;
 
 import io.moecluster.core.kernels.Kernels;
-import io.moecluster.core.kernels.MatMul;
+import io.moecluster.core.backend.ComputeBackend;
+import io.moecluster.core.backend.DenseMatMul;
 import io.moecluster.core.kernels.WeightMatrix;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
-import io.moecluster.core.parallel.WorkerPool;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicLongArray;
@@ -32,17 +32,17 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final MoeGate gate;
     private final MoeRouting routing;
-    private final MatMul matmul;
+    private final DenseMatMul matmul;
     private final MemorySegment grouped;
     private final MemorySegment expertOut;
     private final MemorySegment sharedOut;
     private final MemorySegment sharedLogits;
-    private final float[] rowWeights;
-    private final float[] sharedWeights;
+    private final MemorySegment rowWeights;
+    private final MemorySegment sharedWeights;
     private final AtomicLongArray tokensRouted;
 
-    public MoeBlock(ModelConfig config, WeightLoader loader, ExpertDispatcher dispatcher, WorkerPool pool,
-                     int maxTokens) {
+    public MoeBlock(ModelConfig config, WeightLoader loader, ExpertDispatcher dispatcher, ComputeBackend backend,
+                    int maxTokens) {
         this.config = config;
         this.dispatcher = dispatcher;
         this.gates = new WeightMatrix[config.numLayers()];
@@ -53,20 +53,20 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
                 sharedGates[l] = loader.sharedExpertGate(l);
             }
         }
-        this.sharedId = ExpertBank.sharedExpertId(config);
+        this.sharedId = config.sharedExpertId();
         int hidden = config.hiddenSize();
         int k = config.topK();
-        this.gate = new MoeGate(config.numExperts(), k, config.normTopKProb(), maxTokens, pool, arena);
+        this.gate = new MoeGate(config.numExperts(), k, config.normTopKProb(), maxTokens, backend.newMatMul(), arena);
         this.routing = new MoeRouting(maxTokens, config.numExperts(), k);
-        this.matmul = new MatMul(pool);
+        this.matmul = backend.newMatMul();
         this.grouped = arena.allocate((long) maxTokens * k * hidden * 4, 64);
         this.expertOut = arena.allocate((long) maxTokens * k * hidden * 4, 64);
-        this.rowWeights = new float[maxTokens * k];
+        this.rowWeights = arena.allocate((long) maxTokens * k * 4, 64);
         boolean shared = config.hasSharedExpert();
         this.sharedOut = shared ? arena.allocate((long) maxTokens * hidden * 4, 64) : null;
         this.sharedLogits = shared ? arena.allocate((long) maxTokens * 4, 64) : null;
-        this.sharedWeights = shared ? new float[maxTokens] : null;
-        this.tokensRouted = new AtomicLongArray(config.numExperts() + (shared ? 1 : 0));
+        this.sharedWeights = shared ? arena.allocate((long) maxTokens * 4, 64) : null;
+        this.tokensRouted = new AtomicLongArray(config.expertSlots());
     }
 
     public ModelConfig config() {
@@ -97,7 +97,7 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
         gate.route(gates[layer], input, tokens, routing);
         for (int t = 0; t < tokens; t++) {
             for (int j = 0; j < routing.topK(); j++) {
-                rowWeights[routing.slotRow(t, j)] = routing.weight(t, j);
+                Kernels.set(rowWeights, routing.slotRow(t, j), routing.weight(t, j));
             }
         }
         for (int row = 0; row < routing.rows(); row++) {
@@ -114,7 +114,7 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
         if (sharedGates[layer] != null) {
             matmul.apply(sharedGates[layer], input, sharedLogits, tokens);
             for (int t = 0; t < tokens; t++) {
-                sharedWeights[t] = (float) (1.0 / (1.0 + Math.exp(-Kernels.get(sharedLogits, t))));
+                Kernels.set(sharedWeights, t, (float) (1.0 / (1.0 + Math.exp(-Kernels.get(sharedLogits, t)))));
             }
             dispatcher.dispatch(layer, sharedId, input, 0, tokens, sharedWeights, sharedOut);
             tokensRouted.addAndGet(sharedId, tokens);

@@ -1,9 +1,8 @@
 package io.moecluster.core.moe;
 
 import io.moecluster.core.kernels.Kernels;
-import io.moecluster.core.kernels.MatMul;
+import io.moecluster.core.backend.DenseMatMul;
 import io.moecluster.core.kernels.WeightMatrix;
-import io.moecluster.core.parallel.WorkerPool;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
@@ -15,17 +14,17 @@ public final class MoeGate {
     private final int numExperts;
     private final int topK;
     private final boolean renormalize;
-    private final MatMul matmul;
+    private final DenseMatMul matmul;
     private final MemorySegment logits;
     private final int[] ids;
     private final float[] w;
     private final boolean[] taken;
 
-    public MoeGate(int numExperts, int topK, boolean renormalize, int maxTokens, WorkerPool pool, Arena arena) {
+    public MoeGate(int numExperts, int topK, boolean renormalize, int maxTokens, DenseMatMul matmul, Arena arena) {
         this.numExperts = numExperts;
         this.topK = topK;
         this.renormalize = renormalize;
-        this.matmul = new MatMul(pool);
+        this.matmul = matmul;
         this.logits = arena.allocate((long) maxTokens * numExperts * 4, 64);
         this.ids = new int[topK];
         this.w = new float[topK];

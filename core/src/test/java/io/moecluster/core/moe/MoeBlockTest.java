@@ -8,7 +8,7 @@ import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.attention.FeedForwardLayers;
 import io.moecluster.core.attention.FeedForwardFactory;
 import io.moecluster.core.model.ModelConfig;
-import io.moecluster.core.parallel.WorkerPool;
+import io.moecluster.core.backend.ComputeBackend;
 import io.moecluster.core.safetensors.Checkpoint;
 import io.moecluster.core.model.WeightLoader;
 import io.moecluster.core.testing.GoldenModels;
@@ -33,20 +33,20 @@ class MoeBlockTest {
         final WeightLoader loader;
         int dispatches;
 
-        TwoBankDispatcher(Path dir, ModelConfig config, WorkerPool pool, int maxRows) {
+        TwoBankDispatcher(Path dir, ModelConfig config, ComputeBackend backend, int maxRows) {
             checkpoint = Checkpoint.open(dir);
             loader = new WeightLoader(checkpoint, config);
             int half = config.numExperts() / 2;
             BitSet a = new BitSet();
             a.set(0, half);
             BitSet b = new BitSet();
-            b.set(half, config.numExperts() + (config.hasSharedExpert() ? 1 : 0));
-            low = new ExpertBank(config, loader, a, 0, config.numLayers() - 1, pool, maxRows);
-            high = new ExpertBank(config, loader, b, 0, config.numLayers() - 1, pool, maxRows);
+            b.set(half, config.expertSlots());
+            low = new ExpertBank(config, loader, a, 0, config.numLayers() - 1, backend, maxRows);
+            high = new ExpertBank(config, loader, b, 0, config.numLayers() - 1, backend, maxRows);
         }
 
         @Override
-        public void dispatch(int layer, int expert, MemorySegment rows, int row, int count, float[] weights,
+        public void dispatch(int layer, int expert, MemorySegment rows, int row, int count, MemorySegment weights,
                              MemorySegment out) {
             ExpertBank bank = low.hosts(layer, expert) ? low : high;
             bank.run(layer, expert, rows, row, count, weights, row, out, row);
@@ -71,11 +71,11 @@ class MoeBlockTest {
     void routerWithRemoteStyleExpertsMatchesTheLocalEngineBitForBit(String model) throws Exception {
         Path dir = GoldenModels.dir(model);
         List<MoeBlock> routers = new ArrayList<>();
-        FeedForwardFactory viaRouter = (config, loader, pool, maxTokens) -> {
-            MoeBlock router = new MoeBlock(config, loader, new TwoBankDispatcher(dir, config, pool, maxTokens * config.topK()),
-                    pool, maxTokens);
+        FeedForwardFactory viaRouter = (config, loader, backend, maxTokens) -> {
+            MoeBlock router = new MoeBlock(config, loader,
+                    new TwoBankDispatcher(dir, config, backend, maxTokens * config.topK()), backend, maxTokens);
             routers.add(router);
-            return new FeedForwardLayers(config, loader, pool, maxTokens, router);
+            return new FeedForwardLayers(config, loader, backend, maxTokens, router);
         };
         try (Engine local = Engine.open(dir, EngineOptions.defaults().withThreads(2));
              Engine routed = Engine.open(dir, EngineOptions.defaults().withThreads(2), viaRouter)) {
@@ -104,11 +104,11 @@ class MoeBlockTest {
     @ValueSource(strings = {GoldenModels.MIXTRAL})
     void anExpertWithNoHostFailsTheStepWithItsName(String model) throws Exception {
         Path dir = GoldenModels.dir(model);
-        FeedForwardFactory onlyHalf = (config, loader, pool, maxTokens) -> {
+        FeedForwardFactory onlyHalf = (config, loader, backend, maxTokens) -> {
             BitSet a = new BitSet();
             a.set(0, 4);
-            ExpertBank bank = new ExpertBank(config, loader, a, 0, config.numLayers() - 1, pool, maxTokens * 2);
-            return new MoeBlock(config, loader, new LocalExpertDispatcher(bank), pool, maxTokens);
+            ExpertBank bank = new ExpertBank(config, loader, a, 0, config.numLayers() - 1, backend, maxTokens * 2);
+            return new MoeBlock(config, loader, new LocalExpertDispatcher(bank), backend, maxTokens);
         };
         try (Engine routed = Engine.open(dir, EngineOptions.defaults(), onlyHalf)) {
             assertThatThrownBy(() -> routed.prefillLogits(new int[] {1, 72, 101, 108, 108, 111, 35, 87, 111}))

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import io.moecluster.core.kernels.WeightMatrix;
+import io.moecluster.core.backend.cpu.MatMul;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.DType;
 import java.lang.foreign.Arena;
@@ -34,7 +35,7 @@ class MoeGateTest {
                 MemorySegment.copy(logits[t], 0, x, ValueLayout.JAVA_FLOAT, (long) t * experts * 4, experts);
             }
             MoeRouting routing = new MoeRouting(2, experts, 2);
-            new MoeGate(experts, 2, true, 2, pool, arena).route(identityGate(arena, experts), x, 2, routing);
+            new MoeGate(experts, 2, true, 2, new MatMul(pool), arena).route(identityGate(arena, experts), x, 2, routing);
 
             assertThat(new int[] {routing.expert(0, 0), routing.expert(0, 1)}).containsExactly(1, 6);
             double p1 = Math.exp(3);
@@ -64,7 +65,7 @@ class MoeGateTest {
             float[] l = {0.5f, 2f, 1f, -1f};
             MemorySegment.copy(l, 0, x, ValueLayout.JAVA_FLOAT, 0, experts);
             MoeRouting routing = new MoeRouting(1, experts, 2);
-            new MoeGate(experts, 2, false, 1, pool, arena).route(identityGate(arena, experts), x, 1, routing);
+            new MoeGate(experts, 2, false, 1, new MatMul(pool), arena).route(identityGate(arena, experts), x, 1, routing);
             double z = Math.exp(0.5) + Math.exp(2) + Math.exp(1) + Math.exp(-1);
             assertThat(routing.expert(0, 0)).isEqualTo(1);
             assertThat(routing.expert(0, 1)).isEqualTo(2);

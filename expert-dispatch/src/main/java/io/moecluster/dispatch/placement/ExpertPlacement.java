@@ -37,7 +37,7 @@ public final class ExpertPlacement {
     private ExpertPlacement(ModelConfig config, String defaultChannel) {
         this.config = config;
         this.defaultChannel = defaultChannel;
-        this.slots = ExpertBank.sharedExpertId(config) + (config.hasSharedExpert() ? 1 : 0);
+        this.slots = config.expertSlots();
         this.table = new Table(new ExpertReplica[config.numLayers()][slots][], List.of(), 0);
     }
 

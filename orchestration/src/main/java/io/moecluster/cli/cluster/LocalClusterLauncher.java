@@ -51,7 +51,7 @@ public final class LocalClusterLauncher {
 
     /** Lays out the cluster file for {@code config}: experts in groups, fresh ports and streams. */
     public static ClusterSpec layout(ModelConfig config, Options o, Path aeronDir) throws IOException {
-        int slots = ExpertBank.sharedExpertId(config) + (config.hasSharedExpert() ? 1 : 0);
+        int slots = config.expertSlots();
         if (o.expertsPerService() < 1) {
             throw new IllegalArgumentException("--experts-per-service must be >= 1, got " + o.expertsPerService());
         }

@@ -51,7 +51,7 @@ public final class LocalExpertScaler implements AutoCloseable {
     public void scale(int expert, int replicas) throws IOException, InterruptedException {
         ClusterSpec spec = state.spec();
         ModelConfig config = ModelConfig.load(state.launchOptions().model());
-        int slots = ExpertBank.sharedExpertId(config) + (config.hasSharedExpert() ? 1 : 0);
+        int slots = config.expertSlots();
         if (expert < 0 || expert >= slots) {
             throw new IllegalArgumentException("--expert: the model has experts 0-" + (slots - 1) + ", got " + expert);
         }

@@ -1,5 +1,9 @@
-package io.moecluster.core.kernels;
+package io.moecluster.core.backend.cpu;
 
+import io.moecluster.core.backend.DenseMatMul;
+import io.moecluster.core.kernels.Bf16;
+import io.moecluster.core.kernels.Kernels;
+import io.moecluster.core.kernels.WeightMatrix;
 import io.moecluster.core.parallel.RangeTask;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.DType;
@@ -16,7 +20,7 @@ import jdk.incubator.vector.FloatVector;
  * <p>An instance holds the arguments of the current call in fields so that it can be handed to
  * the {@link WorkerPool} without allocating; one instance per calling thread.
  */
-public final class MatMul implements RangeTask {
+public final class MatMul implements DenseMatMul, RangeTask {
     private final WorkerPool pool;
     private WeightMatrix w;
     private MemorySegment x;
@@ -29,15 +33,7 @@ public final class MatMul implements RangeTask {
         this.pool = pool;
     }
 
-    /** x: {@code [batch, w.cols]} f32, y: {@code [batch, w.rows]} f32, both contiguous. */
-    public void apply(WeightMatrix w, MemorySegment x, MemorySegment y, int batch) {
-        apply(w, x, 0, y, 0, batch);
-    }
-
-    /**
-     * As {@link #apply(WeightMatrix, MemorySegment, MemorySegment, int)} on rows
-     * {@code [xRow, xRow + batch)} of x and {@code [yRow, yRow + batch)} of y, without slicing.
-     */
+    @Override
     public void apply(WeightMatrix w, MemorySegment x, int xRow, MemorySegment y, int yRow, int batch) {
         this.w = w;
         this.x = x;

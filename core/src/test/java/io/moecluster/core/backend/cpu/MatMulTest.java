@@ -1,7 +1,10 @@
-package io.moecluster.core.kernels;
+package io.moecluster.core.backend.cpu;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.moecluster.core.kernels.Bf16;
+import io.moecluster.core.kernels.Kernels;
+import io.moecluster.core.kernels.WeightMatrix;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.DType;
 import java.lang.foreign.Arena;

@@ -1,0 +1,26 @@
+package io.moecluster.core.backend;
+
+import io.moecluster.core.parallel.WorkerPool;
+
+/**
+ * A kind of compute backend, found with {@link java.util.ServiceLoader} (listed in
+ * {@code META-INF/services/io.moecluster.core.backend.ComputeBackendProvider}), so a backend in
+ * another jar (the GPU one, with its native bindings) joins without anything here naming it.
+ * Providers are cheap to construct: they look for libraries and devices in {@link #availability()}
+ * and open nothing before {@link #open}.
+ */
+public interface ComputeBackendProvider {
+    /** The name {@code --backend} selects it by: {@code cpu}, {@code cuda}. */
+    String name();
+
+    /** Whether it can run here; checked before {@link #open}. */
+    Availability availability();
+
+    /**
+     * Opens the backend for one engine or expert service.
+     *
+     * @param pool the owner's CPU threads: the CPU backend computes on them, a device backend may
+     *     use them for host-side work
+     */
+    ComputeBackend open(WorkerPool pool);
+}

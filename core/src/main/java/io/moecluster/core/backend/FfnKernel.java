@@ -1,0 +1,33 @@
+package io.moecluster.core.backend;
+
+import io.moecluster.core.model.FfnWeights;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * One SwiGLU FFN over a block of rows, {@code out_i = s_i * down(silu(gate(x_i)) * up(x_i))}: a
+ * routed expert (scaled by its routing weight), the shared expert (by its gate) or a dense MLP
+ * (unscaled). Scaling inside the kernel lets a device backend fuse it; the result is rounded once,
+ * as {@code s * ffn(x)}, which is what the MoE combine sums.
+ */
+public interface FfnKernel extends AutoCloseable {
+    /**
+     * Called once for each weight set before its first {@link #run}, at start-up: a device backend
+     * copies the weights to its memory here. The CPU backend reads the mapped checkpoint directly.
+     */
+    default void prepare(FfnWeights weights) {
+    }
+
+    /**
+     * Rows {@code [xRow, xRow + rows)} of x in, rows {@code [outRow, outRow + rows)} of out written.
+     *
+     * @param scales one f32 per row from float index {@code scaleIndex}, or null for no scaling
+     */
+    void run(FfnWeights weights, MemorySegment x, int xRow, int rows, MemorySegment scales, long scaleIndex,
+             MemorySegment out, int outRow);
+
+    /** The most rows one {@link #run} takes. */
+    int maxRows();
+
+    @Override
+    void close();
+}
