@@ -1,8 +1,8 @@
 package io.moecluster.bench;
 
+import io.moecluster.core.backend.cpu.MatMul;
 import io.moecluster.core.kernels.Bf16;
 import io.moecluster.core.kernels.Kernels;
-import io.moecluster.core.backend.cpu.MatMul;
 import io.moecluster.core.kernels.WeightMatrix;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.DType;
@@ -32,7 +32,9 @@ import org.openjdk.jmh.infra.Blackhole;
  * one run. Time per call; weight bytes / time gives the effective bandwidth.
  *
  * <p>{@code vector1t} is the Vector API kernel on the calling thread; {@code vectorPool} splits
- * rows over the worker pool (all cores); {@code scalar1t} is the baseline.
+ * rows over the worker pool (all cores); {@code scalar1t} is the baseline (a plain loop widening
+ * each weight with its format's scalar conversion). The kernels' width follows
+ * {@code -Dmoe.vectorBits} (pass it with {@code -jvmArgsAppend}).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -41,7 +43,7 @@ import org.openjdk.jmh.infra.Blackhole;
 @Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
 public class MatMulBenchmark {
-    @Param({"F32", "BF16"})
+    @Param({"F32", "BF16", "F16"})
     public String dtype;
 
     @Param({"1", "4", "8"})
@@ -59,24 +61,25 @@ public class MatMulBenchmark {
     private WeightMatrix w;
     private MemorySegment x;
     private MemorySegment y;
+    private DType d;
 
     @Setup(Level.Trial)
     public void setup() {
         arena = Arena.ofShared();
         pool = WorkerPool.ofAvailableProcessors("bench");
         matmul = new MatMul(pool);
-        DType d = DType.parse(dtype);
+        d = DType.parse(dtype);
         SplittableRandom rnd = new SplittableRandom(42);
         MemorySegment data = arena.allocate((long) rows * cols * d.bytes(), 64);
         for (long i = 0; i < (long) rows * cols; i++) {
             float v = (float) (rnd.nextDouble() * 2 - 1) / 32f;
-            if (d == DType.F32) {
-                data.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
-            } else {
-                data.setAtIndex(ValueLayout.JAVA_SHORT, i, Bf16.fromFloat(v));
+            switch (d) {
+                case F32 -> data.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
+                case BF16 -> data.setAtIndex(ValueLayout.JAVA_SHORT, i, Bf16.fromFloat(v));
+                case F16 -> data.setAtIndex(ValueLayout.JAVA_SHORT, i, Float.floatToFloat16(v));
             }
         }
-        w = new WeightMatrix("bench", data, d, rows, cols);
+        w = WeightMatrix.of("bench", data, d, rows, cols);
         x = arena.allocate((long) batch * cols * 4, 64);
         y = arena.allocate((long) batch * rows * 4, 64);
         for (long i = 0; i < (long) batch * cols; i++) {
@@ -104,7 +107,7 @@ public class MatMulBenchmark {
 
     @Benchmark
     public void scalar1t(Blackhole bh) {
-        boolean bf16 = w.dtype() == DType.BF16;
+        DType d = this.d;
         MemorySegment wd = w.data();
         for (int r = 0; r < rows; r++) {
             for (int b = 0; b < batch; b++) {
@@ -112,8 +115,11 @@ public class MatMulBenchmark {
                 long wRow = (long) r * cols;
                 long xRow = (long) b * cols;
                 for (int k = 0; k < cols; k++) {
-                    float wk = bf16 ? Bf16.toFloat(wd.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, wRow + k))
-                            : wd.getAtIndex(Kernels.F32, wRow + k);
+                    float wk = switch (d) {
+                        case F32 -> wd.getAtIndex(Kernels.F32, wRow + k);
+                        case BF16 -> Bf16.toFloat(wd.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, wRow + k));
+                        case F16 -> Float.float16ToFloat(wd.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, wRow + k));
+                    };
                     sum += wk * x.getAtIndex(Kernels.F32, xRow + k);
                 }
                 y.setAtIndex(Kernels.F32, (long) b * rows + r, sum);

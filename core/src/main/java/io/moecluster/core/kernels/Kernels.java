@@ -12,14 +12,26 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Vector API primitives over f32 activations and f32/bf16 weights in {@link MemorySegment}s.
+ * Vector API primitives over f32 activations in {@link MemorySegment}s (the weight formats'
+ * row kernels are in the {@link WeightMatrix} variants).
  *
  * <p>The species is the widest the CPU prefers (512 bits with AVX-512, 256 with AVX2), chosen at
- * run time. Every reduction runs in one fixed order that does not depend on the batch or the
- * thread split, so a token's result is bitwise the same in prefill and in decode.
+ * run time, unless {@code -Dmoe.vectorBits=128|256|512} picks another or {@code 0} asks for plain
+ * scalar loops ({@link VectorWidth}, read once when this class is initialised). Every reduction runs
+ * in one fixed order that does not depend on the batch or the thread split, so a token's result is
+ * bitwise the same in prefill and in decode.
  */
 public final class Kernels {
-    public static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** The width in effect, from {@link VectorWidth#fromSystemProperty()}. */
+    public static final VectorWidth WIDTH = VectorWidth.fromSystemProperty();
+    /**
+     * {@code moe.vectorBits=0}: every kernel runs plain Java loops over the whole range (what the
+     * vector code does for its tail), summing in index order. A constant, so the JIT drops the
+     * branch not taken.
+     */
+    public static final boolean SCALAR = WIDTH.scalar();
+    /** The f32 species of the vector kernels (when {@link #SCALAR}, the CPU's preferred one, unused by the kernels). */
+    public static final VectorSpecies<Float> F = WIDTH.species();
     /** Shorts of half F's width: one load of them widens to exactly one F vector. */
     public static final VectorSpecies<Short> S = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     public static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, VectorShape.forBitSize(F.vectorBitSize()));
@@ -45,9 +57,12 @@ public final class Kernels {
         return folds;
     }
 
-    /** The vector width the kernels run at, for logs: "512-bit vectors (16 f32 lanes)". */
+    /**
+     * The width the kernels run at, for logs: "512-bit vectors (16 f32 lanes, the CPU's preferred
+     * width)", "256-bit vectors (8 f32 lanes, set by moe.vectorBits=256)", "scalar (moe.vectorBits=0)".
+     */
     public static String describe() {
-        return F.vectorBitSize() + "-bit vectors (" + LANES + " f32 lanes)";
+        return WIDTH.describe();
     }
 
     /**
@@ -84,6 +99,13 @@ public final class Kernels {
 
     /** Dot product of {@code n} floats at {@code a[aIndex..]} and {@code b[bIndex..]}. */
     public static float dot(MemorySegment a, long aIndex, MemorySegment b, long bIndex, int n) {
+        if (SCALAR) {
+            float sum = 0f;
+            for (int i = 0; i < n; i++) {
+                sum += get(a, aIndex + i) * get(b, bIndex + i);
+            }
+            return sum;
+        }
         FloatVector acc = FloatVector.zero(F);
         int i = 0;
         for (int bound = F.loopBound(n); i < bound; i += LANES) {
@@ -99,10 +121,12 @@ public final class Kernels {
     /** {@code y[yIndex..] += alpha * x[xIndex..]} over {@code n} floats. */
     public static void axpy(float alpha, MemorySegment x, long xIndex, MemorySegment y, long yIndex, int n) {
         int i = 0;
-        FloatVector va = FloatVector.broadcast(F, alpha);
-        for (int bound = F.loopBound(n); i < bound; i += LANES) {
-            FloatVector r = loadF32(x, xIndex + i).fma(va, loadF32(y, yIndex + i));
-            r.intoMemorySegment(y, (yIndex + i) * 4, LE);
+        if (!SCALAR) {
+            FloatVector va = FloatVector.broadcast(F, alpha);
+            for (int bound = F.loopBound(n); i < bound; i += LANES) {
+                FloatVector r = loadF32(x, xIndex + i).fma(va, loadF32(y, yIndex + i));
+                r.intoMemorySegment(y, (yIndex + i) * 4, LE);
+            }
         }
         for (; i < n; i++) {
             set(y, yIndex + i, get(y, yIndex + i) + alpha * get(x, xIndex + i));
@@ -112,7 +136,7 @@ public final class Kernels {
     /** {@code y[yIndex..] = alpha * x[xIndex..]} over {@code n} floats. */
     public static void scaleInto(float alpha, MemorySegment x, long xIndex, MemorySegment y, long yIndex, int n) {
         int i = 0;
-        for (int bound = F.loopBound(n); i < bound; i += LANES) {
+        for (int bound = SCALAR ? 0 : F.loopBound(n); i < bound; i += LANES) {
             loadF32(x, xIndex + i).mul(alpha).intoMemorySegment(y, (yIndex + i) * 4, LE);
         }
         for (; i < n; i++) {
@@ -123,7 +147,7 @@ public final class Kernels {
     /** {@code y[yIndex..] += x[xIndex..]} over {@code n} floats. */
     public static void add(MemorySegment x, long xIndex, MemorySegment y, long yIndex, int n) {
         int i = 0;
-        for (int bound = F.loopBound(n); i < bound; i += LANES) {
+        for (int bound = SCALAR ? 0 : F.loopBound(n); i < bound; i += LANES) {
             loadF32(x, xIndex + i).add(loadF32(y, yIndex + i)).intoMemorySegment(y, (yIndex + i) * 4, LE);
         }
         for (; i < n; i++) {
@@ -134,7 +158,7 @@ public final class Kernels {
     /** {@code x[i] *= s} over {@code n} floats. */
     public static void scale(MemorySegment x, long index, int n, float s) {
         int i = 0;
-        for (int bound = F.loopBound(n); i < bound; i += LANES) {
+        for (int bound = SCALAR ? 0 : F.loopBound(n); i < bound; i += LANES) {
             loadF32(x, index + i).mul(s).intoMemorySegment(x, (index + i) * 4, LE);
         }
         for (; i < n; i++) {
@@ -151,7 +175,7 @@ public final class Kernels {
         float ss = dot(x, xIndex, x, xIndex, n);
         float inv = (float) (1.0 / Math.sqrt(ss / n + eps));
         int i = 0;
-        for (int bound = F.loopBound(n); i < bound; i += LANES) {
+        for (int bound = SCALAR ? 0 : F.loopBound(n); i < bound; i += LANES) {
             loadF32(x, xIndex + i).mul(inv).mul(loadF32(weight, i)).intoMemorySegment(out, (outIndex + i) * 4, LE);
         }
         for (; i < n; i++) {

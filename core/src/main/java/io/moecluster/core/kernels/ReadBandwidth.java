@@ -9,7 +9,9 @@ import jdk.incubator.vector.FloatVector;
 /**
  * The memory roofline for decode: how fast this machine streams a buffer much larger than its
  * caches through the same pool and Vector API loads the kernels use. Decode at batch 1 reads every
- * active weight once per token, so bandwidth / active bytes is the tokens/s it cannot beat.
+ * active weight once per token, so bandwidth / active bytes is the tokens/s it cannot beat. It
+ * measures the machine, not a kernel: under {@code moe.vectorBits=0} it still streams with the
+ * CPU's preferred vectors ({@link Kernels#F}).
  */
 public final class ReadBandwidth implements RangeTask {
     private static final int BLOCK = 1 << 16; // floats per work item (256 KiB)

@@ -1,30 +1,29 @@
 package io.moecluster.core.model;
 
-import io.moecluster.core.kernels.Bf16;
 import io.moecluster.core.kernels.WeightMatrix;
 import io.moecluster.core.safetensors.Checkpoint;
-import io.moecluster.core.safetensors.DType;
 import io.moecluster.core.safetensors.TensorInfo;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Turns checkpoint tensors into kernel operands, one model part at a time, checking every shape
  * against the config. Each service asks only for the parts it runs: an expert service loads its
  * experts, never the embeddings.
  *
- * <p>F32 and BF16 matrices stay as read-only mappings of the checkpoint. F16 matrices are widened
- * to F32 copies (the kernels have no f16 path yet), which doubles their resident size.
+ * <p>Matrices, whatever their format (F32, BF16, F16), stay as read-only mappings of the
+ * checkpoint, read by their format's kernels ({@link WeightMatrix#of}); nothing is widened. Only the
+ * 1-D tensors (norms, biases: a hidden size of floats each) are copied, to aligned f32.
+ * {@link #mappedBytes()} and {@link #allocatedBytes()} say how much of each this loader handed out.
  */
 public final class WeightLoader implements AutoCloseable {
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
-    private static final ValueLayout.OfShort RAW16 = ValueLayout.JAVA_SHORT_UNALIGNED;
-
     private final Checkpoint checkpoint;
     private final ModelConfig config;
     private final TensorNames names;
     private final Arena arena = Arena.ofShared();
+    private final LongAdder mapped = new LongAdder();
+    private final LongAdder allocated = new LongAdder();
 
     public WeightLoader(Checkpoint checkpoint, ModelConfig config) {
         this.checkpoint = checkpoint;
@@ -113,30 +112,32 @@ public final class WeightLoader implements AutoCloseable {
 
     private WeightMatrix matrix(String name, int rows, int cols) {
         TensorInfo info = checkpoint.info(name, rows, cols);
-        MemorySegment data = checkpoint.map(info);
-        if (info.dtype() == DType.F16) {
-            return new WeightMatrix(name, toF32(info, data), DType.F32, rows, cols);
-        }
-        return new WeightMatrix(name, data, info.dtype(), rows, cols);
+        WeightMatrix w = WeightMatrix.of(name, checkpoint.map(info), info.dtype(), rows, cols);
+        mapped.add(w.byteSize());
+        return w;
     }
 
+    /** A 1-D tensor widened to an aligned f32 copy by its format's {@link WeightMatrix#copyRowTo}. */
     private MemorySegment vector(String name, int n) {
         TensorInfo info = checkpoint.info(name, n);
-        return toF32(info, checkpoint.map(info));
+        WeightMatrix row = WeightMatrix.of(name, checkpoint.map(info), info.dtype(), 1, n);
+        MemorySegment out = arena.allocate((long) n * 4, 64);
+        allocated.add(out.byteSize());
+        row.copyRowTo(0, out, 0);
+        return out;
     }
 
-    private MemorySegment toF32(TensorInfo info, MemorySegment data) {
-        long n = info.elementCount();
-        MemorySegment out = arena.allocate(n * 4, 64);
-        for (long i = 0; i < n; i++) {
-            float v = switch (info.dtype()) {
-                case F32 -> data.getAtIndex(F32, i);
-                case BF16 -> Bf16.toFloat(data.getAtIndex(RAW16, i));
-                case F16 -> Float.float16ToFloat(data.getAtIndex(RAW16, i));
-            };
-            out.setAtIndex(F32, i, v);
-        }
-        return out;
+    /**
+     * Bytes of weight matrices this loader has handed out as mappings of the checkpoint (counted
+     * once per call: a part loaded twice counts twice).
+     */
+    public long mappedBytes() {
+        return mapped.sum();
+    }
+
+    /** Bytes this loader allocated: the f32 copies of 1-D tensors (norms, biases); never a matrix. */
+    public long allocatedBytes() {
+        return allocated.sum();
     }
 
     @Override

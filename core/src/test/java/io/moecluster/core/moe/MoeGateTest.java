@@ -19,7 +19,7 @@ class MoeGateTest {
         for (int e = 0; e < experts; e++) {
             w.setAtIndex(ValueLayout.JAVA_FLOAT, (long) e * experts + e, 1f);
         }
-        return new WeightMatrix("gate", w, DType.F32, experts, experts);
+        return WeightMatrix.of("gate", w, DType.F32, experts, experts);
     }
 
     @Test

@@ -37,7 +37,7 @@ class MatMulTest {
             for (int i = 0; i < rows * cols; i++) {
                 wData.setAtIndex(ValueLayout.JAVA_SHORT, i, Bf16.fromFloat((float) rnd.nextGaussian()));
             }
-            WeightMatrix w = new WeightMatrix("w", wData, DType.BF16, rows, cols);
+            WeightMatrix w = WeightMatrix.of("w", wData, DType.BF16, rows, cols);
             MemorySegment x = arena.allocate((long) batch * cols * 4);
             for (int i = 0; i < batch * cols; i++) {
                 x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextGaussian());
@@ -57,7 +57,10 @@ class MatMulTest {
     @ParameterizedTest(name = "{0} [{1}x{2}] batch {3}")
     @CsvSource({
         "F32, 7, 5, 1", "F32, 33, 64, 3", "F32, 40, 100, 9", "F32, 17, 257, 4",
-        "BF16, 7, 5, 1", "BF16, 33, 64, 3", "BF16, 40, 100, 9", "BF16, 17, 257, 5"
+        "BF16, 7, 5, 1", "BF16, 33, 64, 3", "BF16, 40, 100, 9", "BF16, 17, 257, 5",
+        "F16, 7, 5, 1", "F16, 33, 64, 3", "F16, 40, 100, 9", "F16, 17, 257, 5",
+        // 61 and 1021 columns take a single-vector step and a scalar tail at 128, 256 and 512 bits.
+        "F32, 9, 61, 6", "BF16, 9, 61, 6", "F16, 9, 61, 6", "F32, 5, 1021, 4", "BF16, 5, 1021, 4", "F16, 5, 1021, 4"
     })
     void matchesDoublePrecisionReferenceAndIsBatchInvariant(String dtype, int rows, int cols, int batch) {
         DType d = DType.parse(dtype);
@@ -71,12 +74,16 @@ class MatMulTest {
                     short b = Bf16.fromFloat(v);
                     wData.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, b);
                     wValues[i] = Bf16.toFloat(b);
+                } else if (d == DType.F16) {
+                    short h = Float.floatToFloat16(v);
+                    wData.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, h);
+                    wValues[i] = Float.float16ToFloat(h);
                 } else {
                     wData.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, v);
                     wValues[i] = v;
                 }
             }
-            WeightMatrix w = new WeightMatrix("w", wData, d, rows, cols);
+            WeightMatrix w = WeightMatrix.of("w", wData, d, rows, cols);
             MemorySegment x = arena.allocate((long) batch * cols * 4);
             for (int i = 0; i < batch * cols; i++) {
                 x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (rnd.nextDouble() * 2 - 1));
