@@ -1,110 +1,137 @@
 package io.moecluster.attention;
 
 import io.aeron.Aeron;
-import io.moecluster.core.engine.EngineOptions;
-import io.moecluster.core.attention.FeedForwardLayers;
-import io.moecluster.core.moe.ExpertBank;
+import io.moecluster.core.attention.FeedForward;
 import io.moecluster.core.attention.FeedForwardFactory;
-import io.moecluster.core.moe.MoeBlock;
+import io.moecluster.core.attention.FeedForwardLayers;
+import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.io.Closer;
 import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.moe.MoeBlock;
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.dispatch.AeronExpertDispatcher;
-import io.moecluster.dispatch.ExpertDispatchOptions;
+import io.moecluster.dispatch.MoeRoutingContext;
 import io.moecluster.dispatch.RouterMetrics;
 import io.moecluster.dispatch.TracedExpertDispatcher;
-import io.moecluster.discovery.ClusterSpec;
-import io.moecluster.dispatch.placement.PlacementWatch;
-import io.moecluster.sbe.ElementType;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
-import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.AeronClients;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Objects;
 
 /**
  * One attention replica of a cluster, as the cluster file describes it: the attention server
  * whose engine hands each MoE layer either to the router-service over Aeron ({@link RemoteMoe}) or,
  * in embedded-router mode, to an in-process {@link MoeBlock} that dispatches to the expert
- * services itself. Dense MLP layers run here in both modes.
+ * services itself. Dense MLP layers run here in both modes. Built from a {@link Context}:
+ *
+ * <pre>{@code
+ * AttentionNode node = AttentionNode.launch(new AttentionNode.Context()
+ *         .cluster(spec).id("attention-0").model(dir).engine(new EngineOptions(2, 256, 0)));
+ * }</pre>
  */
 public final class AttentionNode implements AutoCloseable {
-    private final Aeron aeron;
+    /** Default of {@code --max-running}. */
+    public static final int DEFAULT_MAX_RUNNING = 16;
+    /** Default of {@code --max-queued}. */
+    public static final int DEFAULT_MAX_QUEUED = 256;
+    /** Default of {@code --moe-timeout-ms}. */
+    public static final Duration DEFAULT_MOE_TIMEOUT = Duration.ofSeconds(30);
+
+    /**
+     * How to start an attention service: the settings every service has, those of a service that
+     * may route MoE layers itself (embedded router: {@link MoeRoutingContext}), and its own.
+     * Setters mirror {@code moe serve attention}'s flags; {@link #conclude()} fills the defaults and
+     * checks every value, naming the flag.
+     */
+    public static final class Context extends MoeRoutingContext<Context> {
+        private String id;
+        private EngineOptions engine = EngineOptions.defaults();
+        private int maxRunning = DEFAULT_MAX_RUNNING;
+        private int maxQueued = DEFAULT_MAX_QUEUED;
+        private Duration moeTimeout = DEFAULT_MOE_TIMEOUT;
+
+        /** This service's id in the cluster file ({@code --id}). Required. */
+        public Context id(String id) {
+            this.id = id;
+            return this;
+        }
+
+        /** Threads, max-batch-tokens, max-seq-len and compute backend of the engine; default {@link EngineOptions#defaults()}. */
+        public Context engine(EngineOptions engine) {
+            this.engine = engine;
+            return this;
+        }
+
+        /** Sequences decoding at once ({@code --max-running}); default {@value #DEFAULT_MAX_RUNNING}. */
+        public Context maxRunning(int maxRunning) {
+            this.maxRunning = maxRunning;
+            return this;
+        }
+
+        /** Requests waiting beyond those ({@code --max-queued}); default {@value #DEFAULT_MAX_QUEUED}. */
+        public Context maxQueued(int maxQueued) {
+            this.maxQueued = maxQueued;
+            return this;
+        }
+
+        /** How long one MoE layer may take before the step fails ({@code --moe-timeout-ms}); default 30 s. */
+        public Context moeTimeout(Duration moeTimeout) {
+            this.moeTimeout = moeTimeout;
+            return this;
+        }
+
+        @Override
+        protected Duration layerTimeout() {
+            return moeTimeout;
+        }
+
+        @Override
+        protected void concludeRouting() {
+            Objects.requireNonNull(id, "--id is required");
+            Objects.requireNonNull(engine, "engine options");
+            cluster().attentionService(id); // fails naming the id when the file does not list it
+            requireAtLeast("--max-running", maxRunning, 1);
+            requireAtLeast("--max-queued", maxQueued, 0);
+            requirePositiveMillis("--moe-timeout-ms", moeTimeout);
+        }
+    }
+
+    private final Closer resources;
     private final AttentionServer server;
     private final ServiceMetrics metrics;
 
-    private AttentionNode(Aeron aeron, AttentionServer server, ServiceMetrics metrics) {
-        this.aeron = aeron;
+    private AttentionNode(Closer resources, AttentionServer server, ServiceMetrics metrics) {
+        this.resources = resources;
         this.server = server;
         this.metrics = metrics;
     }
 
-    /** @param moeTimeout how long one MoE layer may take before the step fails */
-    public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
-                                      int maxQueued, Duration moeTimeout) {
-        return start(spec, id, model, engine, maxRunning, maxQueued, moeTimeout, 0);
-    }
-
-    /** @param metricsPort the Prometheus port; below 1 = no metrics */
-    public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
-                                      int maxQueued, Duration moeTimeout, int metricsPort) {
-        return start(spec, id, model, engine, maxRunning, maxQueued, ExpertDispatchOptions.fixed(moeTimeout), metricsPort);
-    }
-
-    /** @param tracingOptions step, layer and dispatch spans (off unless OTEL_* asks, by default) */
-    public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
-                                      int maxQueued, Duration moeTimeout, int metricsPort,
-                                      TracingOptions tracingOptions) {
-        return start(spec, id, model, engine, maxRunning, maxQueued, ExpertDispatchOptions.fixed(moeTimeout), metricsPort,
-                tracingOptions);
-    }
-
-    /**
-     * @param dispatch the MoE timeout ({@code replyTimeout}: how long one MoE layer may take before
-     *     the step fails) and, in embedded-router mode, where the expert replicas are found
-     * @param metricsPort the Prometheus port; below 1 = no metrics
-     */
-    public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
-                                      int maxQueued, ExpertDispatchOptions dispatch, int metricsPort) {
-        return start(spec, id, model, engine, maxRunning, maxQueued, dispatch, metricsPort,
-                TracingOptions.fromEnvironment());
-    }
-
-    /**
-     * @param dispatch the MoE timeout ({@code replyTimeout}: how long one MoE layer may take before
-     *     the step fails) and, in embedded-router mode, where the expert replicas are found
-     * @param metricsPort the Prometheus port; below 1 = no metrics
-     * @param tracingOptions step, layer and dispatch spans (off unless OTEL_* asks, by default)
-     */
-    public static AttentionNode start(ClusterSpec spec, String id, Path model, EngineOptions engine, int maxRunning,
-                                      int maxQueued, ExpertDispatchOptions dispatch, int metricsPort,
-                                      TracingOptions tracingOptions) {
-        Duration moeTimeout = dispatch.replyTimeout();
-        ServiceTracing tracing = tracingOptions.start("moe-attention", id);
-        ClusterSpec.Attention self = spec.attentionService(id);
-        ModelConfig config = ModelConfig.load(model);
-        int senderId = spec.senderId(self);
-        Aeron aeron = AeronClients.connect(spec.aeronDir());
-        ServiceMetrics metrics = ServiceMetrics.start(
-                "moe-attention", id, self.host(), metricsPort);
-        FeedForwardFactory feedForward = spec.embeddedRouter()
-                ? (cfg, loader, pool, maxTokens) -> {
-                    PlacementWatch watch = PlacementWatch.start(spec, cfg, dispatch.registry());
-                    int slots = cfg.expertSlots();
-                    AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec.channelOf(self),
-                            watch.placement(), senderId, self.replyStreamId(), cfg.hiddenSize(), slots, ElementType.F32,
-                            moeTimeout, dispatch.attemptTimeout(), dispatch.publishDeadline()).closing(watch);
-                    MoeBlock router = new MoeBlock(cfg, loader, TracedExpertDispatcher.wrap(
-                            dispatcher, tracing, cfg.hiddenSize(), slots), pool, maxTokens);
-                    RouterMetrics.register(metrics.meter(), router, dispatcher, () -> 0);
-                    return new FeedForwardLayers(cfg, loader, pool, maxTokens, router);
-                }
-                : (cfg, loader, pool, maxTokens) -> new FeedForwardLayers(cfg, loader, pool, maxTokens,
-                        new RemoteMoe(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(),
-                                spec.channelOf(self), self.replyStreamId(), senderId, cfg.hiddenSize(), moeTimeout)
-                                .tracing(tracing));
+    /** Loads the model and starts serving; on failure closes what it opened and rethrows. */
+    public static AttentionNode launch(Context ctx) {
+        ctx.conclude();
+        ClusterSpec spec = ctx.cluster();
+        ClusterSpec.Attention self = spec.attentionService(ctx.id);
+        Closer resources = new Closer();
         try {
-            AttentionServer server = AttentionServer.start(new AttentionServer.Config(model, self.host(), self.grpcPort(),
-                    engine, maxRunning, maxQueued, feedForward), tracing);
+            Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir()));
+            ServiceMetrics metrics = resources.add(ServiceMetrics.start("moe-attention", ctx.id, self.host(),
+                    ctx.metricsPort()));
+            ServiceTracing tracing = resources.add(ctx.tracing().start("moe-attention", ctx.id));
+            FeedForwardFactory feedForward = spec.embeddedRouter()
+                    ? (config, loader, backend, maxTokens) -> {
+                        AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(ctx.dispatcher(aeron, config,
+                                spec.channelOf(self), self.replyStreamId(), spec.senderId(self)));
+                        MoeBlock moe = new MoeBlock(config, loader, TracedExpertDispatcher.wrap(dispatcher, tracing,
+                                config.hiddenSize(), config.expertSlots()), backend, maxTokens);
+                        RouterMetrics.register(metrics.meter(), moe, dispatcher, () -> 0);
+                        return new FeedForwardLayers(config, loader, backend, maxTokens, moe);
+                    }
+                    : (config, loader, backend, maxTokens) -> new FeedForwardLayers(config, loader, backend, maxTokens,
+                            routerClient(ctx, aeron, self, config, tracing));
+            AttentionServer server = resources.add(AttentionServer.start(new AttentionServer.Config(ctx.model(),
+                    self.host(), self.grpcPort(), ctx.engine, ctx.maxRunning, ctx.maxQueued, feedForward), tracing));
             GenerationLoop loop = server.loop();
             metrics.meter().gaugeBuilder("moe.attention.running_sequences").ofLongs()
                     .setDescription("Sequences holding a KV cache and decoding")
@@ -112,12 +139,26 @@ public final class AttentionNode implements AutoCloseable {
             metrics.meter().gaugeBuilder("moe.attention.queued_sequences").ofLongs()
                     .setDescription("Requests waiting for a slot (queue depth)")
                     .buildWithCallback(m -> m.record(loop.queuedCount()));
-            return new AttentionNode(aeron, server, metrics);
+            return new AttentionNode(resources, server, metrics);
         } catch (RuntimeException e) {
-            metrics.close();
-            aeron.close();
-            throw e;
+            throw resources.closeAfter(e);
         }
+    }
+
+    /** The standalone router's client: each MoE layer to the router-service, answers on this replica's stream. */
+    private static FeedForward routerClient(Context ctx, Aeron aeron, ClusterSpec.Attention self, ModelConfig config,
+                                            ServiceTracing tracing) {
+        ClusterSpec spec = ctx.cluster();
+        return new RemoteMoe(new RemoteMoe.Context()
+                .aeron(aeron)
+                .router(spec.channelOf(spec.router()), spec.router().moeStreamId())
+                .replies(spec.channelOf(self), self.replyStreamId())
+                .senderId(spec.senderId(self))
+                .hiddenSize(config.hiddenSize())
+                .timeout(ctx.moeTimeout)
+                .publicationDeadline(ctx.publicationDeadline())
+                .idleStrategy(ctx.idleStrategy())
+                .tracing(tracing));
     }
 
     public AttentionServer server() {
@@ -133,10 +174,9 @@ public final class AttentionNode implements AutoCloseable {
         return metrics.endpoint();
     }
 
+    /** Stops the server (which frees the engine), then metrics and the Aeron client. */
     @Override
     public void close() {
-        metrics.close();
-        server.close();
-        aeron.close();
+        resources.close();
     }
 }

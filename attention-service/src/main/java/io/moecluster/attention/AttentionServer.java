@@ -6,25 +6,21 @@ import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.moecluster.core.attention.FeedForwardFactory;
 import io.moecluster.core.engine.Engine;
 import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.moe.LocalFeedForward;
-import io.moecluster.core.attention.FeedForwardFactory;
+import io.moecluster.service.GrpcServers;
 import io.moecluster.telemetry.ServiceTracing;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
-import java.util.concurrent.Callable;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
-import picocli.CommandLine;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
 
 /**
  * A running attention replica: an {@link Engine}, its {@link GenerationLoop} and a Netty gRPC server
- * with AttentionWorker, health and reflection. {@link #main} is the command line.
+ * with AttentionWorker, health and reflection. {@code moe serve attention} runs one in a cluster ({@link AttentionNode}).
  */
 public final class AttentionServer implements AutoCloseable {
     /**
@@ -124,75 +120,14 @@ public final class AttentionServer implements AutoCloseable {
         return loop;
     }
 
-    public void awaitTermination() throws InterruptedException {
-        server.awaitTermination();
-    }
-
     /** Stops taking calls, fails the ones in flight (the loop closes), then frees the model; idempotent. */
     @Override
     public void close() {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
-        health.enterTerminalState();
-        server.shutdown();
-        loop.close();
-        try {
-            if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
-                server.shutdownNow();
-                server.awaitTermination(5, TimeUnit.SECONDS);
-            }
-        } catch (InterruptedException e) {
-            server.shutdownNow();
-            Thread.currentThread().interrupt();
-        }
+        GrpcServers.stop(server, health, loop::close);
         engine.close();
         tracing.close();
-    }
-
-    public static void main(String[] args) {
-        System.exit(new CommandLine(new Cli()).execute(args));
-    }
-
-    @Command(name = "attention-service", mixinStandardHelpOptions = true,
-            description = "Serves one attention replica over gRPC (AttentionWorker, health, reflection).")
-    static final class Cli implements Callable<Integer> {
-        @Option(names = "--model", required = true, description = "Hugging Face model directory")
-        Path model;
-
-        @Option(names = "--bind", defaultValue = "127.0.0.1", description = "address to listen on (default ${DEFAULT-VALUE})")
-        String bind;
-
-        @Option(names = "--grpc-port", defaultValue = "0", description = "gRPC port; 0 picks a free one")
-        int port;
-
-        @Option(names = "--threads", defaultValue = "0", description = "compute threads; 0 = one per processor")
-        int threads;
-
-        @Option(names = "--max-batch-tokens", defaultValue = "" + EngineOptions.DEFAULT_MAX_BATCH_TOKENS,
-                description = "most tokens in one forward step (default ${DEFAULT-VALUE})")
-        int maxBatchTokens;
-
-        @Option(names = "--max-seq-len", defaultValue = "0",
-                description = "most positions per sequence; 0 = min(max_position_embeddings, 4096)")
-        int maxSeqLen;
-
-        @Option(names = "--max-running", defaultValue = "32", description = "most sequences running at once (default ${DEFAULT-VALUE})")
-        int maxRunning;
-
-        @Option(names = "--max-queued", defaultValue = "256",
-                description = "most requests waiting for a slot; more get RESOURCE_EXHAUSTED (default ${DEFAULT-VALUE})")
-        int maxQueued;
-
-        @Override
-        public Integer call() throws InterruptedException {
-            AttentionServer server = AttentionServer.start(new Config(model, bind, port,
-                    new EngineOptions(threads, maxBatchTokens, maxSeqLen), maxRunning, maxQueued));
-            Runtime.getRuntime().addShutdownHook(new Thread(server::close, "attention-service-shutdown"));
-            System.out.println("attention-service listening on " + server.address());
-            System.out.flush();
-            server.awaitTermination();
-            return 0;
-        }
     }
 }

@@ -1,76 +1,135 @@
 package io.moecluster.attention;
 
-import io.moecluster.core.moe.ExpertUnavailableException;
 import io.aeron.Aeron;
 import io.aeron.Subscription;
 import io.moecluster.core.attention.FeedForward;
+import io.moecluster.core.moe.ExpertUnavailableException;
 import io.moecluster.sbe.ElementType;
+import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.transport.BatchResultView;
 import io.moecluster.transport.BoundedPublisher;
+import io.moecluster.transport.DataPlaneSettings;
 import io.moecluster.transport.IdleStrategies;
 import io.moecluster.transport.MessagePoller;
+import io.moecluster.transport.ReplyAwaiter;
 import io.moecluster.transport.TokenBatchView;
 import io.moecluster.transport.TokenBatchWriter;
 import io.moecluster.transport.TransportException;
-import io.moecluster.telemetry.BinaryTraceContext;
-import io.moecluster.telemetry.ServiceTracing;
 import io.opentelemetry.api.trace.Span;
-import io.opentelemetry.api.trace.SpanContext;
-import io.opentelemetry.api.trace.SpanKind;
 import io.opentelemetry.api.trace.StatusCode;
-import io.opentelemetry.context.Context;
 import io.opentelemetry.context.Scope;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
-import org.agrona.concurrent.IdleStrategy;
+import java.util.Objects;
 
 /**
  * The attention side of a standalone router: each MoE layer's normalised hidden states go to the
- * router-service over Aeron (a TokenBatch with expert id -1), and the combined output comes back
- * on this replica's reply stream. Rows travel as f32 so that greedy tokens match the
- * single-process engine exactly.
+ * router-service over Aeron (a TokenBatch with expert id {@link TokenBatchView#WHOLE_LAYER}), and
+ * the combined output comes back on this replica's reply stream. Rows travel as f32 so that
+ * greedy tokens match the single-process engine exactly.
  */
-public final class RemoteMoe implements FeedForward, AutoCloseable {
+public final class RemoteMoe implements FeedForward, ReplyAwaiter.Progress, AutoCloseable {
+    /** How to reach the router-service; {@link #conclude()} fills the defaults and checks the values. */
+    public static final class Context extends DataPlaneSettings<Context> {
+        private Aeron aeron;
+        private String routerChannel;
+        private int routerStreamId = -1;
+        private String replyChannel;
+        private int replyStreamId = -1;
+        private int senderId = -1;
+        private int hiddenSize;
+        private Duration timeout = Duration.ofSeconds(30);
+        private ServiceTracing tracing = ServiceTracing.off();
+
+        /** The Aeron client (not closed by RemoteMoe). Required. */
+        public Context aeron(Aeron aeron) {
+            this.aeron = aeron;
+            return this;
+        }
+
+        /** Where the router-service subscribes for MoE requests: its channel and stream. Required. */
+        public Context router(String channel, int streamId) {
+            this.routerChannel = channel;
+            this.routerStreamId = streamId;
+            return this;
+        }
+
+        /** Where this replica subscribes for the router's answers: its channel and reply stream. Required. */
+        public Context replies(String channel, int streamId) {
+            this.replyChannel = channel;
+            this.replyStreamId = streamId;
+            return this;
+        }
+
+        /** This attention replica's sender id (the router answers on its channel). Required. */
+        public Context senderId(int senderId) {
+            this.senderId = senderId;
+            return this;
+        }
+
+        /** The model's hidden size. Required. */
+        public Context hiddenSize(int hiddenSize) {
+            this.hiddenSize = hiddenSize;
+            return this;
+        }
+
+        /** How long one MoE layer may take before the step fails ({@code --moe-timeout-ms}); default 30 s. */
+        public Context timeout(Duration timeout) {
+            this.timeout = timeout;
+            return this;
+        }
+
+        /**
+         * Traces each layer: a CLIENT span {@code moe.layer} under the current step when the step
+         * has per-layer spans, its context in the TokenBatch; otherwise the step's context goes with
+         * the sampled flag cleared, so the router and the experts make no spans for it.
+         */
+        public Context tracing(ServiceTracing tracing) {
+            this.tracing = tracing;
+            return this;
+        }
+
+        @Override
+        protected void concludeSettings() {
+            Objects.requireNonNull(aeron, "aeron");
+            Objects.requireNonNull(routerChannel, "router channel");
+            Objects.requireNonNull(replyChannel, "reply channel");
+            if (routerStreamId < 0 || replyStreamId < 0 || senderId < 0 || hiddenSize < 1) {
+                throw new IllegalArgumentException("router client: router stream, reply stream, sender id and hidden size "
+                        + "are required, got " + routerStreamId + ", " + replyStreamId + ", " + senderId + ", " + hiddenSize);
+            }
+            requirePositiveMillis("--moe-timeout-ms", timeout);
+        }
+    }
+
     private final int hidden;
     private final int senderId;
     private final int replyStreamId;
     private final long timeoutNanos;
     private final TokenBatchWriter writer;
     private final Subscription replies;
-    private final MessagePoller poller;
-    private final IdleStrategy idle = IdleStrategies.dataPlane();
+    private final ReplyAwaiter awaiter;
+    private final ServiceTracing tracing;
     private long nextBatchId = 1;
     private long awaiting;
     private MemorySegment awaitingOut;
     private int awaitingTokens;
     private String error;
     private boolean answered;
-    private ServiceTracing tracing;
 
-    /**
-     * @param routerChannel where the router subscribes
-     * @param replyChannel where this replica subscribes for the router's answers
-     */
-    public RemoteMoe(Aeron aeron, String routerChannel, int routerStreamId, String replyChannel, int replyStreamId,
-                     int senderId, int hidden, Duration timeout) {
-        this.hidden = hidden;
-        this.senderId = senderId;
-        this.replyStreamId = replyStreamId;
-        this.timeoutNanos = timeout.toNanos();
-        this.writer = new TokenBatchWriter(new BoundedPublisher(aeron.addPublication(routerChannel, routerStreamId),
-                IdleStrategies.backoff(), Duration.ofSeconds(2)));
-        this.replies = aeron.addSubscription(replyChannel, replyStreamId);
-        this.poller = new MessagePoller(replies).onBatchResult(this::onResult);
-    }
-
-    /**
-     * Traces each layer: a CLIENT span {@code moe.layer} under the current step when the step has
-     * per-layer spans, its context in the TokenBatch; otherwise the step's context goes with the
-     * sampled flag cleared, so the router and the experts make no spans for it. Set before use.
-     */
-    public RemoteMoe tracing(ServiceTracing tracing) {
-        this.tracing = tracing.enabled() ? tracing : null;
-        return this;
+    public RemoteMoe(Context settings) {
+        settings.conclude();
+        this.hidden = settings.hiddenSize;
+        this.senderId = settings.senderId;
+        this.replyStreamId = settings.replyStreamId;
+        this.timeoutNanos = settings.timeout.toNanos();
+        this.tracing = settings.tracing.enabled() ? settings.tracing : null;
+        this.writer = new TokenBatchWriter(new BoundedPublisher(
+                settings.aeron.addPublication(settings.routerChannel, settings.routerStreamId),
+                IdleStrategies.backoff(), settings.publicationDeadline()));
+        this.replies = settings.aeron.addSubscription(settings.replyChannel, settings.replyStreamId);
+        this.awaiter = new ReplyAwaiter(new MessagePoller(replies).onBatchResult(this::onResult),
+                IdleStrategies.parse(settings.idleStrategy()), 8);
     }
 
     @Override
@@ -79,7 +138,7 @@ public final class RemoteMoe implements FeedForward, AutoCloseable {
             exchange(layer, input, tokens, output);
             return;
         }
-        Span span = traceLayer(layer, tokens);
+        Span span = LayerSpans.begin(tracing, writer, layer, tokens, hidden);
         if (span == null) {
             exchange(layer, input, tokens, output);
             return;
@@ -95,31 +154,6 @@ public final class RemoteMoe implements FeedForward, AutoCloseable {
         }
     }
 
-    /** Sets the trace context of the next TokenBatch; returns the layer span, or null when there is none. */
-    private Span traceLayer(int layer, int tokens) {
-        Context parent = Context.current();
-        SpanContext step = Span.fromContext(parent).getSpanContext();
-        if (!step.isValid()) {
-            return null;
-        }
-        if (!step.isSampled() || !Boolean.TRUE.equals(parent.get(ServiceTracing.LAYER_SPANS))) {
-            writer.trace(BinaryTraceContext.traceIdHigh(step), BinaryTraceContext.traceIdLow(step),
-                    BinaryTraceContext.spanId(step), 0);
-            return null;
-        }
-        Span span = tracing.tracer().spanBuilder("moe.layer")
-                .setParent(parent)
-                .setSpanKind(SpanKind.CLIENT)
-                .setAttribute(ServiceTracing.LAYER, (long) layer)
-                .setAttribute(ServiceTracing.TOKEN_COUNT, (long) tokens)
-                .setAttribute(ServiceTracing.BYTES, 4L * tokens * hidden)
-                .startSpan();
-        SpanContext c = span.getSpanContext();
-        writer.trace(BinaryTraceContext.traceIdHigh(c), BinaryTraceContext.traceIdLow(c), BinaryTraceContext.spanId(c),
-                BinaryTraceContext.flags(c));
-        return span;
-    }
-
     private void exchange(int layer, MemorySegment input, int tokens, MemorySegment output) {
         long batchId = nextBatchId++;
         awaiting = batchId;
@@ -128,22 +162,16 @@ public final class RemoteMoe implements FeedForward, AutoCloseable {
         answered = false;
         error = null;
         try {
-            writer.send(batchId, layer, TokenBatchView.WHOLE_LAYER, senderId, replyStreamId, input, 0, tokens, hidden, ElementType.F32);
+            writer.send(batchId, layer, TokenBatchView.WHOLE_LAYER, senderId, replyStreamId, input, 0, tokens, hidden,
+                    ElementType.F32);
         } catch (TransportException e) {
-            throw new ExpertUnavailableException(layer, TokenBatchView.WHOLE_LAYER, "router-service unreachable: " + e.getMessage());
+            throw new ExpertUnavailableException(layer, TokenBatchView.WHOLE_LAYER,
+                    "router-service unreachable: " + e.getMessage());
         }
-        long deadline = System.nanoTime() + timeoutNanos;
         try {
-            while (!answered) {
-                int work = poller.poll(8);
-                if (answered) {
-                    break;
-                }
-                if (System.nanoTime() > deadline) {
-                    throw new ExpertUnavailableException(layer, TokenBatchView.WHOLE_LAYER, "router-service did not answer layer "
-                            + layer + " (batch " + batchId + ") within " + timeoutNanos / 1_000_000 + " ms");
-                }
-                idle.idle(work);
+            if (!awaiter.await(this, System.nanoTime() + timeoutNanos)) {
+                throw new ExpertUnavailableException(layer, TokenBatchView.WHOLE_LAYER, "router-service did not answer layer "
+                        + layer + " (batch " + batchId + ") within " + timeoutNanos / 1_000_000 + " ms");
             }
             if (error != null) {
                 throw new ExpertUnavailableException(layer, TokenBatchView.WHOLE_LAYER, error);
@@ -152,6 +180,11 @@ public final class RemoteMoe implements FeedForward, AutoCloseable {
             awaiting = 0;
             awaitingOut = null;
         }
+    }
+
+    @Override
+    public boolean done() {
+        return answered;
     }
 
     private void onResult(BatchResultView r) {

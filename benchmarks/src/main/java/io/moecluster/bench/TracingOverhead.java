@@ -5,13 +5,13 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moecluster.attention.AttentionNode;
 import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.model.ModelConfig;
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.expert.ExpertNode;
 import io.moecluster.proto.v1.GenerateRequest;
 import io.moecluster.proto.v1.InferenceGrpc;
 import io.moecluster.proto.v1.SamplingParameters;
 import io.moecluster.proto.v1.TokenIds;
 import io.moecluster.router.RouterNode;
-import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.telemetry.LayerSampling;
 import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.EmbeddedMediaDriver;
@@ -180,12 +180,15 @@ public final class TracingOverhead {
             ClusterSpec spec = spec(driver, config, embedded);
             EngineOptions engine = new EngineOptions(threads, 256, 0);
             for (ClusterSpec.Expert e : spec.experts()) {
-                open.add(ExpertNode.start(spec, e.id(), model, threads, engine.maxBatchTokens(), 0, tracing));
+                open.add(ExpertNode.launch(new ExpertNode.Context().cluster(spec).id(e.id()).model(model)
+                        .threads(threads).maxRows(engine.maxBatchTokens()).tracing(tracing)));
             }
-            open.add(AttentionNode.start(spec, "attention-0", model, engine, concurrency, 4 * requests,
-                    Duration.ofSeconds(60), 0, tracing));
-            RouterNode router = RouterNode.start(spec, model, 4 * requests, 0, engine.maxBatchTokens(), threads,
-                    Duration.ofSeconds(30), 0, tracing);
+            open.add(AttentionNode.launch(new AttentionNode.Context().cluster(spec).id("attention-0").model(model)
+                    .engine(engine).maxRunning(concurrency).maxQueued(4 * requests).moeTimeout(Duration.ofSeconds(60))
+                    .tracing(tracing)));
+            RouterNode router = RouterNode.launch(new RouterNode.Context().cluster(spec).model(model)
+                    .maxActiveRequests(4 * requests).maxBatchTokens(engine.maxBatchTokens()).threads(threads)
+                    .expertTimeout(Duration.ofSeconds(30)).tracing(tracing));
             open.add(router);
             ManagedChannel channel = NettyChannelBuilder.forTarget(router.address()).usePlaintext().build();
             open.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));

@@ -1,10 +1,10 @@
 package io.moecluster.consul;
 
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.discovery.ExpertMetadata;
 import io.moecluster.discovery.ServiceInstance;
 import io.moecluster.discovery.ServiceRegistry;
 import io.moecluster.discovery.ServiceRole;
-import io.moecluster.discovery.ClusterSpec;
 import java.math.BigInteger;
 import java.time.Duration;
 import java.util.ArrayList;

@@ -5,11 +5,11 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.discovery.ExpertMetadata;
 import io.moecluster.discovery.ServiceInstance;
 import io.moecluster.discovery.ServiceRegistry;
 import io.moecluster.discovery.ServiceRole;
-import io.moecluster.discovery.ClusterSpec;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;

@@ -1,6 +1,5 @@
 package io.moecluster.dispatch;
 
-
 import io.moecluster.core.moe.MoeBlock;
 import io.moecluster.dispatch.placement.ExpertReplica;
 import io.moecluster.telemetry.ServiceMetrics;

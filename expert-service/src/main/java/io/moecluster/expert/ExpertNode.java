@@ -1,96 +1,124 @@
 package io.moecluster.expert;
 
 import io.aeron.Aeron;
-import io.moecluster.core.moe.ExpertBank;
+import io.moecluster.core.backend.ComputeBackend;
 import io.moecluster.core.backend.ComputeBackends;
+import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.io.Closer;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
+import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.Checkpoint;
 import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.service.ServiceContext;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
-import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.AeronClients;
+import io.moecluster.transport.AgentRunners;
+import io.moecluster.transport.IdleStrategies;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.BitSet;
+import java.util.Objects;
+import org.agrona.concurrent.AgentRunner;
 import org.slf4j.LoggerFactory;
 
 /**
- * One running expert service: its checkpoint (only the hosted experts' tensors are mapped), its
- * bank, and the Aeron worker that serves it, as the cluster file describes it.
+ * One running expert service, as the cluster file describes it: its checkpoint (only the hosted
+ * experts' tensors are mapped), its bank on the chosen compute backend, and the agent that serves
+ * token batches over Aeron. Built from a {@link Context}:
+ *
+ * <pre>{@code
+ * ExpertNode node = ExpertNode.launch(new ExpertNode.Context()
+ *         .cluster(spec).id("expert-0").model(dir).threads(2).maxRows(256));
+ * }</pre>
  */
 public final class ExpertNode implements AutoCloseable {
-    private final Aeron aeron;
-    private final Checkpoint checkpoint;
-    private final WeightLoader loader;
-    private final WorkerPool pool;
-    private final ExpertBank bank;
+    /**
+     * How to start an expert service: the settings every service has ({@link ServiceContext}) and
+     * its own. Setters mirror {@code moe serve expert}'s flags; {@link #conclude()} fills the
+     * defaults and checks every value, naming the flag.
+     */
+    public static final class Context extends ServiceContext<Context> {
+        private String id;
+        private int threads;
+        private int maxRows = EngineOptions.DEFAULT_MAX_BATCH_TOKENS;
+        private String backend = ComputeBackends.DEFAULT;
+
+        /** This service's id in the cluster file ({@code --id}). Required. */
+        public Context id(String id) {
+            this.id = id;
+            return this;
+        }
+
+        /** Compute threads ({@code --threads}); 0 = one per core, the default. */
+        public Context threads(int threads) {
+            this.threads = threads;
+            return this;
+        }
+
+        /** Most tokens of one batch ({@code --max-rows}): at least the attention services' max-batch-tokens. */
+        public Context maxRows(int maxRows) {
+            this.maxRows = maxRows;
+            return this;
+        }
+
+        /** The compute backend ({@code --backend}); default {@value ComputeBackends#DEFAULT}. */
+        public Context backend(String backend) {
+            this.backend = backend;
+            return this;
+        }
+
+        @Override
+        protected void concludeService() {
+            Objects.requireNonNull(id, "--id is required");
+            cluster().expertService(id); // fails naming the id when the file does not list it
+            requireAtLeast("--threads", threads, 0);
+            requireAtLeast("--max-rows", maxRows, 1);
+            ComputeBackends.provider(backend); // an unknown name fails here, listing the known ones
+        }
+    }
+
+    private final Closer resources;
     private final ExpertWorker worker;
     private final ServiceMetrics metrics;
     private volatile HealthEndpoint health;
 
-    private ExpertNode(Aeron aeron, Checkpoint checkpoint, WeightLoader loader, WorkerPool pool, ExpertBank bank,
-                       ExpertWorker worker, ServiceMetrics metrics) {
-        this.metrics = metrics;
-        this.aeron = aeron;
-        this.checkpoint = checkpoint;
-        this.loader = loader;
-        this.pool = pool;
-        this.bank = bank;
+    private ExpertNode(Closer resources, ExpertWorker worker, ServiceMetrics metrics) {
+        this.resources = resources;
         this.worker = worker;
+        this.metrics = metrics;
     }
 
-    /**
-     * @param threads compute threads; 0 = one per core
-     * @param maxRows most tokens of one batch: at least the attention side's max-batch-tokens
-     */
-    public static ExpertNode start(ClusterSpec spec, String id, Path model, int threads, int maxRows) {
-        return start(spec, id, model, threads, maxRows, 0);
-    }
-
-    /** @param metricsPort the Prometheus port; below 1 = no metrics */
-    public static ExpertNode start(ClusterSpec spec, String id, Path model, int threads, int maxRows, int metricsPort) {
-        return start(spec, id, model, threads, maxRows, metricsPort, TracingOptions.fromEnvironment());
-    }
-
-    /** @param tracing how this service traces its batches (off unless OTEL_* asks, by default) */
-    public static ExpertNode start(ClusterSpec spec, String id, Path model, int threads, int maxRows, int metricsPort,
-                                   TracingOptions tracing) {
-        ClusterSpec.Expert self = spec.expertService(id);
-        ModelConfig config = ModelConfig.load(model);
+    /** Loads the hosted experts and starts serving; on failure closes what it opened and rethrows. */
+    public static ExpertNode launch(Context ctx) {
+        ctx.conclude();
+        ClusterSpec spec = ctx.cluster();
+        ClusterSpec.Expert self = spec.expertService(ctx.id);
+        ModelConfig config = ModelConfig.load(ctx.model());
         BitSet experts = new BitSet();
         self.experts().forEach(experts::set);
-        Checkpoint checkpoint = Checkpoint.open(model);
-        WeightLoader loader = new WeightLoader(checkpoint, config);
-        WorkerPool pool = new WorkerPool(threads > 0 ? threads : Runtime.getRuntime().availableProcessors(), "expert-" + id);
-        ExpertBank bank = null;
-        Aeron aeron = null;
-        ServiceTracing traces = tracing.start("moe-expert", id);
+        Closer resources = new Closer();
         try {
+            ServiceTracing tracing = resources.add(ctx.tracing().start("moe-expert", ctx.id));
+            Checkpoint checkpoint = resources.add(Checkpoint.open(ctx.model()));
+            WeightLoader loader = resources.add(new WeightLoader(checkpoint, config));
+            WorkerPool pool = resources.add(new WorkerPool(EngineOptions.resolveThreads(ctx.threads), "expert-" + ctx.id));
+            ComputeBackend backend = resources.add(ComputeBackends.open(ctx.backend, pool));
             int last = Math.min(self.lastLayer(), config.numLayers() - 1);
-            bank = new ExpertBank(config, loader, experts, self.firstLayer(), last,
-                    ComputeBackends.open(ComputeBackends.DEFAULT, pool), maxRows);
-            aeron = AeronClients.connect(spec.aeronDir());
-            ExpertWorker worker = new ExpertWorker(id, aeron, spec.channelOf(self), self.streamId(), config, bank,
-                    spec.experts().indexOf(self) + 100, spec::replyChannel).tracing(traces).start();
-            ServiceMetrics metrics = ServiceMetrics.start(
-                    "moe-expert", id, "127.0.0.1", metricsPort);
+            ExpertBank bank = resources.add(new ExpertBank(config, loader, experts, self.firstLayer(), last, backend,
+                    ctx.maxRows));
+            Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir()));
+            ExpertWorker worker = resources.add(new ExpertWorker(ctx.id, aeron, spec.channelOf(self), self.streamId(),
+                    config, bank, spec.experts().indexOf(self) + 100, spec::replyChannel, ctx.publicationDeadline(),
+                    tracing));
+            AgentRunner runner = resources.add(AgentRunners.start(worker.agent(), IdleStrategies.parse(ctx.idleStrategy())));
+            ServiceMetrics metrics = resources.add(ServiceMetrics.start("moe-expert", ctx.id, "127.0.0.1", ctx.metricsPort()));
             ExpertMetrics.register(metrics.meter(), worker);
-            return new ExpertNode(aeron, checkpoint, loader, pool, bank, worker, metrics).tracing(traces);
+            return new ExpertNode(resources, worker, metrics);
         } catch (RuntimeException e) {
-            traces.close();
-            if (aeron != null) {
-                aeron.close();
-            }
-            if (bank != null) {
-                bank.close();
-            }
-            pool.close();
-            loader.close();
-            checkpoint.close();
-            throw e;
+            throw resources.closeAfter(e);
         }
     }
 
@@ -100,15 +128,8 @@ public final class ExpertNode implements AutoCloseable {
      * @return the port
      */
     public int serveHealth(String bind, int port) {
-        health = HealthEndpoint.start(bind, port);
+        health = resources.add(HealthEndpoint.start(bind, port));
         return health.port();
-    }
-
-    private ServiceTracing tracing = ServiceTracing.off();
-
-    private ExpertNode tracing(ServiceTracing tracing) {
-        this.tracing = tracing;
-        return this;
     }
 
     public ExpertWorker worker() {
@@ -139,18 +160,9 @@ public final class ExpertNode implements AutoCloseable {
         close();
     }
 
+    /** Stops serving (health first, then metrics, the agent, Aeron), then frees the weights. */
     @Override
     public void close() {
-        if (health != null) {
-            health.close();
-        }
-        metrics.close();
-        worker.close();
-        aeron.close();
-        bank.close();
-        pool.close();
-        loader.close();
-        checkpoint.close();
-        tracing.close();
+        resources.close();
     }
 }

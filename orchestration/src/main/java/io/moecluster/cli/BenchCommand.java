@@ -2,6 +2,7 @@ package io.moecluster.cli;
 
 import io.moecluster.core.engine.DecodeBench;
 import io.moecluster.core.engine.Engine;
+import io.moecluster.core.kernels.ReadBandwidth;
 import java.io.PrintWriter;
 import java.util.Locale;
 import java.util.concurrent.Callable;
@@ -50,11 +51,11 @@ final class BenchCommand implements Callable<Integer> {
         try (Engine e = Engine.open(engine.requireModel(spec), engine.options())) {
             long bytes = e.activeWeightBytesPerToken();
             out.printf(Locale.ROOT, "model %s: %s%n", engine.model, e.config());
-            out.printf(Locale.ROOT, "threads %d, vector species %s, active weights per token %.1f MiB%n",
-                    e.threads(), io.moecluster.core.kernels.Kernels.F, bytes / 1048576.0);
+            out.printf(Locale.ROOT, "compute backend %s (%s), active weights per token %.1f MiB%n",
+                    e.backend().name(), e.backend().description(), bytes / 1048576.0);
             double bandwidth = 0;
             if (bandwidthMib > 0) {
-                bandwidth = io.moecluster.core.kernels.ReadBandwidth.measure(e.pool(), bandwidthMib * 1048576L, 5);
+                bandwidth = ReadBandwidth.measure(e.pool(), bandwidthMib * 1048576L, 5);
                 out.printf(Locale.ROOT, "read bandwidth (%d MiB buffer, %d threads): %.2f GB/s -> roofline for batch 1: "
                                 + "%.1f tokens/s%n", bandwidthMib, e.threads(), bandwidth / 1e9, bandwidth / bytes);
             }

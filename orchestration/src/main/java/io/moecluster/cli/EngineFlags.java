@@ -2,20 +2,22 @@ package io.moecluster.cli;
 
 import io.moecluster.core.engine.EngineOptions;
 import java.nio.file.Path;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
 
-/** The model and engine-sizing flags shared by the commands that run a model. */
+/** The model and engine-sizing flags shared by the commands that run a model (or its MoE side). */
 final class EngineFlags {
     @Option(names = "--model", paramLabel = "DIR",
             description = "Hugging Face model directory (config.json, *.safetensors, tokenizer.json).")
     Path model;
 
-    @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
-            description = "Compute threads; 0 = one per core (default: ${DEFAULT-VALUE}).")
-    int threads;
+    @Mixin
+    ComputeFlags compute;
 
     @Option(names = "--max-batch-tokens", defaultValue = "" + EngineOptions.DEFAULT_MAX_BATCH_TOKENS, paramLabel = "N",
-            description = "Most tokens in one forward step (default: ${DEFAULT-VALUE}).")
+            description = "Most tokens in one forward step; longer prompts are prefilled in chunks (default: ${DEFAULT-VALUE}).")
     int maxBatchTokens;
 
     @Option(names = "--max-seq-len", defaultValue = "0", paramLabel = "N",
@@ -24,14 +26,14 @@ final class EngineFlags {
     int maxSeqLen;
 
     /** The commands that run a model here need --model; picocli cannot require it where --server is the alternative. */
-    java.nio.file.Path requireModel(picocli.CommandLine.Model.CommandSpec spec) {
+    Path requireModel(CommandSpec spec) {
         if (model == null) {
-            throw new picocli.CommandLine.ParameterException(spec.commandLine(), "Missing required option: '--model=DIR'");
+            throw new ParameterException(spec.commandLine(), "Missing required option: '--model=DIR'");
         }
         return model;
     }
 
     EngineOptions options() {
-        return new EngineOptions(threads, maxBatchTokens, maxSeqLen);
+        return new EngineOptions(compute.threads, maxBatchTokens, maxSeqLen, compute.backend);
     }
 }

@@ -1,11 +1,12 @@
 package io.moecluster.cli;
 
+import io.moecluster.core.kernels.VectorWidth;
 import io.moecluster.core.model.ModelFormatException;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine;
 
 /**
  * The {@code moe} command. Errors end as one line on stderr and a non-zero exit: 2 for a bad
@@ -20,6 +21,7 @@ import picocli.CommandLine.Command;
             LogitsCommand.class,
             GenerateCommand.class,
             BenchCommand.class,
+            BackendsCommand.class,
             DemoCommand.class,
             UpCommand.class,
             DownCommand.class,
@@ -49,6 +51,12 @@ public final class MoeCommand implements Runnable {
 
     /** Runs the command line and returns its exit code; the tests call this. */
     public static int execute(String[] args, PrintWriter out, PrintWriter err) {
+        try {
+            VectorWidth.fromSystemProperty(); // a bad -Dmoe.vectorBits is one line here, not an error from deep in a kernel
+        } catch (IllegalArgumentException e) {
+            err.println("moe: " + e.getMessage());
+            return EXIT_USAGE;
+        }
         CommandLine cli = new CommandLine(new MoeCommand());
         cli.setOut(out);
         cli.setErr(err);

@@ -29,7 +29,25 @@ final class SamplingFlags {
     @Option(names = "--ignore-eos", description = "Generate max-tokens tokens even past EOS (benchmarks).")
     boolean ignoreEos;
 
+    /** The flags as SamplingParams; a bad value fails naming its flag (exit 1, one line). */
     SamplingParams params() {
+        if (!Float.isFinite(temperature) || temperature < 0) {
+            throw new IllegalArgumentException("--temperature must be a finite number >= 0 (0 = greedy), got " + temperature);
+        }
+        if (topK < 0) {
+            throw new IllegalArgumentException("--top-k must be >= 0 (0 = off), got " + topK);
+        }
+        if (!(topP > 0 && topP <= 1)) {
+            throw new IllegalArgumentException("--top-p must be in (0, 1] (1 = off), got " + topP);
+        }
+        if (maxTokens < 1) {
+            throw new IllegalArgumentException("--max-tokens must be >= 1, got " + maxTokens);
+        }
+        for (int id : stopTokenIds) {
+            if (id < 0) {
+                throw new IllegalArgumentException("--stop-token-ids must be token ids >= 0, got " + id);
+            }
+        }
         return new SamplingParams(temperature, topK, topP, seed, maxTokens, stopTokenIds, ignoreEos);
     }
 }

@@ -4,16 +4,17 @@ import io.moecluster.attention.AttentionNode;
 import io.moecluster.cli.cluster.ClusterState;
 import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.model.ModelConfig;
-import io.moecluster.expert.ExpertNode;
-import io.moecluster.dispatch.ExpertDispatchOptions;
-import io.moecluster.router.RouterNode;
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.discovery.ExpertMetadata;
+import io.moecluster.discovery.IdRanges;
 import io.moecluster.discovery.ServiceInstance;
 import io.moecluster.discovery.ServiceRegistry;
 import io.moecluster.discovery.ServiceRole;
 import io.moecluster.discovery.StaticFileRegistry;
-import io.moecluster.discovery.ClusterSpec;
-import io.moecluster.discovery.IdRanges;
+import io.moecluster.dispatch.MoeRoutingContext;
+import io.moecluster.expert.ExpertNode;
+import io.moecluster.router.RouterNode;
+import io.moecluster.service.ServiceContext;
 import io.moecluster.telemetry.LayerSampling;
 import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.EmbeddedMediaDriver;
@@ -29,9 +30,9 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 /**
  * Runs one service of a cluster in this process until SIGTERM. {@code moe up} starts these; an
@@ -135,22 +136,32 @@ final class ServeCommand implements Runnable {
             TracingOptions t = TracingOptions.fromEnvironment();
             return traceLayers == null ? t : t.withLayers(LayerSampling.parse(traceLayers));
         }
+
+        /** These flags' settings on a service's context, with {@code cluster} (the --cluster file, maybe amended). */
+        <C extends ServiceContext<C>> C applyTo(C context, ClusterSpec cluster) {
+            return context.cluster(cluster).metricsPort(metricsPort).tracing(tracing());
+        }
+
+        /**
+         * Announces the service, writes its ready marker {@code readyId} and serves until SIGTERM;
+         * then it leaves the registry first, so no new work arrives, and stops.
+         */
+        int serve(ServiceInstance self, AutoCloseable service, String readyId, PrintWriter out, String banner)
+                throws Exception {
+            return serveUntilStopped(announce(self, service), readyId, stateDir, out, banner);
+        }
     }
 
-    /** How a MoE router (the router-service's, or an embedded one) finds and treats expert replicas. */
+    /** How a MoE router (the router-service's, or an embedded one) treats slow expert replicas. */
     static class ReplicaFlags {
         @Option(names = "--replica-timeout-ms", defaultValue = "2000", paramLabel = "MS",
                 description = "How long one expert replica may take with a batch before the batch also goes to another "
                         + "replica of that expert (default: ${DEFAULT-VALUE}).")
         long replicaTimeoutMs;
 
-        ExpertDispatchOptions options(ClusterFlags flags, Duration replyTimeout) {
-            if (replicaTimeoutMs < 1) {
-                throw new IllegalArgumentException("--replica-timeout-ms must be >= 1, got " + replicaTimeoutMs);
-            }
-            return ExpertDispatchOptions.fixed(replyTimeout)
-                    .withAttemptTimeout(Duration.ofMillis(replicaTimeoutMs))
-                    .withRegistry(flags.registry());
+        /** The replica timeout and the registry of --discovery on a MoE-routing service's context. */
+        <C extends MoeRoutingContext<C>> C applyTo(C context, ClusterFlags flags) {
+            return context.replicaTimeout(Duration.ofMillis(replicaTimeoutMs)).registry(flags.registry());
         }
     }
 
@@ -192,8 +203,8 @@ final class ServeCommand implements Runnable {
         @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
         Path model;
 
-        @Option(names = "--threads", defaultValue = "0", paramLabel = "N", description = "Compute threads; 0 = one per core.")
-        int threads;
+        @CommandLine.Mixin
+        ComputeFlags compute;
 
         @Option(names = "--max-rows", defaultValue = "" + EngineOptions.DEFAULT_MAX_BATCH_TOKENS, paramLabel = "N",
                 description = "Most tokens in one batch; at least the attention services' --max-batch-tokens (default: ${DEFAULT-VALUE}).")
@@ -225,17 +236,17 @@ final class ServeCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             ClusterSpec cluster = withOverrides(ClusterSpec.read(flags.cluster), engineConfig());
-            ExpertNode node = ExpertNode.start(cluster, id, model, threads, maxRows, flags.metricsPort, flags.tracing());
+            ExpertNode node = ExpertNode.launch(flags.applyTo(new ExpertNode.Context(), cluster).id(id).model(model)
+                    .threads(compute.threads).backend(compute.backend).maxRows(maxRows));
             int healthPort = grpcPort > 0 ? node.serveHealth("0.0.0.0", grpcPort) : 0;
             ClusterSpec.Expert self = cluster.expertService(id);
             String channel = cluster.channelOf(self);
             // SIGTERM: leave the registry, then drain (batches routers sent before they dropped this
             // service are answered), then stop.
-            AutoCloseable graceful = flags.announce(new ServiceInstance(id,
-                    ServiceRole.EXPERT, hostOf(channel), healthPort,
-                    ExpertMetadata.of(self, channel)),
-                    () -> node.drainAndClose(Duration.ofMillis(500), Duration.ofSeconds(drainTimeoutSeconds)));
-            return serveUntilStopped(graceful, id, flags.stateDir, spec.commandLine().getOut(), node.worker().describe());
+            return flags.serve(new ServiceInstance(id, ServiceRole.EXPERT, hostOf(channel), healthPort,
+                            ExpertMetadata.of(self, channel)),
+                    () -> node.drainAndClose(Duration.ofMillis(500), Duration.ofSeconds(drainTimeoutSeconds)),
+                    id, spec.commandLine().getOut(), node.worker().describe());
         }
 
         /** The host of a UDP channel's endpoint, else loopback (IPC is one host). */
@@ -307,11 +318,11 @@ final class ServeCommand implements Runnable {
         @CommandLine.Mixin
         EngineFlags engine;
 
-        @Option(names = "--max-running", defaultValue = "16", paramLabel = "N",
+        @Option(names = "--max-running", defaultValue = "" + AttentionNode.DEFAULT_MAX_RUNNING, paramLabel = "N",
                 description = "Sequences decoding at once (default: ${DEFAULT-VALUE}).")
         int maxRunning;
 
-        @Option(names = "--max-queued", defaultValue = "256", paramLabel = "N",
+        @Option(names = "--max-queued", defaultValue = "" + AttentionNode.DEFAULT_MAX_QUEUED, paramLabel = "N",
                 description = "Requests waiting beyond those; more are refused (default: ${DEFAULT-VALUE}).")
         int maxQueued;
 
@@ -325,14 +336,12 @@ final class ServeCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             ClusterSpec cluster = ClusterSpec.read(flags.cluster);
-            AttentionNode node = AttentionNode.start(cluster, id, engine.requireModel(spec), engine.options(),
-                    maxRunning, maxQueued, replicas.options(flags, Duration.ofMillis(moeTimeoutMs)), flags.metricsPort,
-                    flags.tracing());
+            AttentionNode node = AttentionNode.launch(replicas.applyTo(flags.applyTo(new AttentionNode.Context(), cluster),
+                    flags).id(id).model(engine.requireModel(spec)).engine(engine.options()).maxRunning(maxRunning)
+                    .maxQueued(maxQueued).moeTimeout(Duration.ofMillis(moeTimeoutMs)));
             ClusterSpec.Attention self = cluster.attentionService(id);
-            AutoCloseable stop = flags.announce(new ServiceInstance(id,
-                    ServiceRole.ATTENTION, self.host(), self.grpcPort(), Map.of()), node);
-            return serveUntilStopped(stop, id, flags.stateDir, spec.commandLine().getOut(),
-                    "attention-service " + id + " listening on " + node.address());
+            return flags.serve(new ServiceInstance(id, ServiceRole.ATTENTION, self.host(), self.grpcPort(), Map.of()),
+                    node, id, spec.commandLine().getOut(), "attention-service " + id + " listening on " + node.address());
         }
     }
 
@@ -345,23 +354,13 @@ final class ServeCommand implements Runnable {
         @CommandLine.Mixin
         ClusterFlags flags;
 
-        @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
-        Path model;
+        /** --model, and as the attention services': --max-batch-tokens, --max-seq-len; --threads and --backend for the gates. */
+        @CommandLine.Mixin
+        EngineFlags engine;
 
-        @Option(names = "--max-active-requests", defaultValue = "64", paramLabel = "N",
+        @Option(names = "--max-active-requests", defaultValue = "" + RouterNode.DEFAULT_MAX_ACTIVE_REQUESTS, paramLabel = "N",
                 description = "Requests admitted at once; more get RESOURCE_EXHAUSTED (default: ${DEFAULT-VALUE}).")
         int maxActive;
-
-        @Option(names = "--max-seq-len", defaultValue = "0", paramLabel = "N",
-                description = "As the attention services' --max-seq-len (default: the same default).")
-        int maxSeqLen;
-
-        @Option(names = "--max-batch-tokens", defaultValue = "" + EngineOptions.DEFAULT_MAX_BATCH_TOKENS, paramLabel = "N",
-                description = "As the attention services' --max-batch-tokens (default: ${DEFAULT-VALUE}).")
-        int maxBatchTokens;
-
-        @Option(names = "--threads", defaultValue = "0", paramLabel = "N", description = "Gate threads; 0 = one per core.")
-        int threads;
 
         @Option(names = "--expert-timeout-ms", defaultValue = "10000", paramLabel = "MS",
                 description = "How long an expert service may take to answer a batch (default: ${DEFAULT-VALUE}).")
@@ -373,14 +372,13 @@ final class ServeCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             ClusterSpec cluster = ClusterSpec.read(flags.cluster);
-            RouterNode node = RouterNode.start(cluster, model, maxActive, maxSeqLen, maxBatchTokens,
-                    threads, replicas.options(flags, Duration.ofMillis(expertTimeoutMs)), flags.metricsPort,
-                    flags.tracing());
-            AutoCloseable stop = flags.announce(new ServiceInstance(cluster.router().id(),
-                    ServiceRole.ROUTER, cluster.router().host(), cluster.router().grpcPort(),
-                    Map.of()), node);
-            return serveUntilStopped(stop, "router", flags.stateDir, spec.commandLine().getOut(),
-                    "router-service listening on " + node.address());
+            RouterNode node = RouterNode.launch(replicas.applyTo(flags.applyTo(new RouterNode.Context(), cluster), flags)
+                    .model(engine.requireModel(spec)).maxActiveRequests(maxActive).maxSeqLen(engine.maxSeqLen)
+                    .maxBatchTokens(engine.maxBatchTokens).threads(engine.compute.threads).backend(engine.compute.backend)
+                    .expertTimeout(Duration.ofMillis(expertTimeoutMs)));
+            ClusterSpec.Router self = cluster.router();
+            return flags.serve(new ServiceInstance(self.id(), ServiceRole.ROUTER, self.host(), self.grpcPort(), Map.of()),
+                    node, "router", spec.commandLine().getOut(), "router-service listening on " + node.address());
         }
     }
 }

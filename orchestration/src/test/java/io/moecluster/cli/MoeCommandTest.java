@@ -132,6 +132,28 @@ class MoeCommandTest {
     }
 
     @Test
+    void flagErrorsSpeakTheFlagsName() {
+        Run zero = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--max-tokens", "0");
+        assertThat(zero.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
+        assertThat(zero.err().strip()).isEqualTo("moe: --max-tokens must be >= 1, got 0");
+        Run threads = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--threads", "-1");
+        assertThat(threads.err().strip()).startsWith("moe: --threads must be >= 0");
+        Run batch = moe("bench", "--model", mixtral.toString(), "--max-batch-tokens", "0");
+        assertThat(batch.err().strip()).startsWith("moe: --max-batch-tokens must be >= 1");
+    }
+
+    @Test
+    void backendsAreListedAndAnUnknownOneIsRefusedByName() {
+        Run list = moe("backends");
+        assertThat(list.exit()).as(list.err()).isZero();
+        assertThat(list.out()).containsPattern("(?m)^cpu\\s+available \\(default\\); Vector API kernels, ");
+        Run unknown = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--backend", "tpu");
+        assertThat(unknown.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
+        assertThat(unknown.err().strip()).doesNotContain("\n").contains("--backend: unknown compute backend 'tpu'")
+                .contains("known: cpu");
+    }
+
+    @Test
     void samplingValidationNamesTheFlag() {
         Run r = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--top-p", "0");
         assertThat(r.exit()).isNotZero();

@@ -16,17 +16,17 @@ import io.moecluster.core.engine.TokenSink;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.sampling.SamplingParams;
 import io.moecluster.core.testing.GoldenModels;
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.expert.ExpertNode;
+import io.moecluster.proto.v1.AdminGrpc;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ClusterStatusRequest;
-import io.moecluster.proto.v1.AdminGrpc;
 import io.moecluster.proto.v1.GenerateRequest;
 import io.moecluster.proto.v1.GenerateStreamResponse;
 import io.moecluster.proto.v1.InferenceGrpc;
 import io.moecluster.proto.v1.SamplingParameters;
 import io.moecluster.proto.v1.TokenIds;
 import io.moecluster.router.RouterNode;
-import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.transport.EmbeddedMediaDriver;
 import java.io.IOException;
 import java.net.ServerSocket;
@@ -102,6 +102,23 @@ class ClusterEndToEndTest {
         return start(model, embedded, false);
     }
 
+    /** An expert service of these tests: one thread, rows up to the engine's max-batch-tokens. */
+    static ExpertNode.Context expert(ClusterSpec spec, String id, Path model) {
+        return new ExpertNode.Context().cluster(spec).id(id).model(model).threads(1).maxRows(ENGINE.maxBatchTokens());
+    }
+
+    /** The attention service of these tests: 8 running, 16 queued, 15 s per MoE layer. */
+    static AttentionNode.Context attention(ClusterSpec spec, Path model) {
+        return new AttentionNode.Context().cluster(spec).id("attention-0").model(model).engine(ENGINE).maxRunning(8)
+                .maxQueued(16).moeTimeout(Duration.ofSeconds(15));
+    }
+
+    /** The router of these tests: 32 active requests, one gate thread, 5 s per expert batch. */
+    static RouterNode.Context router(ClusterSpec spec, Path model) {
+        return new RouterNode.Context().cluster(spec).model(model).maxActiveRequests(32)
+                .maxBatchTokens(ENGINE.maxBatchTokens()).threads(1).expertTimeout(Duration.ofSeconds(5));
+    }
+
     Cluster start(String model, boolean embedded, boolean udp) throws Exception {
         Path dir = GoldenModels.dir(model);
         ModelConfig config = ModelConfig.load(dir);
@@ -109,10 +126,10 @@ class ClusterEndToEndTest {
         open.add(driver);
         ClusterSpec spec = spec(driver, config, embedded, udp);
         for (ClusterSpec.Expert e : spec.experts()) {
-            open.add(ExpertNode.start(spec, e.id(), dir, 1, ENGINE.maxBatchTokens()));
+            open.add(ExpertNode.launch(expert(spec, e.id(), dir)));
         }
-        open.add(AttentionNode.start(spec, "attention-0", dir, ENGINE, 8, 16, Duration.ofSeconds(15)));
-        RouterNode router = RouterNode.start(spec, dir, 32, 0, ENGINE.maxBatchTokens(), 1, Duration.ofSeconds(5));
+        open.add(AttentionNode.launch(attention(spec, dir)));
+        RouterNode router = RouterNode.launch(router(spec, dir));
         open.add(router);
         ManagedChannel channel = NettyChannelBuilder.forTarget(router.address()).usePlaintext().build();
         open.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
@@ -245,7 +262,7 @@ class ClusterEndToEndTest {
                 .isInstanceOfSatisfying(StatusRuntimeException.class,
                         e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE));
 
-        open.add(ExpertNode.start(c.spec(), "expert-1", c.model(), 1, ENGINE.maxBatchTokens()));
+        open.add(ExpertNode.launch(expert(c.spec(), "expert-1", c.model())));
         assertThat(c.inference().generate(request(p)).getTokenIdsList()).containsExactly(
                 IntStream.of(expected).boxed().toArray(Integer[]::new));
     }

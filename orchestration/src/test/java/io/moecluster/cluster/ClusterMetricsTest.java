@@ -6,12 +6,12 @@ import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moecluster.attention.AttentionNode;
 import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.moe.MoeBlock;
 import io.moecluster.core.testing.GoldenModels;
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.expert.ExpertNode;
 import io.moecluster.proto.v1.InferenceGrpc;
-import io.moecluster.core.moe.MoeBlock;
 import io.moecluster.router.RouterNode;
-import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.transport.EmbeddedMediaDriver;
 import java.net.URI;
@@ -61,14 +61,16 @@ class ClusterMetricsTest {
         ClusterSpec spec = new ClusterEndToEndTest().spec(driver, config, false, false);
         List<ExpertNode> experts = new ArrayList<>();
         for (ClusterSpec.Expert e : spec.experts()) {
-            ExpertNode node = ExpertNode.start(spec, e.id(), dir, 1, 32, ServiceMetrics.freePort());
+            ExpertNode node = ExpertNode.launch(ClusterEndToEndTest.expert(spec, e.id(), dir).maxRows(32)
+                    .metricsPort(ServiceMetrics.freePort()));
             experts.add(node);
             open.add(node);
         }
-        AttentionNode attention = AttentionNode.start(spec, "attention-0", dir, ClusterEndToEndTest.ENGINE, 8, 16,
-                Duration.ofSeconds(15), ServiceMetrics.freePort());
+        AttentionNode attention = AttentionNode.launch(ClusterEndToEndTest.attention(spec, dir)
+                .metricsPort(ServiceMetrics.freePort()));
         open.add(attention);
-        RouterNode router = RouterNode.start(spec, dir, 8, 0, 32, 1, Duration.ofSeconds(5), ServiceMetrics.freePort());
+        RouterNode router = RouterNode.launch(ClusterEndToEndTest.router(spec, dir).maxActiveRequests(8).maxBatchTokens(32)
+                .metricsPort(ServiceMetrics.freePort()));
         open.add(router);
         ManagedChannel channel = NettyChannelBuilder.forTarget(router.address()).usePlaintext().build();
         open.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
@@ -78,7 +80,7 @@ class ClusterMetricsTest {
             inference.generate(ClusterEndToEndTest.request(ClusterEndToEndTest.prompt(5 + 4 * i, i)));
         }
 
-        MoeBlock moe = router.moe().router();
+        MoeBlock moe = router.moe().moe();
         String routerMetrics = scrape(router.metricsEndpoint());
         long total = 0;
         for (int e = 0; e < config.numExperts(); e++) {

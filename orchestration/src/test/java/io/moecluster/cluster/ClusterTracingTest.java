@@ -7,10 +7,10 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moecluster.attention.AttentionNode;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.testing.GoldenModels;
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.expert.ExpertNode;
 import io.moecluster.proto.v1.InferenceGrpc;
 import io.moecluster.router.RouterNode;
-import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.telemetry.LayerSampling;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
@@ -60,12 +60,10 @@ class ClusterTracingTest {
         open.add(driver);
         ClusterSpec spec = new ClusterEndToEndTest().spec(driver, config, embedded, false);
         for (ClusterSpec.Expert e : spec.experts()) {
-            open.add(ExpertNode.start(spec, e.id(), dir, 1, ClusterEndToEndTest.ENGINE.maxBatchTokens(), 0, tracing));
+            open.add(ExpertNode.launch(ClusterEndToEndTest.expert(spec, e.id(), dir).tracing(tracing)));
         }
-        open.add(AttentionNode.start(spec, "attention-0", dir, ClusterEndToEndTest.ENGINE, 8, 16, Duration.ofSeconds(15),
-                0, tracing));
-        RouterNode router = RouterNode.start(spec, dir, 32, 0, ClusterEndToEndTest.ENGINE.maxBatchTokens(), 1,
-                Duration.ofSeconds(5), 0, tracing);
+        open.add(AttentionNode.launch(ClusterEndToEndTest.attention(spec, dir).tracing(tracing)));
+        RouterNode router = RouterNode.launch(ClusterEndToEndTest.router(spec, dir).tracing(tracing));
         open.add(router);
         ManagedChannel channel = NettyChannelBuilder.forTarget(router.address()).usePlaintext().build();
         open.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
@@ -73,13 +71,25 @@ class ClusterTracingTest {
     }
 
     /** The spans once every call's span has ended (the router answers before the attention call closes). */
+    /**
+     * The spans once the request's are all ended. The last step span may end just after the client
+     * has its answer (the step that produced the last token ends after handing it over), so the
+     * request spans being in is not enough: wait until no span has been added for 200 ms too.
+     */
     List<SpanData> spansWhenComplete() throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        int seen = -1;
+        long stableSince = System.nanoTime();
         while (true) {
             List<SpanData> spans = exporter.getFinishedSpanItems();
             boolean complete = spans.stream().filter(s -> s.getName().endsWith("/Generate")).count() == 1
                     && spans.stream().filter(s -> s.getName().endsWith("/Run")).count() == 2; // client + server
-            if (complete || System.nanoTime() > deadline) {
+            if (spans.size() != seen) {
+                seen = spans.size();
+                stableSince = System.nanoTime();
+            }
+            boolean settled = System.nanoTime() - stableSince > TimeUnit.MILLISECONDS.toNanos(200);
+            if ((complete && settled) || System.nanoTime() > deadline) {
                 return spans;
             }
             Thread.sleep(20);

@@ -10,18 +10,17 @@ import io.moecluster.consul.ConsulRegistry;
 import io.moecluster.consul.FakeConsul;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.testing.GoldenModels;
+import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.discovery.ExpertMetadata;
+import io.moecluster.discovery.ServiceInstance;
+import io.moecluster.discovery.ServiceRegistry;
+import io.moecluster.discovery.ServiceRole;
 import io.moecluster.expert.ExpertNode;
 import io.moecluster.proto.v1.AdminGrpc;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ClusterStatusRequest;
 import io.moecluster.proto.v1.ServiceStatus;
-import io.moecluster.dispatch.ExpertDispatchOptions;
 import io.moecluster.router.RouterNode;
-import io.moecluster.discovery.ExpertMetadata;
-import io.moecluster.discovery.ServiceInstance;
-import io.moecluster.discovery.ServiceRegistry;
-import io.moecluster.discovery.ServiceRole;
-import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.transport.EmbeddedMediaDriver;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -59,7 +58,7 @@ class ConsulDiscoveryClusterTest {
     ServiceRegistry.Registration expert(ClusterSpec base, ClusterSpec.Expert self, Path model, FakeConsul consul) {
         ClusterSpec own = new ClusterSpec(base.aeronDir(), base.channel(), base.embeddedRouter(), base.router(),
                 base.attention(), List.of(self));
-        ExpertNode node = ExpertNode.start(own, self.id(), model, 1, ClusterEndToEndTest.ENGINE.maxBatchTokens());
+        ExpertNode node = ExpertNode.launch(ClusterEndToEndTest.expert(own, self.id(), model));
         ConsulRegistry registry = new ConsulRegistry(options(consul));
         ServiceRegistry.Registration registration = registry.register(new ServiceInstance(self.id(), ServiceRole.EXPERT,
                 "127.0.0.1", 0, ExpertMetadata.of(self, "aeron:ipc")));
@@ -86,10 +85,9 @@ class ConsulDiscoveryClusterTest {
 
         ConsulRegistry routerRegistry = new ConsulRegistry(options(consul));
         open.add(routerRegistry);
-        open.add(AttentionNode.start(base, "attention-0", model, ClusterEndToEndTest.ENGINE, 8, 16,
-                Duration.ofSeconds(15)));
-        RouterNode router = RouterNode.start(base, model, 32, 0, ClusterEndToEndTest.ENGINE.maxBatchTokens(), 1,
-                ExpertDispatchOptions.fixed(Duration.ofSeconds(10)).withRegistry(routerRegistry), 0);
+        open.add(AttentionNode.launch(ClusterEndToEndTest.attention(base, model)));
+        RouterNode router = RouterNode.launch(ClusterEndToEndTest.router(base, model).expertTimeout(Duration.ofSeconds(10))
+                .registry(routerRegistry));
         open.add(router);
         ManagedChannel channel = NettyChannelBuilder.forTarget(router.address()).usePlaintext().build();
         open.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));

@@ -14,6 +14,8 @@ import io.moecluster.core.engine.TokenSink;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.sampling.SamplingParams;
 import io.moecluster.core.testing.GoldenModels;
+import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.discovery.StaticFileRegistry;
 import io.moecluster.expert.ExpertNode;
 import io.moecluster.proto.v1.AdminGrpc;
 import io.moecluster.proto.v1.ClusterStatus;
@@ -22,10 +24,7 @@ import io.moecluster.proto.v1.GenerateRequest;
 import io.moecluster.proto.v1.ReplicaLoad;
 import io.moecluster.proto.v1.SamplingParameters;
 import io.moecluster.proto.v1.ServiceStatus;
-import io.moecluster.dispatch.ExpertDispatchOptions;
 import io.moecluster.router.RouterNode;
-import io.moecluster.discovery.StaticFileRegistry;
-import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.transport.AeronClients;
 import io.moecluster.transport.EmbeddedMediaDriver;
 import java.nio.file.Path;
@@ -102,19 +101,17 @@ class ExpertReplicasTest {
             startExpert(e.id());
         }
         StaticFileRegistry registry = new StaticFileRegistry(clusterFile, 20);
-        ExpertDispatchOptions dispatch = ExpertDispatchOptions.fixed(Duration.ofSeconds(20))
-                .withAttemptTimeout(attemptTimeout).withRegistry(registry);
-        open.add(AttentionNode.start(spec, "attention-0", model, ClusterEndToEndTest.ENGINE, REQUESTS, REQUESTS,
-                dispatch, 0));
-        RouterNode router = RouterNode.start(spec, model, 64, 0, ClusterEndToEndTest.ENGINE.maxBatchTokens(), 1, dispatch, 0);
+        open.add(AttentionNode.launch(ClusterEndToEndTest.attention(spec, model).maxRunning(REQUESTS).maxQueued(REQUESTS)
+                .moeTimeout(Duration.ofSeconds(20)).replicaTimeout(attemptTimeout).registry(registry)));
+        RouterNode router = RouterNode.launch(ClusterEndToEndTest.router(spec, model).maxActiveRequests(64)
+                .expertTimeout(Duration.ofSeconds(20)).replicaTimeout(attemptTimeout).registry(registry));
         open.add(router);
         channel = NettyChannelBuilder.forTarget(router.address()).usePlaintext().build();
         open.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
     }
 
     void startExpert(String id) {
-        experts.put(id, ExpertNode.start(ClusterSpec.read(clusterFile), id, model, 1,
-                ClusterEndToEndTest.ENGINE.maxBatchTokens()));
+        experts.put(id, ExpertNode.launch(ClusterEndToEndTest.expert(ClusterSpec.read(clusterFile), id, model)));
     }
 
     /** Rewrites the cluster file with these expert services: what moe scale and moe drain do. */

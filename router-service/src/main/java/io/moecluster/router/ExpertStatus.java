@@ -1,14 +1,14 @@
 package io.moecluster.router;
 
 import io.moecluster.core.moe.MoeBlock;
+import io.moecluster.dispatch.AeronExpertDispatcher;
+import io.moecluster.dispatch.TokenRates;
+import io.moecluster.dispatch.placement.ExpertReplica;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ExpertLoad;
 import io.moecluster.proto.v1.ReplicaLoad;
 import io.moecluster.proto.v1.ServiceRole;
 import io.moecluster.proto.v1.ServiceStatus;
-import io.moecluster.dispatch.AeronExpertDispatcher;
-import io.moecluster.dispatch.TokenRates;
-import io.moecluster.dispatch.placement.ExpertReplica;
 
 /**
  * The expert side of the cluster status, as the router sees it: every replica in its placement

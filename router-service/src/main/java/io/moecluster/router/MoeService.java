@@ -1,94 +1,136 @@
 package io.moecluster.router;
 
-
 import io.aeron.Aeron;
-import io.aeron.Subscription;
-import io.moecluster.core.moe.MoeBlock;
 import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.moe.MoeBlock;
 import io.moecluster.telemetry.BinaryTraceContext;
 import io.moecluster.telemetry.ServiceTracing;
-import io.moecluster.transport.BatchResultWriter;
-import io.moecluster.transport.MessagePoller;
-import io.moecluster.transport.PollingThread;
-import io.moecluster.transport.ReplyWriters;
+import io.moecluster.transport.DataPlaneSettings;
+import io.moecluster.transport.TokenBatchServer;
 import io.moecluster.transport.TokenBatchView;
-import io.moecluster.transport.TransportException;
 import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.common.Attributes;
 import io.opentelemetry.api.metrics.Meter;
 import io.opentelemetry.context.Scope;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.time.Duration;
+import java.util.Objects;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.IntFunction;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
- * The router-service's data-plane loop: whole-layer MoE requests from attention replicas
- * ({@link RemoteMoe}) arrive on the router's stream, run through the {@link MoeBlock} (which
- * dispatches to expert services), and the combined rows go back on the sender's reply stream.
- * An expert failure is answered as an ERROR naming it; the loop keeps serving.
+ * The router-service's data plane: whole-layer MoE requests from attention replicas (their
+ * {@code RemoteMoe}) arrive on the router's stream, run through the {@link MoeBlock} (which
+ * dispatches to the expert services), and the combined rows go back on the sender's reply stream.
+ * An expert failure is answered as an ERROR naming it; the service keeps serving. The polling and
+ * answering is a {@link TokenBatchServer} agent ({@link #agent()}).
  */
-public final class MoeService implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(MoeService.class);
+public final class MoeService implements TokenBatchServer.Handler, AutoCloseable {
     private static final AttributeKey<String> OUTCOME = AttributeKey.stringKey("outcome");
 
-    private final String channel;
+    /** How to build the service; {@link #conclude()} fills the defaults and checks the values. */
+    public static final class Context extends DataPlaneSettings<Context> {
+        private Aeron aeron;
+        private String channel;
+        private int streamId = -1;
+        private ModelConfig config;
+        private MoeBlock moe;
+        private int senderId = -1;
+        private int maxTokens;
+        private IntFunction<String> replyChannels;
+        private ServiceTracing tracing = ServiceTracing.off();
+
+        /** The Aeron client (not closed by the service). Required. */
+        public Context aeron(Aeron aeron) {
+            this.aeron = aeron;
+            return this;
+        }
+
+        /** Where the router subscribes for MoE requests: its channel and MoE stream. Required. */
+        public Context requests(String channel, int streamId) {
+            this.channel = channel;
+            this.streamId = streamId;
+            return this;
+        }
+
+        /** The model and the MoE block that serves its layers (the caller closes the block, after the service). Required. */
+        public Context moe(ModelConfig config, MoeBlock moe) {
+            this.config = config;
+            this.moe = moe;
+            return this;
+        }
+
+        /** The router's sender id in its answers. Required. */
+        public Context senderId(int senderId) {
+            this.senderId = senderId;
+            return this;
+        }
+
+        /** The attention replicas' max-batch-tokens: the largest request ({@code --max-batch-tokens}). Required. */
+        public Context maxTokens(int maxTokens) {
+            this.maxTokens = maxTokens;
+            return this;
+        }
+
+        /** The channel to answer each attention replica (by sender id) on. Required. */
+        public Context replyChannels(IntFunction<String> replyChannels) {
+            this.replyChannels = replyChannels;
+            return this;
+        }
+
+        /**
+         * Makes the trace context of each sampled request current while its layer is routed, so the
+         * dispatch span under the MoE block is a child of the attention's layer span.
+         */
+        public Context tracing(ServiceTracing tracing) {
+            this.tracing = tracing;
+            return this;
+        }
+
+        @Override
+        protected void concludeSettings() {
+            Objects.requireNonNull(aeron, "aeron");
+            Objects.requireNonNull(channel, "request channel");
+            Objects.requireNonNull(moe, "MoE block");
+            Objects.requireNonNull(replyChannels, "reply channels");
+            if (streamId < 0 || senderId < 0) {
+                throw new IllegalArgumentException("MoE service: request stream and sender id are required, got "
+                        + streamId + ", " + senderId);
+            }
+            requireAtLeast("--max-batch-tokens", maxTokens, 1);
+        }
+    }
+
     private final ModelConfig config;
-    private final MoeBlock router;
-    private final int senderId;
+    private final MoeBlock moe;
     private final int maxTokens;
-    private final Subscription requests;
-    private final MessagePoller poller;
-    private final ReplyWriters replies;
-    private final IntFunction<String> replyChannels;
+    private final boolean tracing;
+    private final TokenBatchServer server;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment in;
     private final MemorySegment out;
-    private final PollingThread thread;
     private final AtomicLong served = new AtomicLong();
     private final AtomicLong failed = new AtomicLong();
-    private boolean tracing;
 
-    /**
-     * @param channel where the router subscribes for MoE requests
-     * @param replyChannels the channel to answer each attention replica (by sender id) on
-     */
-    public MoeService(Aeron aeron, String channel, int streamId, ModelConfig config, MoeBlock router, int senderId,
-                      int maxTokens, IntFunction<String> replyChannels) {
-        this.channel = channel;
-        this.config = config;
-        this.router = router;
-        this.senderId = senderId;
-        this.maxTokens = maxTokens;
-        this.requests = aeron.addSubscription(channel, streamId);
-        this.poller = new MessagePoller(requests).onTokenBatch(this::onRequest);
+    public MoeService(Context ctx) {
+        ctx.conclude();
+        this.config = ctx.config;
+        this.moe = ctx.moe;
+        this.maxTokens = ctx.maxTokens;
+        this.tracing = ctx.tracing.enabled();
         this.in = arena.allocate((long) maxTokens * config.hiddenSize() * 4, 64);
         this.out = arena.allocate((long) maxTokens * config.hiddenSize() * 4, 64);
-        this.replies = new ReplyWriters(aeron, Duration.ofSeconds(2));
-        this.replyChannels = replyChannels;
-        this.thread = new PollingThread("router-moe", poller, 4);
+        this.server = new TokenBatchServer("router-moe", ctx.aeron, ctx.channel, ctx.streamId, ctx.replyChannels,
+                ctx.senderId, 4, ctx.publicationDeadline(), this);
     }
 
-    /**
-     * Makes the trace context of each sampled request current while its layer is routed, so the
-     * {@link TracedExpertDispatcher} under the router parents its dispatch span to the attention's
-     * layer span. Set before {@link #start()}.
-     */
-    public MoeService tracing(ServiceTracing tracing) {
-        this.tracing = tracing.enabled();
-        return this;
+    /** The agent that polls the router's MoE stream and answers; run it with an AgentRunner. */
+    public TokenBatchServer agent() {
+        return server;
     }
 
-    public MoeService start() {
-        thread.start();
-        return this;
-    }
-
-    public MoeBlock router() {
-        return router;
+    public MoeBlock moe() {
+        return moe;
     }
 
     public long requestsServed() {
@@ -100,75 +142,66 @@ public final class MoeService implements AutoCloseable {
     }
 
     public long malformedDropped() {
-        return poller.counter().total();
+        return server.malformedDropped();
     }
 
-    /** The MoE requests this loop served, by outcome ({@code moe_router_moe_requests_total}). */
+    /** The MoE requests this service served, by outcome ({@code moe_router_moe_requests_total}). */
     public void registerMetrics(Meter meter) {
         Attributes ok = Attributes.of(OUTCOME, "ok");
-        Attributes failed = Attributes.of(OUTCOME, "failed");
+        Attributes failure = Attributes.of(OUTCOME, "failed");
         meter.counterBuilder("moe.router.moe_requests")
                 .setDescription("Whole-layer MoE requests from attention replicas, by outcome")
                 .buildWithCallback(m -> {
                     m.record(requestsServed(), ok);
-                    m.record(requestsFailed(), failed);
+                    m.record(requestsFailed(), failure);
                 });
     }
 
-    private void onRequest(TokenBatchView b) {
-        String problem = null;
-        if (b.expertId() != TokenBatchView.WHOLE_LAYER) {
-            problem = "the router takes whole-layer requests (expert id -1), got expert " + b.expertId();
-        } else if (b.hiddenSize() != config.hiddenSize()) {
-            problem = "hidden size " + b.hiddenSize() + " does not match the model's " + config.hiddenSize();
-        } else if (b.tokenCount() > maxTokens) {
-            problem = b.tokenCount() + " tokens exceed the router's --max-batch-tokens " + maxTokens;
-        } else if (b.layer() < 0 || b.layer() >= config.numLayers() || !config.isMoeLayer(b.layer())) {
-            problem = "layer " + b.layer() + " is not a MoE layer of this model";
-        }
-        if (problem == null) {
-            try {
-                b.copyRowsTo(in, 0);
-                if (tracing && BinaryTraceContext.isSampled(b.traceFlags())) {
-                    try (Scope ignored = BinaryTraceContext
-                            .remoteContext(b.traceIdHigh(), b.traceIdLow(), b.spanId(), b.traceFlags()).makeCurrent()) {
-                        router.forward(b.layer(), in, b.tokenCount(), out);
-                    }
-                } else {
-                    router.forward(b.layer(), in, b.tokenCount(), out);
-                }
-            } catch (RuntimeException e) {
-                problem = e.getMessage() == null ? e.toString() : e.getMessage();
-                LOG.warn("MoE request of layer {} from sender {} failed: {}", b.layer(), b.senderId(), problem);
-            }
-        }
-        BatchResultWriter w;
-        try {
-            w = replies.to(replyChannels.apply(b.senderId()), b.replyStreamId());
-        } catch (IllegalArgumentException unknownSender) {
-            LOG.warn("MoE request {} from unknown sender {} dropped", b.batchId(), b.senderId());
+    @Override
+    public void serve(TokenBatchView b, TokenBatchServer.Reply reply) {
+        String problem = check(b);
+        if (problem != null) {
+            failed.incrementAndGet();
+            reply.error(problem);
             return;
         }
+        b.copyRowsTo(in, 0);
         try {
-            if (problem != null) {
-                failed.incrementAndGet();
-                w.sendError(b.batchId(), b.layer(), b.expertId(), senderId, problem);
+            if (tracing && BinaryTraceContext.isSampled(b.traceFlags())) {
+                try (Scope ignored = BinaryTraceContext
+                        .remoteContext(b.traceIdHigh(), b.traceIdLow(), b.spanId(), b.traceFlags()).makeCurrent()) {
+                    moe.forward(b.layer(), in, b.tokenCount(), out);
+                }
             } else {
-                served.incrementAndGet();
-                w.sendRows(b.batchId(), b.layer(), b.expertId(), senderId, out, 0, b.tokenCount(), config.hiddenSize(),
-                        b.elementType());
+                moe.forward(b.layer(), in, b.tokenCount(), out);
             }
-        } catch (TransportException e) {
-            LOG.warn("could not answer MoE request {} on stream {}: {}", b.batchId(), b.replyStreamId(), e.getMessage());
+        } catch (RuntimeException e) {
+            failed.incrementAndGet();
+            throw e; // answered as an ERROR carrying the message, and logged, by the server
         }
+        served.incrementAndGet();
+        reply.rows(out, 0, b.tokenCount(), config.hiddenSize(), b.elementType());
     }
 
+    private String check(TokenBatchView b) {
+        if (b.expertId() != TokenBatchView.WHOLE_LAYER) {
+            return "the router takes whole-layer requests (expert id -1), got expert " + b.expertId();
+        }
+        if (b.hiddenSize() != config.hiddenSize()) {
+            return "hidden size " + b.hiddenSize() + " does not match the model's " + config.hiddenSize();
+        }
+        if (b.tokenCount() > maxTokens) {
+            return b.tokenCount() + " tokens exceed the router's --max-batch-tokens " + maxTokens;
+        }
+        if (b.layer() < 0 || b.layer() >= config.numLayers() || !config.isMoeLayer(b.layer())) {
+            return "layer " + b.layer() + " is not a MoE layer of this model";
+        }
+        return null;
+    }
+
+    /** Frees the row buffers; only after the agent has stopped. */
     @Override
     public void close() {
-        thread.close();
-        replies.close();
-        requests.close();
-        router.close();
         arena.close();
     }
 }

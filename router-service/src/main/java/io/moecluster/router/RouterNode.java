@@ -1,159 +1,203 @@
 package io.moecluster.router;
 
 import io.aeron.Aeron;
-import io.moecluster.core.moe.ExpertBank;
-import io.moecluster.core.moe.MoeBlock;
 import io.moecluster.core.backend.ComputeBackend;
 import io.moecluster.core.backend.ComputeBackends;
+import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.io.Closer;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
+import io.moecluster.core.moe.MoeBlock;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.Checkpoint;
-import io.moecluster.proto.v1.ServiceRole;
-import io.moecluster.proto.v1.ServiceStatus;
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.dispatch.AeronExpertDispatcher;
-import io.moecluster.dispatch.ExpertDispatchOptions;
+import io.moecluster.dispatch.MoeRoutingContext;
 import io.moecluster.dispatch.RouterMetrics;
 import io.moecluster.dispatch.TokenRates;
 import io.moecluster.dispatch.TracedExpertDispatcher;
-import io.moecluster.discovery.ClusterSpec;
-import io.moecluster.dispatch.placement.PlacementWatch;
-import io.moecluster.sbe.ElementType;
+import io.moecluster.proto.v1.ClusterStatus;
+import io.moecluster.proto.v1.ServiceRole;
+import io.moecluster.proto.v1.ServiceStatus;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
-import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.AeronClients;
+import io.moecluster.transport.AgentRunners;
+import io.moecluster.transport.IdleStrategies;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import org.slf4j.LoggerFactory;
 
 /**
  * The router-service of a cluster, as the cluster file describes it: the public gRPC API in front
  * of the attention replicas and, unless the attention replicas embed the router, the MoE data
- * plane ({@link MoeService}) that gates each layer and dispatches to the expert services.
+ * plane ({@link MoeService}) that gates each layer and dispatches to the expert services. Built
+ * from a {@link Context}:
+ *
+ * <pre>{@code
+ * RouterNode node = RouterNode.launch(new RouterNode.Context().cluster(spec).model(dir).threads(1));
+ * }</pre>
  */
 public final class RouterNode implements AutoCloseable {
+    /** Default of {@code --max-active-requests}. */
+    public static final int DEFAULT_MAX_ACTIVE_REQUESTS = 64;
+
+    /**
+     * How to start the router-service: the settings every service has, those of a service that
+     * routes MoE layers ({@link MoeRoutingContext}), and its own. Setters mirror
+     * {@code moe serve router}'s flags; {@link #conclude()} fills the defaults and checks every
+     * value, naming the flag.
+     */
+    public static final class Context extends MoeRoutingContext<Context> {
+        private int maxActiveRequests = DEFAULT_MAX_ACTIVE_REQUESTS;
+        private int maxSeqLen;
+        private int maxBatchTokens = EngineOptions.DEFAULT_MAX_BATCH_TOKENS;
+        private int threads;
+        private String backend = ComputeBackends.DEFAULT;
+        private Duration expertTimeout = AeronExpertDispatcher.DEFAULT_REPLY_TIMEOUT;
+
+        /** Requests admitted at once ({@code --max-active-requests}); default {@value #DEFAULT_MAX_ACTIVE_REQUESTS}. */
+        public Context maxActiveRequests(int maxActiveRequests) {
+            this.maxActiveRequests = maxActiveRequests;
+            return this;
+        }
+
+        /** Prompt plus completion limit ({@code --max-seq-len}); 0, the default, as the attention services'. */
+        public Context maxSeqLen(int maxSeqLen) {
+            this.maxSeqLen = maxSeqLen;
+            return this;
+        }
+
+        /** The attention services' max-batch-tokens ({@code --max-batch-tokens}): the largest MoE request. */
+        public Context maxBatchTokens(int maxBatchTokens) {
+            this.maxBatchTokens = maxBatchTokens;
+            return this;
+        }
+
+        /** Threads for the gate matmuls ({@code --threads}); 0 = one per core, the default. */
+        public Context threads(int threads) {
+            this.threads = threads;
+            return this;
+        }
+
+        /** The compute backend of the gates ({@code --backend}); default {@value ComputeBackends#DEFAULT}. */
+        public Context backend(String backend) {
+            this.backend = backend;
+            return this;
+        }
+
+        /** How long an expert service may take to answer a layer's batches ({@code --expert-timeout-ms}); default 10 s. */
+        public Context expertTimeout(Duration expertTimeout) {
+            this.expertTimeout = expertTimeout;
+            return this;
+        }
+
+        @Override
+        protected Duration layerTimeout() {
+            return expertTimeout;
+        }
+
+        @Override
+        protected void concludeRouting() {
+            requireAtLeast("--max-active-requests", maxActiveRequests, 1);
+            requireAtLeast("--max-seq-len", maxSeqLen, 0);
+            requireAtLeast("--max-batch-tokens", maxBatchTokens, 1);
+            requireAtLeast("--threads", threads, 0);
+            requirePositiveMillis("--expert-timeout-ms", expertTimeout);
+            ComputeBackends.provider(backend);
+        }
+    }
+
+    private final Closer resources;
     private final RouterServer server;
-    private final List<AutoCloseable> parts;
+    private final MoeService moe;
     private final ServiceMetrics metrics;
 
-    private RouterNode(RouterServer server, List<AutoCloseable> parts, ServiceMetrics metrics) {
+    private RouterNode(Closer resources, RouterServer server, MoeService moe, ServiceMetrics metrics) {
+        this.resources = resources;
         this.server = server;
-        this.parts = parts;
+        this.moe = moe;
         this.metrics = metrics;
     }
 
-    /**
-     * @param maxBatchTokens the attention replicas' max-batch-tokens: the largest MoE request
-     * @param threads threads for the gate matmuls; 0 = one per core
-     */
-    public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
-                                   int maxBatchTokens, int threads, Duration expertTimeout) {
-        return start(spec, model, maxActiveRequests, maxSeqLen, maxBatchTokens, threads, expertTimeout, 0);
-    }
-
-    /** @param metricsPort the Prometheus port; below 1 = no metrics */
-    public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
-                                   int maxBatchTokens, int threads, Duration expertTimeout, int metricsPort) {
-        return start(spec, model, maxActiveRequests, maxSeqLen, maxBatchTokens, threads,
-                ExpertDispatchOptions.fixed(expertTimeout), metricsPort);
-    }
-
-    /** @param tracingOptions request and dispatch spans (off unless OTEL_* asks, by default) */
-    public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
-                                   int maxBatchTokens, int threads, Duration expertTimeout, int metricsPort,
-                                   TracingOptions tracingOptions) {
-        return start(spec, model, maxActiveRequests, maxSeqLen, maxBatchTokens, threads,
-                ExpertDispatchOptions.fixed(expertTimeout), metricsPort, tracingOptions);
-    }
-
-    /**
-     * @param dispatch where the expert replicas are found (a registry, watched) and how long they may take
-     * @param metricsPort the Prometheus port; below 1 = no metrics
-     */
-    public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
-                                   int maxBatchTokens, int threads, ExpertDispatchOptions dispatch, int metricsPort) {
-        return start(spec, model, maxActiveRequests, maxSeqLen, maxBatchTokens, threads, dispatch, metricsPort,
-                TracingOptions.fromEnvironment());
-    }
-
-    /**
-     * @param dispatch where the expert replicas are found (a registry, watched) and how long they may take
-     * @param metricsPort the Prometheus port; below 1 = no metrics
-     * @param tracingOptions request and dispatch spans (off unless OTEL_* asks, by default)
-     */
-    public static RouterNode start(ClusterSpec spec, Path model, int maxActiveRequests, int maxSeqLen,
-                                   int maxBatchTokens, int threads, ExpertDispatchOptions dispatch, int metricsPort,
-                                   TracingOptions tracingOptions) {
-        ServiceTracing tracing = tracingOptions.start("moe-router", spec.router().id());
-        ModelConfig config = ModelConfig.load(model);
+    /** Starts the API (and the MoE data plane); on failure closes what it opened and rethrows. */
+    public static RouterNode launch(Context ctx) {
+        ctx.conclude();
+        ClusterSpec spec = ctx.cluster();
+        ModelConfig config = ModelConfig.load(ctx.model());
         List<String> attention = new ArrayList<>();
         for (ClusterSpec.Attention a : spec.attention()) {
             attention.add(a.host() + ":" + a.grpcPort());
         }
-        List<ClusterStatusContributor> contributors = new ArrayList<>();
-        ServiceMetrics metrics = ServiceMetrics.start(
-                "moe-router", spec.router().id(), spec.router().host(), metricsPort);
-        List<AutoCloseable> parts = new ArrayList<>();
+        Closer resources = new Closer();
         try {
+            ServiceMetrics metrics = resources.add(ServiceMetrics.start("moe-router", spec.router().id(),
+                    spec.router().host(), ctx.metricsPort()));
+            ServiceTracing tracing = resources.add(ctx.tracing().start("moe-router", spec.router().id()));
+            MoeService moe = null;
+            ClusterStatusContributor experts;
             if (spec.embeddedRouter()) {
-                contributors.add(status -> {
-                    for (ClusterSpec.Expert e : spec.experts()) {
-                        status.addServices(ServiceStatus.newBuilder().setInstanceId(e.id())
-                                .setRole(ServiceRole.SERVICE_ROLE_EXPERT)
-                                .setEndpoint(spec.channelOf(e) + " stream " + e.streamId()).setHealthy(true)
-                                .addAllExperts(e.experts()).setFirstLayer(e.firstLayer()).setLastLayer(e.lastLayer()));
-                    }
-                });
+                experts = status -> listedExperts(status, spec);
             } else {
-                Checkpoint checkpoint = Checkpoint.open(model);
-                parts.add(checkpoint);
-                WeightLoader loader = new WeightLoader(checkpoint, config);
-                parts.add(loader);
-                WorkerPool pool = new WorkerPool(threads > 0 ? threads : Runtime.getRuntime().availableProcessors(), "router");
-                parts.add(pool);
-                ComputeBackend backend = ComputeBackends.open(ComputeBackends.DEFAULT, pool);
-                parts.add(backend);
-                Aeron aeron = AeronClients.connect(spec.aeronDir());
-                parts.add(aeron);
-                PlacementWatch watch = PlacementWatch.start(spec, config, dispatch.registry());
-                parts.add(watch);
-                int slots = config.expertSlots();
-                AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(aeron, spec.channelOf(spec.router()),
-                        watch.placement(), ClusterSpec.ROUTER_SENDER, spec.router().replyStreamId(), config.hiddenSize(),
-                        slots, ElementType.F32, dispatch.replyTimeout(), dispatch.attemptTimeout(), dispatch.publishDeadline());
-                MoeBlock router = new MoeBlock(config, loader, TracedExpertDispatcher.wrap(
-                        dispatcher, tracing, config.hiddenSize(), slots), backend, maxBatchTokens);
-                MoeService moe = new MoeService(aeron, spec.channelOf(spec.router()), spec.router().moeStreamId(), config,
-                        router, ClusterSpec.ROUTER_SENDER, maxBatchTokens, spec::replyChannel).tracing(tracing).start();
-                // Closed before the pool, Aeron client and weights it uses (parts close in reverse).
-                parts.add(moe);
-                RouterMetrics.register(metrics.meter(), router, dispatcher, moe::malformedDropped);
+                Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir()));
+                AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(ctx.dispatcher(aeron, config,
+                        spec.channelOf(spec.router()), spec.router().replyStreamId(), ClusterSpec.ROUTER_SENDER));
+                moe = startMoeService(ctx, config, aeron, dispatcher, tracing, resources);
+                RouterMetrics.register(metrics.meter(), moe.moe(), dispatcher, moe::malformedDropped);
                 moe.registerMetrics(metrics.meter());
-                TokenRates rates = new TokenRates(router, watch.placement(), Duration.ofSeconds(5));
-                parts.add(rates);
-                contributors.add(new ExpertStatus(router, dispatcher, rates));
+                TokenRates rates = resources.add(new TokenRates(moe.moe(), dispatcher.placement(), Duration.ofSeconds(5)));
+                experts = new ExpertStatus(moe.moe(), dispatcher, rates);
             }
-            RouterServer server = RouterServer.start(new RouterServer.Config(model, spec.router().host(),
-                    spec.router().grpcPort(), attention, maxActiveRequests, maxSeqLen, contributors, metrics.meter()), tracing);
-            return new RouterNode(server, parts, metrics);
+            RouterServer server = resources.add(RouterServer.start(new RouterServer.Config(ctx.model(),
+                    spec.router().host(), spec.router().grpcPort(), attention, ctx.maxActiveRequests, ctx.maxSeqLen,
+                    List.of(experts), metrics.meter()), tracing));
+            return new RouterNode(resources, server, moe, metrics);
         } catch (RuntimeException e) {
-            tracing.close();
-            metrics.close();
-            closeAll(parts);
-            throw e;
+            throw resources.closeAfter(e);
         }
     }
 
-    private static void closeAll(List<AutoCloseable> parts) {
-        for (int i = parts.size() - 1; i >= 0; i--) {
-            try {
-                parts.get(i).close();
-            } catch (Exception e) {
-                LoggerFactory.getLogger(RouterNode.class).warn("closing {}: {}", parts.get(i), e.toString());
-            }
+    /**
+     * The MoE block over the dispatcher (which it owns), served to the attention replicas by an
+     * agent on its own thread.
+     */
+    private static MoeService startMoeService(Context ctx, ModelConfig config, Aeron aeron,
+                                              AeronExpertDispatcher dispatcher, ServiceTracing tracing,
+                                              Closer resources) {
+        ClusterSpec spec = ctx.cluster();
+        MoeBlock block;
+        try {
+            Checkpoint checkpoint = resources.add(Checkpoint.open(ctx.model()));
+            WeightLoader loader = resources.add(new WeightLoader(checkpoint, config));
+            WorkerPool pool = resources.add(new WorkerPool(EngineOptions.resolveThreads(ctx.threads), "router"));
+            ComputeBackend backend = resources.add(ComputeBackends.open(ctx.backend, pool));
+            block = resources.add(new MoeBlock(config, loader, TracedExpertDispatcher.wrap(dispatcher, tracing,
+                    config.hiddenSize(), config.expertSlots()), backend, ctx.maxBatchTokens));
+        } catch (RuntimeException e) {
+            dispatcher.close();
+            throw e;
+        }
+        MoeService moe = resources.add(new MoeService(new MoeService.Context()
+                .aeron(aeron)
+                .requests(spec.channelOf(spec.router()), spec.router().moeStreamId())
+                .moe(config, block)
+                .senderId(ClusterSpec.ROUTER_SENDER)
+                .maxTokens(ctx.maxBatchTokens)
+                .replyChannels(spec::replyChannel)
+                .tracing(tracing)
+                .publicationDeadline(ctx.publicationDeadline())));
+        resources.add(AgentRunners.start(moe.agent(), IdleStrategies.parse(ctx.idleStrategy())));
+        return moe;
+    }
+
+    /** In embedded-router mode the router sees no expert traffic: the cluster file's expert services, as listed. */
+    private static void listedExperts(ClusterStatus.Builder status, ClusterSpec spec) {
+        for (ClusterSpec.Expert e : spec.experts()) {
+            status.addServices(ServiceStatus.newBuilder().setInstanceId(e.id())
+                    .setRole(ServiceRole.SERVICE_ROLE_EXPERT)
+                    .setEndpoint(spec.channelOf(e) + " stream " + e.streamId()).setHealthy(true)
+                    .addAllExperts(e.experts()).setFirstLayer(e.firstLayer()).setLastLayer(e.lastLayer()));
         }
     }
 
@@ -167,12 +211,7 @@ public final class RouterNode implements AutoCloseable {
 
     /** The MoE data plane, or null in embedded-router mode. */
     public MoeService moe() {
-        for (AutoCloseable p : parts) {
-            if (p instanceof MoeService m) {
-                return m;
-            }
-        }
-        return null;
+        return moe;
     }
 
     /** The Prometheus scrape URL, or null without metrics. */
@@ -180,10 +219,9 @@ public final class RouterNode implements AutoCloseable {
         return metrics.endpoint();
     }
 
+    /** Stops the API first, then the MoE data plane, then frees the model and the Aeron client. */
     @Override
     public void close() {
-        metrics.close();
-        server.close();
-        closeAll(parts);
+        resources.close();
     }
 }

@@ -9,6 +9,7 @@ import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.tokenizer.TextTokenizer;
+import io.moecluster.service.GrpcServers;
 import io.moecluster.telemetry.ServiceTracing;
 import io.opentelemetry.api.metrics.Meter;
 import io.opentelemetry.api.metrics.MeterProvider;
@@ -18,16 +19,12 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.Callable;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
-import picocli.CommandLine;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
 
 /**
  * A running router: the public Inference and Admin services (plus health and reflection) on a Netty
- * gRPC server, in front of a pool of attention replicas. {@link #main} is the command line.
+ * gRPC server, in front of a pool of attention replicas. {@code moe serve router} runs one in a cluster
+ * ({@link RouterNode}).
  */
 public final class RouterServer implements AutoCloseable {
     /**
@@ -130,68 +127,15 @@ public final class RouterServer implements AutoCloseable {
         return host + ":" + port();
     }
 
-    public void awaitTermination() throws InterruptedException {
-        server.awaitTermination();
-    }
-
     /** Stops taking calls, waits briefly for those in flight, then closes the channels; idempotent. */
     @Override
     public void close() {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
-        health.enterTerminalState();
-        server.shutdown();
-        try {
-            if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
-                server.shutdownNow();
-                server.awaitTermination(5, TimeUnit.SECONDS);
-            }
-        } catch (InterruptedException e) {
-            server.shutdownNow();
-            Thread.currentThread().interrupt();
-        }
+        GrpcServers.stop(server, health, () -> { });
         pool.close();
         tokenizer.close();
         tracing.close();
-    }
-
-    public static void main(String[] args) {
-        System.exit(new CommandLine(new Cli()).execute(args));
-    }
-
-    @Command(name = "router-service", mixinStandardHelpOptions = true,
-            description = "Serves the public Inference and Admin gRPC API in front of attention replicas.")
-    static final class Cli implements Callable<Integer> {
-        @Option(names = "--model", required = true, description = "Hugging Face model directory (config and tokenizer)")
-        Path model;
-
-        @Option(names = "--bind", defaultValue = "127.0.0.1", description = "address to listen on (default ${DEFAULT-VALUE})")
-        String bind;
-
-        @Option(names = "--grpc-port", defaultValue = "0", description = "gRPC port; 0 picks a free one")
-        int port;
-
-        @Option(names = "--attention", required = true, split = ",", description = "attention replicas: HOST:PORT[,HOST:PORT...]")
-        List<String> attention;
-
-        @Option(names = "--max-active-requests", defaultValue = "64",
-                description = "requests in flight before RESOURCE_EXHAUSTED (default ${DEFAULT-VALUE})")
-        int maxActiveRequests;
-
-        @Option(names = "--max-seq-len", defaultValue = "0",
-                description = "prompt plus completion limit; 0 = min(max_position_embeddings, 4096)")
-        int maxSeqLen;
-
-        @Override
-        public Integer call() throws InterruptedException {
-            RouterServer server = RouterServer.start(new Config(model, bind, port, attention, maxActiveRequests,
-                    maxSeqLen, List.of()));
-            Runtime.getRuntime().addShutdownHook(new Thread(server::close, "router-service-shutdown"));
-            System.out.println("router-service listening on " + server.address());
-            System.out.flush();
-            server.awaitTermination();
-            return 0;
-        }
     }
 }

@@ -9,6 +9,7 @@ import io.opentelemetry.api.trace.propagation.W3CTraceContextPropagator;
 import io.opentelemetry.context.ContextKey;
 import io.opentelemetry.context.propagation.TextMapPropagator;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * One service's tracing: a tracer (with the service's resource), the W3C propagator used on gRPC
@@ -18,6 +19,7 @@ import java.util.List;
  * tracing off the services allocate nothing for it.
  */
 public final class ServiceTracing implements AutoCloseable {
+    private final AtomicBoolean closed = new AtomicBoolean();
     /** The instrumentation scope of every span of the cluster. */
     public static final String SCOPE = "io.moecluster";
 
@@ -93,10 +95,10 @@ public final class ServiceTracing implements AutoCloseable {
         return clientInterceptor;
     }
 
-    /** Flushes what is left and stops the exporter. */
+    /** Flushes what is left and stops the exporter; idempotent (a node and its server may both close it). */
     @Override
     public void close() {
-        if (closer != null) {
+        if (closer != null && closed.compareAndSet(false, true)) {
             try {
                 closer.close();
             } catch (Exception e) {

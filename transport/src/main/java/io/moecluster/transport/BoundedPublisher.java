@@ -1,12 +1,11 @@
 package io.moecluster.transport;
 
+import io.aeron.DirectBufferVector;
+import io.aeron.Publication;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-
-import io.aeron.DirectBufferVector;
-import io.aeron.Publication;
 import org.agrona.DirectBuffer;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
@@ -112,24 +111,8 @@ public final class BoundedPublisher {
 
     private TransportException failure(long result, long waitedNs) {
         return new TransportException("offer on " + publication.channel() + " stream " + publication.streamId()
-                + " failed: " + resultName(result) + " after waiting " + TimeUnit.NANOSECONDS.toMillis(waitedNs)
+                + " failed: " + Publication.errorString(result) + " after waiting " + TimeUnit.NANOSECONDS.toMillis(waitedNs)
                 + " ms (deadline " + TimeUnit.NANOSECONDS.toMillis(deadlineNs) + " ms)");
-    }
-
-    /** The name of a negative {@link Publication#offer} result. */
-    public static String resultName(long result) {
-        if (result == Publication.NOT_CONNECTED) {
-            return "NOT_CONNECTED";
-        } else if (result == Publication.BACK_PRESSURED) {
-            return "BACK_PRESSURED";
-        } else if (result == Publication.ADMIN_ACTION) {
-            return "ADMIN_ACTION";
-        } else if (result == Publication.CLOSED) {
-            return "CLOSED";
-        } else if (result == Publication.MAX_POSITION_EXCEEDED) {
-            return "MAX_POSITION_EXCEEDED";
-        }
-        return result >= 0 ? "OK(" + result + ")" : "UNKNOWN(" + result + ")";
     }
 
     public Publication publication() {

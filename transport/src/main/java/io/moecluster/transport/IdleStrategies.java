@@ -1,7 +1,7 @@
 package io.moecluster.transport;
 
+import io.aeron.driver.Configuration;
 import java.util.concurrent.TimeUnit;
-
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.BusySpinIdleStrategy;
 import org.agrona.concurrent.IdleStrategy;
@@ -16,13 +16,18 @@ public final class IdleStrategies {
     public static final String DEFAULT = "backoff";
     /** Environment variable naming the data-plane idle strategy of every service (moe up passes it on). */
     public static final String ENV = "MOE_IDLE";
+    /** What {@link #parse} accepts, for error messages and help texts. */
+    public static final String NAMES = "backoff, backoff:<max park micros>, sleeping:<micros>, yielding, busy-spin, "
+            + "or an Aeron idle strategy name (spin, yield, noop, sleep-ns, sleep-ms, or a class name such as "
+            + "org.agrona.concurrent.BackoffIdleStrategy)";
 
     private IdleStrategies() {
     }
 
     /**
      * "backoff" (default; also for null or blank), "backoff:&lt;max park micros&gt;", "sleeping:&lt;micros&gt;",
-     * "yielding", "busy-spin".
+     * "yielding", "busy-spin", or any name Aeron's media driver takes for its agents (its aliases
+     * and idle strategy class names, with Aeron's {@code aeron.*} idle properties).
      *
      * @throws IllegalArgumentException naming the value when it is none of these
      */
@@ -47,8 +52,11 @@ public final class IdleStrategies {
         if (s.startsWith("sleeping:")) {
             return new SleepingIdleStrategy(TimeUnit.MICROSECONDS.toNanos(micros(spec, s.substring("sleeping:".length()))));
         }
-        throw new IllegalArgumentException("unknown idle strategy '" + spec
-                + "': expected backoff, backoff:<max park micros>, sleeping:<micros>, yielding or busy-spin");
+        try {
+            return Configuration.agentIdleStrategy(s, null);
+        } catch (Exception | LinkageError e) { // Aeron rethrows ClassNotFoundException unchecked
+            throw new IllegalArgumentException("unknown idle strategy '" + spec + "': expected " + NAMES, e);
+        }
     }
 
     private static long micros(String spec, String micros) {

@@ -1,11 +1,10 @@
 package io.moecluster.transport;
 
-import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
-
 import io.moecluster.sbe.ElementType;
 import io.moecluster.sbe.MessageHeaderDecoder;
 import io.moecluster.sbe.TokenBatchDecoder;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 import org.agrona.DirectBuffer;
 
 /**

@@ -3,9 +3,8 @@ package io.moecluster.transport;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import java.time.Duration;
-
 import io.aeron.Publication;
+import java.time.Duration;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.agrona.concurrent.YieldingIdleStrategy;
 import org.junit.jupiter.api.Test;
@@ -55,9 +54,10 @@ class BoundedPublisherTest extends AeronFixture {
         assertThat((System.nanoTime() - start) / 1_000_000).isLessThan(1_000L);
     }
 
+    /** Failures name the offer result as Aeron does (Publication.errorString), which operators can look up. */
     @Test
     void resultNamesAreReadable() {
-        assertThat(BoundedPublisher.resultName(Publication.BACK_PRESSURED)).isEqualTo("BACK_PRESSURED");
-        assertThat(BoundedPublisher.resultName(Publication.MAX_POSITION_EXCEEDED)).isEqualTo("MAX_POSITION_EXCEEDED");
+        assertThat(Publication.errorString(Publication.BACK_PRESSURED)).isEqualTo("BACK_PRESSURED");
+        assertThat(Publication.errorString(Publication.MAX_POSITION_EXCEEDED)).isEqualTo("MAX_POSITION_EXCEEDED");
     }
 }

@@ -3,12 +3,11 @@ package io.moecluster.transport;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.moecluster.core.kernels.Kernels;
+import io.moecluster.sbe.ElementType;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
-
-import io.moecluster.core.kernels.Kernels;
-import io.moecluster.sbe.ElementType;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.BusySpinIdleStrategy;
 import org.agrona.concurrent.SleepingIdleStrategy;
@@ -28,6 +27,18 @@ class IdleStrategiesAndRowsTest {
         assertThatThrownBy(() -> IdleStrategies.parse("sleeping:x")).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("sleeping:x");
         assertThat(IdleStrategies.parse("backoff:50")).isNotNull();
         assertThatThrownBy(() -> IdleStrategies.parse("backoff:0")).hasMessageContaining("backoff:0");
+    }
+
+    @Test
+    void acceptsAeronsIdleStrategyNames() {
+        assertThat(IdleStrategies.parse("spin")).isInstanceOf(BusySpinIdleStrategy.class);
+        assertThat(IdleStrategies.parse("yield")).isInstanceOf(YieldingIdleStrategy.class);
+        assertThat(IdleStrategies.parse("noop")).isInstanceOf(org.agrona.concurrent.NoOpIdleStrategy.class);
+        assertThat(IdleStrategies.parse("sleep-ms")).isInstanceOf(org.agrona.concurrent.SleepingMillisIdleStrategy.class);
+        assertThat(IdleStrategies.parse("org.agrona.concurrent.BackoffIdleStrategy")).isInstanceOf(BackoffIdleStrategy.class);
+        assertThatThrownBy(() -> IdleStrategies.parse("org.example.Missing"))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("org.example.Missing")
+                .hasMessageContaining("busy-spin");
     }
 
     @Test

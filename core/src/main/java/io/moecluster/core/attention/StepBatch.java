@@ -1,6 +1,5 @@
 package io.moecluster.core.attention;
 
-
 /**
  * The tokens of one forward step: prefill chunks and decode tokens of any number of sequences,
  * each with its position and KV cache. Arrays are sized once; {@link #clear()} reuses them.

@@ -1,9 +1,8 @@
 package io.moecluster.core.attention;
 
-
-import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.backend.ComputeBackend;
 import io.moecluster.core.backend.DenseMatMul;
+import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.kernels.WeightMatrix;
 import io.moecluster.core.model.AttentionWeights;
 import io.moecluster.core.model.ModelConfig;

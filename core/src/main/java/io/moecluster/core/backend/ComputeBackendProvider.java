@@ -16,6 +16,11 @@ public interface ComputeBackendProvider {
     /** Whether it can run here; checked before {@link #open}. */
     Availability availability();
 
+    /** What it would run on here, for {@code moe backends}: the vector width, the device; empty if unknown. */
+    default String description() {
+        return "";
+    }
+
     /**
      * Opens the backend for one engine or expert service.
      *

@@ -2,10 +2,9 @@ package io.moecluster.core.moe;
 
 import io.moecluster.core.attention.FeedForward;
 import io.moecluster.core.attention.FeedForwardLayers;
-
+import io.moecluster.core.backend.ComputeBackend;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
-import io.moecluster.core.backend.ComputeBackend;
 import java.lang.foreign.MemorySegment;
 import java.util.BitSet;
 

@@ -1,10 +1,9 @@
 package io.moecluster.core.moe;
 
 import io.moecluster.core.attention.FeedForward;
-
-import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.backend.ComputeBackend;
 import io.moecluster.core.backend.DenseMatMul;
+import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.kernels.WeightMatrix;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;

@@ -1,7 +1,7 @@
 package io.moecluster.core.moe;
 
-import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.backend.DenseMatMul;
+import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.kernels.WeightMatrix;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

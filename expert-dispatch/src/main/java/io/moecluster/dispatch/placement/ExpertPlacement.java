@@ -1,9 +1,8 @@
 package io.moecluster.dispatch.placement;
 
-import io.moecluster.discovery.ClusterSpec;
-
-import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.moe.ExpertBank;
+import io.moecluster.discovery.ClusterSpec;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;

@@ -1,7 +1,6 @@
 package io.moecluster.dispatch.placement;
 
 import io.moecluster.discovery.ClusterSpec;
-
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
 

@@ -1,8 +1,7 @@
 package io.moecluster.dispatch.placement;
 
-import io.moecluster.discovery.ClusterSpec;
-
 import io.moecluster.core.model.ModelConfig;
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.discovery.ServiceRegistry;
 
 /**

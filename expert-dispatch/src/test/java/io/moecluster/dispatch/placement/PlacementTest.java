@@ -1,13 +1,12 @@
 package io.moecluster.dispatch.placement;
 
-import io.moecluster.discovery.ClusterSpec;
-import io.moecluster.discovery.IdRanges;
-
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.testing.GoldenModels;
+import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.discovery.IdRanges;
 import io.moecluster.discovery.StaticFileRegistry;
 import java.nio.file.Files;
 import java.nio.file.Path;

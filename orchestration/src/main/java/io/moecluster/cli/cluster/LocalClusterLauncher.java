@@ -1,7 +1,7 @@
 package io.moecluster.cli.cluster;
 
-import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.discovery.IdRanges;
 import java.io.IOException;

@@ -2,13 +2,13 @@ package io.moecluster.cli.cluster;
 
 import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
-import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.core.model.ModelConfig;
+import io.moecluster.core.moe.ExpertBank;
+import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.proto.v1.AdminGrpc;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ClusterStatusRequest;
 import io.moecluster.proto.v1.ServiceStatus;
-import io.moecluster.discovery.ClusterSpec;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;

@@ -3,6 +3,7 @@ package io.moecluster.core.backend.cpu;
 import io.moecluster.core.backend.Availability;
 import io.moecluster.core.backend.ComputeBackend;
 import io.moecluster.core.backend.ComputeBackendProvider;
+import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.parallel.WorkerPool;
 
 /** The {@code cpu} backend: the Vector API kernels on the owner's worker pool. Always available. */
@@ -17,6 +18,11 @@ public final class CpuBackendProvider implements ComputeBackendProvider {
     @Override
     public Availability availability() {
         return Availability.yes();
+    }
+
+    @Override
+    public String description() {
+        return "Vector API kernels, " + Kernels.describe();
     }
 
     @Override
