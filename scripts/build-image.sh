@@ -84,7 +84,7 @@ for tool in jlink jdeps jar; do
 done
 
 start=$(date +%s)
-step() { echo "== $* ($(( $(date +%s) - start )) s)" >&2; }
+step() { echo "== $* (at $(( $(date +%s) - start )) s)" >&2; }
 
 # --- the launcher jar ------------------------------------------------------------------------
 jar="$root/orchestration/target/moe.jar"
