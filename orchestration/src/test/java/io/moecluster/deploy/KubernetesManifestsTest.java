@@ -25,9 +25,12 @@ import java.util.TreeSet;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
+import javax.xml.parsers.DocumentBuilderFactory;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.w3c.dom.Element;
+import org.w3c.dom.Node;
 
 /**
  * The structure of the Kubernetes manifests under {@code orchestration/deploy/kubernetes}: what
@@ -35,6 +38,10 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class KubernetesManifestsTest {
     private static final Path DIR = Path.of(System.getProperty("user.dir"), "deploy", "kubernetes");
+    /** The repository root: the orchestration module's parent. */
+    private static final Path ROOT = Path.of(System.getProperty("user.dir")).toAbsolutePath().getParent();
+    /** The image's user and group (scripts/image/Containerfile), which the pods run as. */
+    private static final int IMAGE_UID = 10001;
     private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
     private static final Pattern VAR_REF = Pattern.compile("\\$\\(([A-Za-z_][A-Za-z0-9_]*)\\)");
     private static final int EXPERTS = 8;
@@ -161,6 +168,26 @@ class KubernetesManifestsTest {
 
     private static String role(Doc workload) {
         return templateLabels(workload).get("moe.io/role");
+    }
+
+    /** Every container of the workload's pod: init containers (the media-driver sidecar) first. */
+    private static List<JsonNode> allContainers(Doc workload) {
+        List<JsonNode> all = new ArrayList<>();
+        podSpec(workload).path("initContainers").forEach(all::add);
+        podSpec(workload).path("containers").forEach(all::add);
+        return all;
+    }
+
+    /** The Maven project version in the root pom.xml: the tag scripts/build-image.sh gives the image. */
+    private static String projectVersion() throws Exception {
+        Element project = DocumentBuilderFactory.newInstance().newDocumentBuilder()
+                .parse(ROOT.resolve("pom.xml").toFile()).getDocumentElement();
+        for (Node n = project.getFirstChild(); n != null; n = n.getNextSibling()) {
+            if (n instanceof Element e && e.getTagName().equals("version")) {
+                return e.getTextContent().trim();
+            }
+        }
+        throw new AssertionError("no <version> in " + ROOT.resolve("pom.xml"));
     }
 
     // ---------------------------------------------------------------- tests
@@ -504,5 +531,91 @@ class KubernetesManifestsTest {
                 + pod.path("subdomain").asText() + ".moe.svc.cluster.local");
         assertThat(ofKind("Service")).anySatisfy(s -> assertThat(s.name()).isEqualTo(pod.path("subdomain").asText()));
         assertThat(cm.node().path("data").path("MOE_LOG_LEVEL").asText()).isNotBlank();
+    }
+    @Test
+    void everyContainerRunsTheImageTheBuildScriptBuilds() throws Exception {
+        String version = projectVersion();
+        assertThat(ROOT.resolve("scripts/build-image.sh")).isRegularFile();
+        for (Doc w : workloads()) {
+            for (JsonNode c : allContainers(w)) {
+                String name = c.path("name").asText();
+                assertThat(c.path("image").asText()).as("%s %s image", w, name).isEqualTo("moe:" + version);
+                List<String> command = new ArrayList<>();
+                c.path("command").forEach(x -> command.add(x.asText()));
+                assertThat(command).as("%s %s: the image's moe on PATH", w, name).containsExactly("moe");
+            }
+        }
+        // the one place to name a registry: kustomize's images entry for "moe", at the same version
+        JsonNode images = kustomization.path("images");
+        assertThat(images.isArray()).as("kustomization images").isTrue();
+        assertThat(images).as("kustomization images").hasSize(1);
+        JsonNode moe = images.get(0);
+        assertThat(moe.path("name").asText()).isEqualTo("moe");
+        assertThat(moe.path("newName").asText()).as("images[moe].newName").isNotBlank();
+        assertThat(moe.path("newTag").asText()).as("images[moe].newTag").isEqualTo(version);
+    }
+
+    @Test
+    void podsRunAsTheImagesNonRootUser() throws IOException {
+        assertThat(Files.readString(ROOT.resolve("scripts/image/Containerfile")))
+                .as("the image's user").contains("USER " + IMAGE_UID + ":" + IMAGE_UID);
+        for (Doc w : workloads()) {
+            JsonNode sc = podSpec(w).path("securityContext");
+            assertThat(sc.path("runAsNonRoot").asBoolean()).as("%s runAsNonRoot", w).isTrue();
+            assertThat(sc.path("runAsUser").asInt()).as("%s runAsUser", w).isEqualTo(IMAGE_UID);
+            assertThat(sc.path("runAsGroup").asInt()).as("%s runAsGroup", w).isEqualTo(IMAGE_UID);
+            assertThat(sc.path("fsGroup").asInt()).as("%s fsGroup", w).isEqualTo(IMAGE_UID);
+            assertThat(sc.path("seccompProfile").path("type").asText()).as("%s seccomp", w).isEqualTo("RuntimeDefault");
+            for (JsonNode c : allContainers(w)) {
+                JsonNode csc = c.path("securityContext");
+                assertThat(csc.path("runAsUser").isMissingNode() || csc.path("runAsUser").asInt() == IMAGE_UID)
+                        .as("%s %s does not override the user", w, c.path("name").asText()).isTrue();
+                assertThat(csc.path("runAsNonRoot").isMissingNode() || csc.path("runAsNonRoot").asBoolean())
+                        .as("%s %s runAsNonRoot", w, c.path("name").asText()).isTrue();
+            }
+        }
+    }
+
+    /**
+     * Every container: no privilege escalation, no capabilities, a read-only root file system, and
+     * its own writable emptyDir at /tmp (the JVM's perf data and the native libraries it unpacks;
+     * not shared, as the JVMs of two containers may have the same pid). Aeron's directory is the
+     * memory-backed /dev/shm, checked above.
+     */
+    @Test
+    void containersHaveAReadOnlyRootNoPrivilegesAndTheirOwnTmp() {
+        for (Doc w : workloads()) {
+            Map<String, JsonNode> volumes = new HashMap<>();
+            podSpec(w).path("volumes").forEach(v -> volumes.put(v.path("name").asText(), v));
+            Set<String> tmpVolumes = new HashSet<>();
+            for (JsonNode c : allContainers(w)) {
+                String name = c.path("name").asText();
+                JsonNode sc = c.path("securityContext");
+                assertThat(sc.path("allowPrivilegeEscalation").isBoolean()).as("%s %s allowPrivilegeEscalation", w, name)
+                        .isTrue();
+                assertThat(sc.path("allowPrivilegeEscalation").asBoolean()).as("%s %s allowPrivilegeEscalation", w, name)
+                        .isFalse();
+                assertThat(sc.path("privileged").asBoolean(false)).as("%s %s privileged", w, name).isFalse();
+                assertThat(sc.path("readOnlyRootFilesystem").asBoolean()).as("%s %s readOnlyRootFilesystem", w, name)
+                        .isTrue();
+                List<String> dropped = new ArrayList<>();
+                sc.path("capabilities").path("drop").forEach(x -> dropped.add(x.asText()));
+                assertThat(dropped).as("%s %s drops capabilities", w, name).contains("ALL");
+                assertThat(sc.path("capabilities").path("add").size()).as("%s %s adds capabilities", w, name).isZero();
+
+                List<JsonNode> tmp = new ArrayList<>();
+                c.path("volumeMounts").forEach(m -> {
+                    if (m.path("mountPath").asText().equals("/tmp")) {
+                        tmp.add(m);
+                    }
+                });
+                assertThat(tmp).as("%s %s mounts a volume at /tmp", w, name).hasSize(1);
+                String volume = tmp.getFirst().path("name").asText();
+                assertThat(tmp.getFirst().path("readOnly").asBoolean(false)).as("%s %s /tmp writable", w, name).isFalse();
+                assertThat(volumes).as("%s volume %s", w, volume).containsKey(volume);
+                assertThat(volumes.get(volume).path("emptyDir").isObject()).as("%s %s is an emptyDir", w, volume).isTrue();
+                assertThat(tmpVolumes.add(volume)).as("%s: /tmp volume %s of one container only", w, volume).isTrue();
+            }
+        }
     }
 }
