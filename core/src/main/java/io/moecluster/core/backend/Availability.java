@@ -1,7 +1,9 @@
 package io.moecluster.core.backend;
 
+import java.util.Arrays;
 import java.util.List;
 import java.util.Objects;
+import java.util.stream.Stream;
 
 /**
  * Whether a compute backend can run on this machine, and if not, why: a missing library, no
@@ -25,8 +27,7 @@ public record Availability(boolean available, List<String> reasons) {
 
     public static Availability no(String reason, String... more) {
         Objects.requireNonNull(reason, "reason");
-        return new Availability(false, java.util.stream.Stream.concat(java.util.stream.Stream.of(reason),
-                java.util.Arrays.stream(more)).toList());
+        return new Availability(false, Stream.concat(Stream.of(reason), Arrays.stream(more)).toList());
     }
 
     /** "available", or the reasons joined by "; ". */

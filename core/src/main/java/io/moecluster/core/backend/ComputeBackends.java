@@ -30,10 +30,7 @@ public final class ComputeBackends {
 
     /** The provider called {@code name}; an error lists the known ones. */
     public static ComputeBackendProvider provider(String name) {
-        List<ComputeBackendProvider> all = providers();
-        return all.stream().filter(p -> p.name().equals(name)).findFirst().orElseThrow(() ->
-                new IllegalArgumentException("--backend: unknown compute backend '" + name + "'; known: "
-                        + all.stream().map(ComputeBackendProvider::name).collect(Collectors.joining(", "))));
+        return find(name, providers());
     }
 
     /**
@@ -41,10 +38,19 @@ public final class ComputeBackends {
      * run here fails with every reason its provider gave.
      */
     public static ComputeBackend open(String name, WorkerPool pool) {
-        ComputeBackendProvider provider = provider(name);
+        return open(provider(name), pool);
+    }
+
+    static ComputeBackendProvider find(String name, List<ComputeBackendProvider> providers) {
+        return providers.stream().filter(p -> p.name().equals(name)).findFirst().orElseThrow(() ->
+                new IllegalArgumentException("--backend: unknown compute backend '" + name + "'; known: "
+                        + providers.stream().map(ComputeBackendProvider::name).collect(Collectors.joining(", "))));
+    }
+
+    static ComputeBackend open(ComputeBackendProvider provider, WorkerPool pool) {
         Availability availability = provider.availability();
         if (!availability.available()) {
-            throw new IllegalArgumentException("--backend " + name + ": cannot run on this machine: "
+            throw new IllegalArgumentException("--backend " + provider.name() + ": cannot run on this machine: "
                     + availability.describe());
         }
         ComputeBackend backend = provider.open(pool);
