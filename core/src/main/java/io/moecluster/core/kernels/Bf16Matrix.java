@@ -23,7 +23,11 @@ public final class Bf16Matrix extends WeightMatrix {
     @Override
     public void copyRowTo(int row, MemorySegment out, long outIndex) {
         long base = (long) row * cols;
-        for (int c = 0; c < cols; c++) {
+        int c = 0;
+        for (int bound = Kernels.SCALAR ? -1 : cols - Kernels.LANES; c <= bound; c += Kernels.LANES) {
+            load(data, base + c).intoMemorySegment(out, (outIndex + c) * 4, Kernels.LE);
+        }
+        for (; c < cols; c++) {
             out.setAtIndex(Kernels.F32, outIndex + c, scalar(data, base + c));
         }
     }

@@ -31,20 +31,17 @@ import java.lang.foreign.MemorySegment;
  *       read as a {@code [1, n]} matrix).
  * </ul>
  *
- * <p><b>Block-quantized formats</b> (the next ones) fit the same contract: their layout is a row of
- * blocks and the row kernels decode a block per step instead of a vector of elements. For example
- * Q8_0 (llama.cpp): blocks of 32 int8 weights with one f16 scale each; {@code dot1} accumulates,
- * per block, {@code scale * Σ q_i x_i} (int8 widened to f32 lanes, a block being a whole number of
- * vectors at 128-512 bits), {@code copyRowTo} writes {@code scale * q_i}; {@code cols} must be a
- * multiple of 32. FP8 e4m3 as DeepSeek-V3 ships it: one byte per weight plus a second tensor,
- * {@code <name>_scale_inv}, holding one f32 scale per 128x128 block; the variant takes both
- * segments, a row's dot multiplies each 128-column segment's partial sum by that block's scale
- * (row {@code r / 128}, column block {@code c / 128}), and {@link #byteSize} counts both. To add a
- * format: one new final class here plus its tests, its name in the {@code permits} clause, and its
- * case in {@link #of} (whose signature grows a way to fetch a companion tensor when FP8 arrives;
- * {@code WeightLoader} calls only {@link #of}).
+ * <p><b>Block-quantized formats</b> fit the same contract: their layout is a row of blocks and the
+ * row kernels decode a block per step. {@link Fp8Matrix} is the first: FP8 e4m3 as DeepSeek-V3
+ * ships it, one byte per weight plus a second tensor, {@code <name>_scale_inv}, of one f32
+ * multiplier per block ({@link BlockScales}); its kernels decode a vector of bytes and multiply by
+ * the block's scale in registers, and {@link #byteSize} counts both tensors. {@link #of} fetches the
+ * companion through a {@link BlockScales.Source}, which {@code WeightLoader} implements over the
+ * checkpoint and the config. Another format (Q8_0: blocks of 32 int8 weights with an f16 scale each)
+ * would be one more final class here plus its tests, its name in the {@code permits} clause, and its
+ * case in {@link #of}.
  */
-public abstract sealed class WeightMatrix permits F32Matrix, Bf16Matrix, F16Matrix {
+public abstract sealed class WeightMatrix permits F32Matrix, Bf16Matrix, F16Matrix, Fp8Matrix {
     final String name;
     final MemorySegment data;
     final int rows;
@@ -69,13 +66,27 @@ public abstract sealed class WeightMatrix permits F32Matrix, Bf16Matrix, F16Matr
 
     /**
      * The variant for a checkpoint tensor of element type {@code dtype}: the one mapping from
-     * stored formats to kernels. {@code data} is used in place (not copied).
+     * stored formats to kernels. {@code data} is used in place (not copied). A block-quantized
+     * type fails here, naming the tensor: it needs {@link #of(String, MemorySegment, DType, int, int, BlockScales.Source)}.
      */
     public static WeightMatrix of(String name, MemorySegment data, DType dtype, int rows, int cols) {
+        return of(name, data, dtype, rows, cols, BlockScales.Source.NONE);
+    }
+
+    /**
+     * As {@link #of(String, MemorySegment, DType, int, int)}, with {@code scales} asked for the
+     * companion tensor of a block-quantized type ({@link DType#F8_E4M3}); other types never ask.
+     */
+    public static WeightMatrix of(String name, MemorySegment data, DType dtype, int rows, int cols,
+                                  BlockScales.Source scales) {
         return switch (dtype) {
             case F32 -> new F32Matrix(name, data, rows, cols);
             case BF16 -> new Bf16Matrix(name, data, rows, cols);
             case F16 -> new F16Matrix(name, data, rows, cols);
+            case F8_E4M3 -> {
+                BlockScales s = scales.scalesOf(name, rows, cols);
+                yield new Fp8Matrix(name, data, rows, cols, s.scales(), s.blockRows(), s.blockCols());
+            }
         };
     }
 
@@ -96,7 +107,7 @@ public abstract sealed class WeightMatrix permits F32Matrix, Bf16Matrix, F16Matr
         return cols;
     }
 
-    /** The format's name, as safetensors spells its dtype where it has one: "F32", "BF16", "F16". */
+    /** The format's name, as safetensors spells its dtype where it has one: "F32", "BF16", "F16", "F8_E4M3". */
     public abstract String format();
 
     /** Bytes of weights a full pass reads (for a block format, scales included). */
@@ -119,6 +130,26 @@ public abstract sealed class WeightMatrix permits F32Matrix, Bf16Matrix, F16Matr
 
     /** Widens row {@code row} to f32 into {@code out} at float index {@code outIndex}. */
     public abstract void copyRowTo(int row, MemorySegment out, long outIndex);
+
+    /**
+     * The transposed product over a run of rows: {@code y[yIndex + c] = Σ_i a[aIndex + i] * W[rowStart + i, c]}
+     * for every column {@code c}, {@code i < count}, rows added in order (multi-head latent
+     * attention folds its key up-projection into the query this way). Each row is widened into
+     * {@code scratch} ({@code cols} floats) by {@link #copyRowTo} and added with
+     * {@link Kernels#axpy}, so every element is summed in one fixed order. Serial; allocates nothing.
+     */
+    public final void combineRows(MemorySegment a, long aIndex, int rowStart, int count, MemorySegment y, long yIndex,
+                                  MemorySegment scratch) {
+        if (rowStart < 0 || count < 0 || rowStart + count > rows) {
+            throw new IllegalArgumentException(name + ": rows [" + rowStart + ", " + (rowStart + count)
+                    + ") outside [0, " + rows + ")");
+        }
+        y.asSlice(yIndex * 4, (long) cols * 4).fill((byte) 0);
+        for (int i = 0; i < count; i++) {
+            copyRowTo(rowStart + i, scratch, 0);
+            Kernels.axpy(Kernels.get(a, aIndex + i), scratch, 0, y, yIndex, cols);
+        }
+    }
 
     @Override
     public String toString() {

@@ -102,6 +102,8 @@ final class HfConfigFiles {
             case F32 -> "float32";
             case F16 -> "float16";
             case BF16 -> "bfloat16";
+            // DeepSeek-V3's FP8 checkpoints: the unquantized tensors (embeddings, norms, gates) are BF16.
+            case F8_E4M3 -> "bfloat16";
         };
     }
 }

@@ -4,7 +4,13 @@ package io.moecluster.core.safetensors;
 public enum DType {
     F32("F32", 4),
     F16("F16", 2),
-    BF16("BF16", 2);
+    BF16("BF16", 2),
+    /**
+     * OCP FP8 E4M3 ({@code torch.float8_e4m3fn}), one byte per weight, as DeepSeek-V3 ships its
+     * linear layers: each such weight comes with an F32 {@code <name>_scale_inv} tensor of one
+     * multiplier per block ({@code quantization_config.weight_block_size}).
+     */
+    F8_E4M3("F8_E4M3", 1);
 
     private final String safetensorsName;
     private final int bytes;
@@ -32,13 +38,21 @@ public enum DType {
         return null;
     }
 
-    /** Parses a user-facing name such as {@code bf16} or {@code F32}. */
+    /** Parses a user-facing name such as {@code bf16}, {@code F32} or {@code f8_e4m3} (also {@code fp8}). */
     public static DType parse(String name) {
         for (DType d : values()) {
             if (d.safetensorsName.equalsIgnoreCase(name)) {
                 return d;
             }
         }
-        throw new IllegalArgumentException("unknown dtype '" + name + "' (expected f32, f16 or bf16)");
+        if ("fp8".equalsIgnoreCase(name)) {
+            return F8_E4M3;
+        }
+        throw new IllegalArgumentException("unknown dtype '" + name + "' (expected f32, f16, bf16 or f8_e4m3)");
+    }
+
+    /** Whether weights of this type need a companion tensor of block scales. */
+    public boolean isBlockQuantized() {
+        return this == F8_E4M3;
     }
 }

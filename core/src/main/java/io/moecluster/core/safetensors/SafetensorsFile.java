@@ -119,7 +119,7 @@ public final class SafetensorsFile implements AutoCloseable {
         }
         DType dtype = DType.fromSafetensorsName(dtypeNode.asText());
         if (dtype == null) {
-            throw new ModelFormatException(where + ": dtype " + dtypeNode.asText() + " is not supported (F32, F16, BF16)");
+            throw new ModelFormatException(where + ": dtype " + dtypeNode.asText() + " is not supported (F32, F16, BF16, F8_E4M3)");
         }
         long[] shape = new long[shapeNode.size()];
         long elements = 1;

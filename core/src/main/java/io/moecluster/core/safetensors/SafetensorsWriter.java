@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.util.DefaultIndenter;
 import com.fasterxml.jackson.core.util.DefaultPrettyPrinter;
 import com.fasterxml.jackson.core.util.Separators;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moecluster.core.kernels.Fp8E4m3;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -27,8 +28,8 @@ import java.util.TreeMap;
 /**
  * Writes safetensors files without ever holding a whole tensor, let alone a whole model, in
  * memory: tensors are declared first (so every header can be written up front), then each
- * tensor's values are pulled from a {@link Filler} in small float chunks, encoded to F32, F16 or
- * BF16, and streamed to disk through one reused off-heap staging buffer.
+ * tensor's values are pulled from a {@link Filler} in small float chunks, encoded to F32, F16,
+ * BF16 or F8_E4M3, and streamed to disk through one reused off-heap staging buffer.
  *
  * <p>Usage: {@link #declare} every tensor, then {@link #write} each one in declared order, then
  * {@link #finish()}. With a maximum shard size the tensors are split, in declared order, over
@@ -361,6 +362,12 @@ public final class SafetensorsWriter implements AutoCloseable {
             case BF16 -> {
                 for (int i = 0; i < n; i++, off += 2) {
                     staging.set(I16_LE, off, bf16(chunk[i]));
+                }
+            }
+            case F8_E4M3 -> {
+                // The nearest E4M3 value: a quantizer hands over values already divided by their block scale.
+                for (int i = 0; i < n; i++, off += 1) {
+                    staging.set(ValueLayout.JAVA_BYTE, off, Fp8E4m3.fromFloat(chunk[i]));
                 }
             }
         }

@@ -169,6 +169,22 @@ class SafetensorsWriterTest {
     }
 
     @Test
+    void writesF8E4m3AsTheNearestValueOneBytePerElement() throws IOException {
+        float[] values = {0f, 1f, -1.0625f, 1.1875f, 448f, 1000f, 0x1p-9f, 3.3f};
+        try (SafetensorsWriter w = SafetensorsWriter.toCheckpoint(dir, 0)) {
+            w.declare("q", DType.F8_E4M3, 2, 4);
+            w.write("q", values);
+            w.finish();
+        }
+        try (Checkpoint ckpt = Checkpoint.open(dir)) {
+            assertThat(ckpt.info("q").dtype()).isEqualTo(DType.F8_E4M3);
+            assertThat(ckpt.info("q").byteSize()).isEqualTo(8);
+            // Ties to even (-1.0625 -> -1, 1.1875 -> 1.25), saturation at 448, 3.3 -> 3.25.
+            assertThat(readFloats(ckpt, "q")).containsExactly(0f, 1f, -1f, 1.25f, 448f, 448f, 0x1p-9f, 3.25f);
+        }
+    }
+
+    @Test
     void refusesMisuse() throws IOException {
         try (SafetensorsWriter w = SafetensorsWriter.toCheckpoint(dir, 0)) {
             w.declare("a", DType.F32, 2).declare("b", DType.F32, 2);
@@ -192,6 +208,7 @@ class SafetensorsWriterTest {
                 case F32 -> s.getAtIndex(F32_LE, i);
                 case F16 -> Float.float16ToFloat(s.getAtIndex(I16_LE, i));
                 case BF16 -> Float.intBitsToFloat((s.getAtIndex(I16_LE, i) & 0xffff) << 16);
+                case F8_E4M3 -> io.moecluster.core.kernels.Fp8E4m3.toFloat(s.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i));
             };
         }
         return out;
