@@ -2,6 +2,8 @@ package io.moecluster.bench;
 
 import io.moecluster.core.backend.cpu.MatMul;
 import io.moecluster.core.kernels.Bf16;
+import io.moecluster.core.kernels.BlockScales;
+import io.moecluster.core.kernels.Fp8E4m3;
 import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.kernels.WeightMatrix;
 import io.moecluster.core.parallel.WorkerPool;
@@ -43,7 +45,7 @@ import org.openjdk.jmh.infra.Blackhole;
 @Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
 public class MatMulBenchmark {
-    @Param({"F32", "BF16", "F16"})
+    @Param({"F32", "BF16", "F16", "F8_E4M3"})
     public String dtype;
 
     @Param({"1", "4", "8"})
@@ -62,6 +64,10 @@ public class MatMulBenchmark {
     private MemorySegment x;
     private MemorySegment y;
     private DType d;
+    /** F8_E4M3: one multiplier per 128x128 block (DeepSeek-V3's weight_scale_inv), so that values span the format. */
+    private MemorySegment scales;
+    private static final int BLOCK = 128;
+    private static final float FP8_SCALE = (1f / 32f) / Fp8E4m3.MAX;
 
     @Setup(Level.Trial)
     public void setup() {
@@ -77,9 +83,16 @@ public class MatMulBenchmark {
                 case F32 -> data.setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
                 case BF16 -> data.setAtIndex(ValueLayout.JAVA_SHORT, i, Bf16.fromFloat(v));
                 case F16 -> data.setAtIndex(ValueLayout.JAVA_SHORT, i, Float.floatToFloat16(v));
+                case F8_E4M3 -> data.set(ValueLayout.JAVA_BYTE, i, Fp8E4m3.fromFloat(v / FP8_SCALE));
             }
         }
-        w = WeightMatrix.of("bench", data, d, rows, cols);
+        long scaleCount = (long) ((rows + BLOCK - 1) / BLOCK) * ((cols + BLOCK - 1) / BLOCK);
+        scales = arena.allocate(scaleCount * 4, 64);
+        for (long i = 0; i < scaleCount; i++) {
+            scales.setAtIndex(ValueLayout.JAVA_FLOAT, i, FP8_SCALE);
+        }
+        BlockScales blockScales = new BlockScales(scales, BLOCK, BLOCK);
+        w = WeightMatrix.of("bench", data, d, rows, cols, (name, r, c) -> blockScales);
         x = arena.allocate((long) batch * cols * 4, 64);
         y = arena.allocate((long) batch * rows * 4, 64);
         for (long i = 0; i < (long) batch * cols; i++) {
@@ -119,6 +132,8 @@ public class MatMulBenchmark {
                         case F32 -> wd.getAtIndex(Kernels.F32, wRow + k);
                         case BF16 -> Bf16.toFloat(wd.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, wRow + k));
                         case F16 -> Float.float16ToFloat(wd.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, wRow + k));
+                        case F8_E4M3 -> Fp8E4m3.toFloat(wd.get(ValueLayout.JAVA_BYTE, wRow + k))
+                                * scales.getAtIndex(Kernels.F32, (long) (r / BLOCK) * ((cols + BLOCK - 1) / BLOCK) + k / BLOCK);
                     };
                     sum += wk * x.getAtIndex(Kernels.F32, xRow + k);
                 }
