@@ -8,7 +8,12 @@ public enum Architecture {
     /** Mixtral (RakutenAI-2.0-8x7B): routed experts only, top-k weights always renormalised. */
     MIXTRAL("mixtral"),
     /** Qwen2-MoE: optional renormalisation, a shared expert behind a sigmoid gate, q/k/v bias. */
-    QWEN2_MOE("qwen2_moe");
+    QWEN2_MOE("qwen2_moe"),
+    /**
+     * DeepSeek-V3 (Rakuten AI 3.0): multi-head latent attention, sigmoid group-limited routing with
+     * a correction bias and a scaling factor, ungated shared experts, the first layers dense.
+     */
+    DEEPSEEK_V3("deepseek_v3");
 
     private final String modelType;
 

@@ -16,8 +16,9 @@ public record AttentionWeights(
         WeightMatrix o,
         MemorySegment qBias,
         MemorySegment kBias,
-        MemorySegment vBias) {
+        MemorySegment vBias) implements LayerWeights {
 
+    @Override
     public long byteSize() {
         return q.byteSize() + k.byteSize() + v.byteSize() + o.byteSize();
     }

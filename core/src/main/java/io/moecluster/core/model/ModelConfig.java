@@ -19,6 +19,10 @@ import java.util.Arrays;
  * @param sharedExpertIntermediateSize 0 when the model has no shared expert
  * @param slidingWindow 0 when attention is not windowed
  * @param eosTokenIds one or more end-of-sequence ids, as {@code eos_token_id} may be a list
+ * @param ropeScaling YaRN ({@code rope_scaling} of type yarn), or null for plain RoPE
+ * @param mla multi-head latent attention (DeepSeek-V3), or null for grouped-query attention
+ * @param groupRouting DeepSeek-V3's sigmoid group-limited expert choice, or null for softmax top-k
+ * @param quantization FP8 block quantization ({@code quantization_config}), or null
  */
 public record ModelConfig(
         Architecture architecture,
@@ -43,13 +47,46 @@ public record ModelConfig(
         int bosTokenId,
         int[] eosTokenIds,
         int decoderSparseStep,
-        int[] mlpOnlyLayers) {
+        int[] mlpOnlyLayers,
+        RopeScaling ropeScaling,
+        MlaConfig mla,
+        GroupLimitedRouting groupRouting,
+        BlockQuantization quantization) {
 
     private static final ObjectMapper JSON = new ObjectMapper();
 
     public ModelConfig {
         eosTokenIds = eosTokenIds.clone();
         mlpOnlyLayers = mlpOnlyLayers.clone();
+    }
+
+    /** A model with grouped-query attention, plain RoPE, softmax routing and no quantization. */
+    public ModelConfig(Architecture architecture, int vocabSize, int hiddenSize, int numLayers, int numHeads,
+                       int numKvHeads, int headDim, int numExperts, int topK, int expertIntermediateSize,
+                       int intermediateSize, int sharedExpertIntermediateSize, boolean normTopKProb, boolean qkvBias,
+                       double rmsNormEps, double ropeTheta, int maxPositionEmbeddings, int slidingWindow,
+                       boolean tieWordEmbeddings, int bosTokenId, int[] eosTokenIds, int decoderSparseStep,
+                       int[] mlpOnlyLayers) {
+        this(architecture, vocabSize, hiddenSize, numLayers, numHeads, numKvHeads, headDim, numExperts, topK,
+                expertIntermediateSize, intermediateSize, sharedExpertIntermediateSize, normTopKProb, qkvBias,
+                rmsNormEps, ropeTheta, maxPositionEmbeddings, slidingWindow, tieWordEmbeddings, bosTokenId,
+                eosTokenIds, decoderSparseStep, mlpOnlyLayers, null, null, null, null);
+    }
+
+    /** This configuration with {@code rope_scaling} set (null: none). */
+    public ModelConfig withRopeScaling(RopeScaling scaling) {
+        return new ModelConfig(architecture, vocabSize, hiddenSize, numLayers, numHeads, numKvHeads, headDim,
+                numExperts, topK, expertIntermediateSize, intermediateSize, sharedExpertIntermediateSize, normTopKProb,
+                qkvBias, rmsNormEps, ropeTheta, maxPositionEmbeddings, slidingWindow, tieWordEmbeddings, bosTokenId,
+                eosTokenIds, decoderSparseStep, mlpOnlyLayers, scaling, mla, groupRouting, quantization);
+    }
+
+    /** This configuration with {@code quantization_config} set (null: none). */
+    public ModelConfig withQuantization(BlockQuantization q) {
+        return new ModelConfig(architecture, vocabSize, hiddenSize, numLayers, numHeads, numKvHeads, headDim,
+                numExperts, topK, expertIntermediateSize, intermediateSize, sharedExpertIntermediateSize, normTopKProb,
+                qkvBias, rmsNormEps, ropeTheta, maxPositionEmbeddings, slidingWindow, tieWordEmbeddings, bosTokenId,
+                eosTokenIds, decoderSparseStep, mlpOnlyLayers, ropeScaling, mla, groupRouting, q);
     }
 
     /** Reads {@code dir/config.json}. */
@@ -77,21 +114,39 @@ public record ModelConfig(
         if (!act.equals("silu")) {
             throw new ModelFormatException(source + ": hidden_act '" + act + "' is not supported (only silu)");
         }
-        JsonNode ropeScaling = root.get("rope_scaling");
-        if (ropeScaling != null && !ropeScaling.isNull()) {
-            throw new ModelFormatException(source + ": rope_scaling " + ropeScaling + " is not supported yet");
-        }
+        RopeScaling ropeScaling = parseRopeScaling(root.get("rope_scaling"), source);
+        BlockQuantization quantization = parseQuantization(root.get("quantization_config"), source);
 
         int hidden = f.positiveInt("hidden_size");
         int heads = f.positiveInt("num_attention_heads");
-        int kvHeads = f.optionalPositiveInt("num_key_value_heads", heads);
-        int headDim = f.optionalPositiveInt("head_dim", hidden / heads);
-        if (heads % kvHeads != 0) {
-            throw new ModelFormatException(source + ": num_attention_heads " + heads
-                    + " is not a multiple of num_key_value_heads " + kvHeads);
-        }
-        if (headDim % 2 != 0) {
-            throw new ModelFormatException(source + ": head_dim " + headDim + " must be even for RoPE");
+        int kvHeads;
+        int headDim;
+        MlaConfig mla = null;
+        if (arch == Architecture.DEEPSEEK_V3) {
+            mla = new MlaConfig(f.nullableNonNegativeInt("q_lora_rank", "null for queries without compression"),
+                    f.positiveInt("kv_lora_rank"), f.positiveInt("qk_nope_head_dim"), f.positiveInt("qk_rope_head_dim"),
+                    f.positiveInt("v_head_dim"), f.optionalBoolean("rope_interleave", true));
+            if (mla.qkRopeHeadDim() % 2 != 0) {
+                throw new ModelFormatException(source + ": qk_rope_head_dim " + mla.qkRopeHeadDim()
+                        + " must be even for RoPE");
+            }
+            if (f.optionalBoolean("attention_bias", false)) {
+                throw new ModelFormatException(source + ": attention_bias true is not supported for deepseek_v3"
+                        + " (multi-head latent attention without biases)");
+            }
+            // Every head has its own keys and values, made from the one latent.
+            kvHeads = heads;
+            headDim = mla.qkHeadDim();
+        } else {
+            kvHeads = f.optionalPositiveInt("num_key_value_heads", heads);
+            headDim = f.optionalPositiveInt("head_dim", hidden / heads);
+            if (heads % kvHeads != 0) {
+                throw new ModelFormatException(source + ": num_attention_heads " + heads
+                        + " is not a multiple of num_key_value_heads " + kvHeads);
+            }
+            if (headDim % 2 != 0) {
+                throw new ModelFormatException(source + ": head_dim " + headDim + " must be even for RoPE");
+            }
         }
 
         int numExperts;
@@ -103,6 +158,7 @@ public record ModelConfig(
         int slidingWindow;
         int sparseStep;
         int[] mlpOnly;
+        GroupLimitedRouting groupRouting = null;
         switch (arch) {
             case MIXTRAL -> {
                 numExperts = f.positiveInt("num_local_experts");
@@ -127,6 +183,26 @@ public record ModelConfig(
                 sparseStep = f.optionalPositiveInt("decoder_sparse_step", 1);
                 mlpOnly = f.optionalIntArray("mlp_only_layers");
             }
+            case DEEPSEEK_V3 -> {
+                numExperts = f.positiveInt("n_routed_experts");
+                expertFfn = f.positiveInt("moe_intermediate_size");
+                denseFfn = f.positiveInt("intermediate_size");
+                sharedFfn = f.optionalNonNegativeInt("n_shared_experts", 1) * expertFfn;
+                normTopK = f.optionalBoolean("norm_topk_prob", true);
+                qkvBias = false;
+                slidingWindow = 0;
+                sparseStep = 1;
+                f.requireText("scoring_func", "sigmoid", "sigmoid");
+                f.requireText("topk_method", "noaux_tc", "noaux_tc");
+                f.requireInt("moe_layer_freq", 1, 1);
+                int firstDense = f.optionalNonNegativeInt("first_k_dense_replace", 3);
+                mlpOnly = new int[firstDense];
+                for (int l = 0; l < firstDense; l++) {
+                    mlpOnly[l] = l;
+                }
+                groupRouting = new GroupLimitedRouting(f.optionalPositiveInt("n_group", 8),
+                        f.optionalPositiveInt("topk_group", 4), f.optionalPositiveDouble("routed_scaling_factor", 2.5));
+            }
             default -> throw new IllegalStateException(arch.toString());
         }
         int topK = f.positiveInt("num_experts_per_tok");
@@ -134,7 +210,14 @@ public record ModelConfig(
             throw new ModelFormatException(source + ": num_experts_per_tok " + topK
                     + " exceeds the number of experts " + numExperts);
         }
+        if (groupRouting != null) {
+            checkGroups(groupRouting, numExperts, topK, source);
+        }
         int numLayers = f.positiveInt("num_hidden_layers");
+        if (arch == Architecture.DEEPSEEK_V3 && mlpOnly.length > numLayers) {
+            throw new ModelFormatException(source + ": first_k_dense_replace " + mlpOnly.length
+                    + " exceeds num_hidden_layers " + numLayers);
+        }
         for (int layer : mlpOnly) {
             if (layer < 0 || layer >= numLayers) {
                 throw new ModelFormatException(source + ": mlp_only_layers names layer " + layer
@@ -151,7 +234,83 @@ public record ModelConfig(
                 f.optionalBoolean("tie_word_embeddings", false),
                 f.optionalNonNegativeInt("bos_token_id", 1),
                 f.optionalIntOrArray("eos_token_id", 2),
-                sparseStep, mlpOnly);
+                sparseStep, mlpOnly, ropeScaling, mla, groupRouting, quantization);
+    }
+
+    private static void checkGroups(GroupLimitedRouting g, int experts, int topK, String source) {
+        if (experts % g.nGroup() != 0) {
+            throw new ModelFormatException(source + ": n_group " + g.nGroup() + " does not divide n_routed_experts "
+                    + experts);
+        }
+        int perGroup = experts / g.nGroup();
+        if (perGroup < 2) {
+            throw new ModelFormatException(source + ": n_group " + g.nGroup() + " leaves " + perGroup
+                    + " expert per group; groups are scored by their two best experts");
+        }
+        if (g.topkGroup() > g.nGroup()) {
+            throw new ModelFormatException(source + ": topk_group " + g.topkGroup() + " exceeds n_group " + g.nGroup());
+        }
+        if (topK > g.topkGroup() * perGroup) {
+            throw new ModelFormatException(source + ": num_experts_per_tok " + topK + " exceeds the "
+                    + g.topkGroup() * perGroup + " experts of topk_group " + g.topkGroup() + " groups");
+        }
+    }
+
+    /** {@code rope_scaling}: null, or YaRN; any other type is refused naming it. */
+    static RopeScaling parseRopeScaling(JsonNode n, String source) {
+        if (n == null || n.isNull()) {
+            return null;
+        }
+        if (!n.isObject()) {
+            throw new ModelFormatException(source + ": rope_scaling must be an object or null, got " + n);
+        }
+        Fields f = new Fields(n, source, "rope_scaling.");
+        JsonNode type = n.hasNonNull("rope_type") ? n.get("rope_type") : n.get("type");
+        String typeKey = n.hasNonNull("rope_type") ? "rope_scaling.rope_type" : "rope_scaling.type";
+        if (type == null || type.isNull()) {
+            throw new ModelFormatException(source + ": rope_scaling " + n + " names no type (rope_type or type)");
+        }
+        if (type.asText().equals("default")) {
+            return null;
+        }
+        if (!type.asText().equals("yarn")) {
+            throw new ModelFormatException(source + ": " + typeKey + " '" + type.asText()
+                    + "' is not supported (only yarn)");
+        }
+        JsonNode factor = n.get("factor");
+        if (factor == null || !factor.isNumber() || !(factor.asDouble() >= 1.0)) {
+            throw new ModelFormatException(source + ": rope_scaling.factor must be a number >= 1 for yarn, got "
+                    + (factor == null ? "nothing" : factor));
+        }
+        return new RopeScaling(factor.asDouble(),
+                f.optionalNonNegativeInt("original_max_position_embeddings", 0),
+                f.optionalPositiveDouble("beta_fast", 32.0),
+                f.optionalPositiveDouble("beta_slow", 1.0),
+                f.optionalNonNegativeDouble("mscale", 0.0),
+                f.optionalNonNegativeDouble("mscale_all_dim", 0.0),
+                f.optionalPositiveDouble("attention_factor", Double.NaN),
+                f.optionalBoolean("truncate", true));
+    }
+
+    /** {@code quantization_config}: null, or FP8 e4m3 with block scales; anything else is refused naming the key. */
+    static BlockQuantization parseQuantization(JsonNode n, String source) {
+        if (n == null || n.isNull()) {
+            return null;
+        }
+        if (!n.isObject()) {
+            throw new ModelFormatException(source + ": quantization_config must be an object, got " + n);
+        }
+        Fields f = new Fields(n, source, "quantization_config.");
+        f.requireText("quant_method", null, "fp8");
+        f.requireText("fmt", "e4m3", "e4m3");
+        f.requireText("activation_scheme", "dynamic", "dynamic");
+        JsonNode block = n.get("weight_block_size");
+        if (block == null || !block.isArray() || block.size() != 2 || !block.get(0).canConvertToInt()
+                || !block.get(1).canConvertToInt() || block.get(0).asInt() < 1 || block.get(1).asInt() < 1) {
+            throw new ModelFormatException(source + ": quantization_config.weight_block_size must be two positive"
+                    + " integers [rows, cols], got " + (block == null ? "nothing" : block));
+        }
+        return new BlockQuantization(block.get(0).asInt(), block.get(1).asInt());
     }
 
     /** Whether layer {@code layer} has a MoE block (true) or a dense MLP (false), as in transformers. */
@@ -166,6 +325,40 @@ public record ModelConfig(
 
     public boolean hasSharedExpert() {
         return sharedExpertIntermediateSize > 0;
+    }
+
+    /**
+     * Whether the shared expert's output is scaled by a sigmoid gate of its own (Qwen2-MoE's
+     * {@code shared_expert_gate}); DeepSeek-V3's shared experts are added as they are (weight 1).
+     */
+    public boolean sharedExpertGated() {
+        return hasSharedExpert() && architecture == Architecture.QWEN2_MOE;
+    }
+
+    /** Whether attention is multi-head latent attention (DeepSeek-V3) rather than grouped-query. */
+    public boolean isMla() {
+        return mla != null;
+    }
+
+    /** The dimensions RoPE turns in one head: {@code qk_rope_head_dim} for MLA, else the whole head. */
+    public int ropeDim() {
+        return mla != null ? mla.qkRopeHeadDim() : headDim;
+    }
+
+    /**
+     * Floats the KV cache stores per token and layer: {@code 2 x kv_heads x head_dim} for grouped-query
+     * attention, {@code kv_lora_rank + qk_rope_head_dim} (the latent and the shared rope key) for MLA.
+     */
+    public int kvCacheFloatsPerToken() {
+        return mla != null ? mla.cacheFloatsPerToken() : 2 * kvDim();
+    }
+
+    /**
+     * What an uncompressed cache would store per token and layer: keys and values of every KV head
+     * ({@code heads x (qk_head_dim + v_head_dim)} for MLA: 128 x 320 for DeepSeek-V3, 2 x kv_dim otherwise).
+     */
+    public int uncompressedKvFloatsPerToken() {
+        return mla != null ? numHeads * (mla.qkHeadDim() + mla.vHeadDim()) : 2 * kvDim();
     }
 
     /**
@@ -228,11 +421,24 @@ public record ModelConfig(
                 + ", rope_theta=" + ropeTheta + ", max_pos=" + maxPositionEmbeddings
                 + ", window=" + slidingWindow + ", tied=" + tieWordEmbeddings + ", bos=" + bosTokenId
                 + ", eos=" + Arrays.toString(eosTokenIds) + ", sparse_step=" + decoderSparseStep
-                + ", mlp_only=" + Arrays.toString(mlpOnlyLayers) + "]";
+                + ", mlp_only=" + Arrays.toString(mlpOnlyLayers)
+                + (ropeScaling == null ? "" : ", rope_scaling=" + ropeScaling)
+                + (mla == null ? "" : ", " + mla)
+                + (groupRouting == null ? "" : ", " + groupRouting)
+                + (quantization == null ? "" : ", " + quantization) + "]";
     }
 
     /** Typed, validated field access with errors that name the field and the file. */
-    private record Fields(JsonNode root, String source) {
+    private record Fields(JsonNode root, String source, String prefix) {
+        Fields(JsonNode root, String source) {
+            this(root, source, "");
+        }
+
+        /** The key as an error names it, e.g. {@code rope_scaling.beta_fast}. */
+        String key(String name) {
+            return prefix + name;
+        }
+
         private JsonNode present(String name) {
             JsonNode n = root.get(name);
             return n == null || n.isNull() ? null : n;
@@ -241,7 +447,7 @@ public record ModelConfig(
         String requiredText(String name) {
             JsonNode n = present(name);
             if (n == null || !n.isTextual()) {
-                throw new ModelFormatException(source + ": missing or non-string field '" + name + "'");
+                throw new ModelFormatException(source + ": missing or non-string field '" + key(name) + "'");
             }
             return n.asText();
         }
@@ -254,7 +460,7 @@ public record ModelConfig(
         int positiveInt(String name) {
             JsonNode n = present(name);
             if (n == null) {
-                throw new ModelFormatException(source + ": missing field '" + name + "'");
+                throw new ModelFormatException(source + ": missing field '" + key(name) + "'");
             }
             return checkInt(name, n, 1);
         }
@@ -271,10 +477,56 @@ public record ModelConfig(
 
         private int checkInt(String name, JsonNode n, int min) {
             if (!n.canConvertToInt() || !n.isIntegralNumber() || n.asInt() < min) {
-                throw new ModelFormatException(source + ": field '" + name + "' must be an integer >= " + min
+                throw new ModelFormatException(source + ": field '" + key(name) + "' must be an integer >= " + min
                         + ", got " + n);
             }
             return n.asInt();
+        }
+
+        /** An integer that must be present, null allowed (returned as 0); {@code nullMeans} explains null. */
+        int nullableNonNegativeInt(String name, String nullMeans) {
+            JsonNode n = root.get(name);
+            if (n == null) {
+                throw new ModelFormatException(source + ": missing field '" + key(name) + "' (" + nullMeans + ")");
+            }
+            return n.isNull() ? 0 : checkInt(name, n, 1);
+        }
+
+        /** A string that, when present, must be {@code allowed}; absent means {@code dflt} (null: required). */
+        void requireText(String name, String dflt, String allowed) {
+            JsonNode n = present(name);
+            if (n == null) {
+                if (dflt == null) {
+                    throw new ModelFormatException(source + ": missing field '" + key(name) + "' (only " + allowed
+                            + " is supported)");
+                }
+                return;
+            }
+            if (!n.isTextual() || !n.asText().equals(allowed)) {
+                throw new ModelFormatException(source + ": " + key(name) + " " + n + " is not supported (only "
+                        + allowed + ")");
+            }
+        }
+
+        /** An integer that, when present, must be {@code allowed}. */
+        void requireInt(String name, int dflt, int allowed) {
+            JsonNode n = present(name);
+            int v = n == null ? dflt : checkInt(name, n, 0);
+            if (v != allowed) {
+                throw new ModelFormatException(source + ": " + key(name) + " " + v + " is not supported (only "
+                        + allowed + ")");
+            }
+        }
+
+        double optionalNonNegativeDouble(String name, double dflt) {
+            JsonNode n = present(name);
+            if (n == null) {
+                return dflt;
+            }
+            if (!n.isNumber() || !(n.asDouble() >= 0)) {
+                throw new ModelFormatException(source + ": field '" + key(name) + "' must be a number >= 0, got " + n);
+            }
+            return n.asDouble();
         }
 
         double optionalPositiveDouble(String name, double dflt) {
@@ -283,7 +535,7 @@ public record ModelConfig(
                 return dflt;
             }
             if (!n.isNumber() || !(n.asDouble() > 0)) {
-                throw new ModelFormatException(source + ": field '" + name + "' must be a positive number, got " + n);
+                throw new ModelFormatException(source + ": field '" + key(name) + "' must be a positive number, got " + n);
             }
             return n.asDouble();
         }
@@ -294,7 +546,7 @@ public record ModelConfig(
                 return dflt;
             }
             if (!n.isBoolean()) {
-                throw new ModelFormatException(source + ": field '" + name + "' must be true or false, got " + n);
+                throw new ModelFormatException(source + ": field '" + key(name) + "' must be true or false, got " + n);
             }
             return n.asBoolean();
         }
@@ -305,7 +557,7 @@ public record ModelConfig(
                 return new int[0];
             }
             if (!n.isArray()) {
-                throw new ModelFormatException(source + ": field '" + name + "' must be a list of integers, got " + n);
+                throw new ModelFormatException(source + ": field '" + key(name) + "' must be a list of integers, got " + n);
             }
             int[] out = new int[n.size()];
             for (int i = 0; i < out.length; i++) {
@@ -322,7 +574,7 @@ public record ModelConfig(
             if (n.isArray()) {
                 int[] ids = optionalIntArray(name);
                 if (ids.length == 0) {
-                    throw new ModelFormatException(source + ": field '" + name + "' is an empty list");
+                    throw new ModelFormatException(source + ": field '" + key(name) + "' is an empty list");
                 }
                 return ids;
             }

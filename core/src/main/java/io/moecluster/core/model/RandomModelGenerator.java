@@ -28,7 +28,15 @@ import java.util.regex.Pattern;
  * the tensor's name, so the same seed gives byte-identical files, whatever the sharding.
  *
  * <p>Initialisation: linear weights uniform in ±sqrt(3 / fan_in) (unit variance in, unit variance
- * out), embeddings uniform with standard deviation 1, RMSNorm weights 1 ± 0.05, biases ± 0.02.
+ * out), embeddings uniform with standard deviation 1, RMSNorm weights 1 ± 0.05, biases (and
+ * DeepSeek-V3's routing correction bias) ± 0.02.
+ *
+ * <p>{@link DType#F8_E4M3} writes a checkpoint as DeepSeek-V3 ships one: every linear layer's
+ * weight (attention, dense MLPs, experts; not the embeddings, the LM head or the router) as
+ * F8_E4M3 with an F32 {@code <name>_scale_inv} right after it, one multiplier per block of the
+ * config's {@code quantization_config.weight_block_size} (the scale is the block's largest
+ * magnitude / 448, the bytes the nearest E4M3 values of weight / scale); the correction bias F32;
+ * everything else BF16.
  */
 public final class RandomModelGenerator {
     /** The files this generator owns in a model directory (shards match {@link #SHARD_FILE}). */
@@ -66,13 +74,26 @@ public final class RandomModelGenerator {
     public static ModelConfig generate(Architecture arch, Preset preset, DType dtype, long seed, Path outDir,
                                        boolean overwrite, long maxShardBytes) throws IOException {
         ModelConfig config = preset.config(arch);
+        if (dtype == DType.F8_E4M3) {
+            config = config.withQuantization(preset.fp8Blocks());
+        }
         generate(config, dtype, seed, outDir, overwrite, maxShardBytes);
         return config;
     }
 
-    /** Generates a model of any configuration this engine can serve. */
+    /**
+     * Generates a model of any configuration this engine can serve. For {@link DType#F8_E4M3} the
+     * config's {@code quantization_config} gives the block size; it must have one.
+     */
     public static void generate(ModelConfig config, DType dtype, long seed, Path outDir,
                                 boolean overwrite, long maxShardBytes) throws IOException {
+        if (dtype == DType.F8_E4M3 && config.quantization() == null) {
+            throw new IllegalArgumentException("an F8_E4M3 checkpoint needs quantization_config.weight_block_size;"
+                    + " none in " + config);
+        }
+        if (dtype != DType.F8_E4M3 && config.quantization() != null) {
+            throw new IllegalArgumentException("quantization_config describes F8_E4M3 weights, not " + dtype);
+        }
         prepareOutDir(outDir, overwrite);
         writeWeights(config, dtype, seed, outDir, maxShardBytes);
         ByteLevelBpeTokenizerWriter.write(outDir.resolve("tokenizer.json"), config.vocabSize());
@@ -94,6 +115,10 @@ public final class RandomModelGenerator {
         t.put("model.embed_tokens.weight", new long[] {c.vocabSize(), h});
         for (int layer = 0; layer < c.numLayers(); layer++) {
             String p = "model.layers." + layer + ".";
+            if (c.architecture() == Architecture.DEEPSEEK_V3) {
+                putDeepseekV3Layer(t, c, layer, p);
+                continue;
+            }
             t.put(p + "input_layernorm.weight", new long[] {h});
             t.put(p + "self_attn.q_proj.weight", new long[] {q, h});
             t.put(p + "self_attn.k_proj.weight", new long[] {kv, h});
@@ -139,6 +164,44 @@ public final class RandomModelGenerator {
         return t;
     }
 
+    private static void putDeepseekV3Layer(Map<String, long[]> t, ModelConfig c, int layer, String p) {
+        long h = c.hiddenSize();
+        MlaConfig m = c.mla();
+        long heads = c.numHeads();
+        t.put(p + "input_layernorm.weight", new long[] {h});
+        if (m.qLoraRank() > 0) {
+            t.put(p + "self_attn.q_a_proj.weight", new long[] {m.qLoraRank(), h});
+            t.put(p + "self_attn.q_a_layernorm.weight", new long[] {m.qLoraRank()});
+            t.put(p + "self_attn.q_b_proj.weight", new long[] {heads * m.qkHeadDim(), m.qLoraRank()});
+        } else {
+            t.put(p + "self_attn.q_proj.weight", new long[] {heads * m.qkHeadDim(), h});
+        }
+        t.put(p + "self_attn.kv_a_proj_with_mqa.weight", new long[] {m.kvLoraRank() + m.qkRopeHeadDim(), h});
+        t.put(p + "self_attn.kv_a_layernorm.weight", new long[] {m.kvLoraRank()});
+        t.put(p + "self_attn.kv_b_proj.weight", new long[] {heads * (m.qkNopeHeadDim() + m.vHeadDim()), m.kvLoraRank()});
+        t.put(p + "self_attn.o_proj.weight", new long[] {h, heads * m.vHeadDim()});
+        t.put(p + "post_attention_layernorm.weight", new long[] {h});
+        if (c.isMoeLayer(layer)) {
+            t.put(p + "mlp.gate.weight", new long[] {c.numExperts(), h});
+            t.put(p + "mlp.gate.e_score_correction_bias", new long[] {c.numExperts()});
+            for (int x = 0; x < c.numExperts(); x++) {
+                putMlp(t, p + "mlp.experts." + x + ".", h, c.expertIntermediateSize());
+            }
+            if (c.hasSharedExpert()) {
+                putMlp(t, p + "mlp.shared_experts.", h, c.sharedExpertIntermediateSize());
+            }
+        } else {
+            putMlp(t, p + "mlp.", h, c.intermediateSize());
+        }
+    }
+
+    /** Whether an F8_E4M3 checkpoint stores {@code name} as FP8 blocks: the linear layers, not embeddings, LM head or router. */
+    static boolean quantized(String name, long[] shape) {
+        return shape.length == 2 && name.endsWith(".weight") && !name.equals("model.embed_tokens.weight")
+                && !name.equals("lm_head.weight") && !name.endsWith("mlp.gate.weight")
+                && !name.endsWith("block_sparse_moe.gate.weight") && !name.endsWith("shared_expert_gate.weight");
+    }
+
     /** Total number of weights of a checkpoint of {@code config}. */
     public static long parameterCount(ModelConfig config) {
         long n = 0;
@@ -162,11 +225,65 @@ public final class RandomModelGenerator {
             throws IOException {
         Map<String, long[]> shapes = tensorShapes(config);
         try (SafetensorsWriter writer = SafetensorsWriter.toCheckpoint(outDir, maxShardBytes)) {
-            shapes.forEach((name, shape) -> writer.declare(name, dtype, shape));
-            for (Map.Entry<String, long[]> e : shapes.entrySet()) {
-                writer.write(e.getKey(), fillerFor(e.getKey(), e.getValue(), seed));
+            if (dtype != DType.F8_E4M3) {
+                shapes.forEach((name, shape) -> writer.declare(name, dtype, shape));
+                for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+                    writer.write(e.getKey(), fillerFor(e.getKey(), e.getValue(), seed));
+                }
+            } else {
+                BlockQuantization q = config.quantization();
+                shapes.forEach((name, shape) -> {
+                    if (quantized(name, shape)) {
+                        writer.declare(name, DType.F8_E4M3, shape);
+                        writer.declare(TensorNames.scaleInv(name), DType.F32,
+                                (shape[0] + q.blockRows() - 1) / q.blockRows(), (shape[1] + q.blockCols() - 1) / q.blockCols());
+                    } else {
+                        writer.declare(name, name.endsWith("e_score_correction_bias") ? DType.F32 : DType.BF16, shape);
+                    }
+                });
+                for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+                    String name = e.getKey();
+                    long[] shape = e.getValue();
+                    if (quantized(name, shape)) {
+                        Fp8Blocks blocks = Fp8Blocks.quantize(fillerFor(name, shape, seed), (int) shape[0], (int) shape[1],
+                                q.blockRows(), q.blockCols());
+                        writer.write(name, blocks.scaled());
+                        writer.write(TensorNames.scaleInv(name), blocks.scales());
+                    } else {
+                        writer.write(name, fillerFor(name, shape, seed));
+                    }
+                }
             }
             writer.finish();
+        }
+    }
+
+    /**
+     * One weight quantized as DeepSeek-V3 does it: per block, scale = largest magnitude / 448, the
+     * stored values weight / scale (the writer rounds them to the nearest E4M3).
+     */
+    private record Fp8Blocks(float[] scaled, float[] scales) {
+        static Fp8Blocks quantize(SafetensorsWriter.Filler filler, int rows, int cols, int bh, int bw) {
+            float[] w = new float[Math.multiplyExact(rows, cols)];
+            filler.fill(0, w, w.length);
+            int sr = (rows + bh - 1) / bh;
+            int sc = (cols + bw - 1) / bw;
+            float[] scales = new float[sr * sc];
+            for (int r = 0; r < rows; r++) {
+                for (int c = 0; c < cols; c++) {
+                    int b = (r / bh) * sc + c / bw;
+                    scales[b] = Math.max(scales[b], Math.abs(w[r * cols + c]));
+                }
+            }
+            for (int b = 0; b < scales.length; b++) {
+                scales[b] = Math.max(scales[b], 1e-12f) / io.moecluster.core.kernels.Fp8E4m3.MAX;
+            }
+            for (int r = 0; r < rows; r++) {
+                for (int c = 0; c < cols; c++) {
+                    w[r * cols + c] /= scales[(r / bh) * sc + c / bw];
+                }
+            }
+            return new Fp8Blocks(w, scales);
         }
     }
 
@@ -176,7 +293,7 @@ public final class RandomModelGenerator {
         if (name.endsWith("norm.weight")) {
             return new UniformFiller(rng, 1.0f, NORM_NOISE);
         }
-        if (name.endsWith(".bias")) {
+        if (name.endsWith(".bias") || name.endsWith("e_score_correction_bias")) {
             return new UniformFiller(rng, 0.0f, BIAS_RANGE);
         }
         if (name.equals("model.embed_tokens.weight")) {
@@ -246,7 +363,7 @@ public final class RandomModelGenerator {
      */
     public static void main(String[] args) throws IOException {
         if (args.length < 5) {
-            System.err.println("usage: RandomModelGenerator mixtral|qwen2_moe tiny|bench f32|f16|bf16 SEED OUT_DIR"
+            System.err.println("usage: RandomModelGenerator mixtral|qwen2_moe|deepseek_v3 tiny|bench f32|f16|bf16|f8_e4m3 SEED OUT_DIR"
                     + " [--overwrite] [--max-shard-bytes N]");
             System.exit(2);
         }

@@ -34,17 +34,25 @@ class F16CheckpointTest {
         List<WeightMatrix> all = new ArrayList<>(List.of(loader.embeddings(), loader.lmHead()));
         loader.finalNorm();
         for (int l = 0; l < config.numLayers(); l++) {
-            AttentionWeights a = loader.attention(l);
-            all.addAll(List.of(a.q(), a.k(), a.v(), a.o()));
+            if (config.isMla()) {
+                MlaWeights a = loader.mla(l);
+                all.addAll(List.of(a.qA(), a.qB(), a.kvA(), a.kvB(), a.o()));
+            } else {
+                AttentionWeights a = loader.attention(l);
+                all.addAll(List.of(a.q(), a.k(), a.v(), a.o()));
+            }
             List<FfnWeights> ffns = new ArrayList<>();
             if (config.isMoeLayer(l)) {
                 all.add(loader.router(l));
+                loader.routerBias(l);
                 for (int e = 0; e < config.numExperts(); e++) {
                     ffns.add(loader.expert(l, e));
                 }
                 if (config.hasSharedExpert()) {
                     ffns.add(loader.sharedExpert(l));
-                    all.add(loader.sharedExpertGate(l));
+                    if (config.sharedExpertGated()) {
+                        all.add(loader.sharedExpertGate(l));
+                    }
                 }
             } else {
                 ffns.add(loader.denseMlp(l));

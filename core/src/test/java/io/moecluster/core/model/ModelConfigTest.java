@@ -73,12 +73,12 @@ class ModelConfigTest {
     @Test
     void rejectsOtherModelTypesNamingThem() throws Exception {
         ObjectNode n = golden(GoldenModels.MIXTRAL);
-        n.put("model_type", "deepseek_v3");
+        n.put("model_type", "deepseek_v2");
         assertThatThrownBy(() -> ModelConfig.parse(n, "x/config.json"))
                 .isInstanceOf(ModelFormatException.class)
                 .hasMessageContaining("x/config.json")
-                .hasMessageContaining("unsupported model_type 'deepseek_v3'")
-                .hasMessageContaining("mixtral, qwen2_moe");
+                .hasMessageContaining("unsupported model_type 'deepseek_v2'")
+                .hasMessageContaining("mixtral, qwen2_moe, deepseek_v3");
     }
 
     @Test

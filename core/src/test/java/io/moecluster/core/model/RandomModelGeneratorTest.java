@@ -19,6 +19,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.stream.Stream;
+import java.lang.foreign.Arena;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -151,6 +152,75 @@ class RandomModelGeneratorTest {
     }
 
     @Test
+    void deepseekBenchPresetIsV3ScaledDown() {
+        ModelConfig d = Preset.BENCH.config(Architecture.DEEPSEEK_V3);
+        assertThat(new int[] {d.vocabSize(), d.hiddenSize(), d.numLayers(), d.numHeads(), d.numExperts(), d.topK(),
+                d.expertIntermediateSize(), d.sharedExpertIntermediateSize(), d.intermediateSize()})
+                .containsExactly(32000, 1024, 8, 16, 64, 6, 256, 512, 2816);
+        assertThat(d.mla()).isEqualTo(new MlaConfig(384, 256, 64, 32, 64, true));
+        assertThat(d.groupRouting()).isEqualTo(new GroupLimitedRouting(8, 4, 2.5));
+        assertThat(d.mlpOnlyLayers()).containsExactly(0);
+        assertThat(d.ropeScaling().effectiveFactor(d.maxPositionEmbeddings())).isEqualTo(40.0);
+        // 288 floats cached per token and layer where every head's keys and values would take 2048.
+        assertThat(d.kvCacheFloatsPerToken()).isEqualTo(288);
+        assertThat(d.uncompressedKvFloatsPerToken()).isEqualTo(16 * (96 + 64));
+        assertThat(RandomModelGenerator.parameterCount(d)).isEqualTo(handCount(d)).isBetween(400_000_000L, 500_000_000L);
+    }
+
+    /**
+     * FP8 as DeepSeek-V3 ships it: linear weights F8_E4M3 with F32 block scales (16x16 at the tiny
+     * size: kv_b_proj's 24 columns are one and a half blocks), the correction bias F32, the rest
+     * BF16; the config byte-identical to the golden FP8 model's; the dequantised weights within
+     * E4M3's half-step (2^-4 relative) of the F32 model's of the same seed.
+     */
+    @Test
+    void fp8CheckpointIsDeepseekV3sLayout() throws Exception {
+        Path fp8 = tmp.resolve("fp8");
+        Path f32 = tmp.resolve("f32");
+        ModelConfig written = RandomModelGenerator.generate(Architecture.DEEPSEEK_V3, Preset.TINY, DType.F8_E4M3, 4, fp8);
+        RandomModelGenerator.generate(Architecture.DEEPSEEK_V3, Preset.TINY, DType.F32, 4, f32);
+        assertThat(written.quantization()).isEqualTo(new BlockQuantization(16, 16));
+        assertThat(ModelConfig.load(fp8)).isEqualTo(written);
+        assertThat(Files.readString(fp8.resolve("config.json")))
+                .isEqualTo(Files.readString(golden(Architecture.DEEPSEEK_V3).getParent()
+                        .resolve("deepseek-v3-tiny-fp8").resolve("config.json")));
+        try (Checkpoint q = Checkpoint.open(fp8); Checkpoint ref = Checkpoint.open(f32);
+             WeightLoader loader = new WeightLoader(q, written)) {
+            String kvb = "model.layers.1.self_attn.kv_b_proj.weight";
+            assertThat(q.info(kvb).dtype()).isEqualTo(DType.F8_E4M3);
+            assertThat(q.info(kvb + "_scale_inv").shape()).containsExactly(8, 2);
+            assertThat(q.info(kvb + "_scale_inv").dtype()).isEqualTo(DType.F32);
+            assertThat(q.info("model.layers.1.mlp.experts.3.down_proj.weight").dtype()).isEqualTo(DType.F8_E4M3);
+            assertThat(q.info("model.layers.0.mlp.gate_proj.weight").dtype()).isEqualTo(DType.F8_E4M3);
+            assertThat(q.info("model.layers.1.mlp.gate.weight").dtype()).isEqualTo(DType.BF16);
+            assertThat(q.info("model.layers.1.mlp.gate.e_score_correction_bias").dtype()).isEqualTo(DType.F32);
+            assertThat(q.info("model.embed_tokens.weight").dtype()).isEqualTo(DType.BF16);
+            assertThat(q.info("lm_head.weight").dtype()).isEqualTo(DType.BF16);
+            assertThat(q.info("model.layers.2.self_attn.kv_a_layernorm.weight").dtype()).isEqualTo(DType.BF16);
+            var w = loader.mla(1).kvB();
+            assertThat(w.format()).isEqualTo("F8_E4M3");
+            assertThat(w.byteSize()).isEqualTo(128L * 24 + 8 * 2 * 4);
+            double[] exact = values(ref, kvb);
+            MemorySegment row = Arena.ofAuto().allocate(24 * 4);
+            for (int r = 0; r < 128; r++) {
+                w.copyRowTo(r, row, 0);
+                for (int c = 0; c < 24; c++) {
+                    double e = exact[r * 24 + c];
+                    double blockMax = 0;
+                    for (int rr = r / 16 * 16; rr < Math.min(128, r / 16 * 16 + 16); rr++) {
+                        for (int cc = c / 16 * 16; cc < Math.min(24, c / 16 * 16 + 16); cc++) {
+                            blockMax = Math.max(blockMax, Math.abs(exact[rr * 24 + cc]));
+                        }
+                    }
+                    // Half an E4M3 step at the value, or half the smallest subnormal step of the block's scale.
+                    double bound = Math.max(Math.abs(e) / 16, blockMax / 448 * 0x1p-10) * 1.0001;
+                    assertThat(Math.abs(row.getAtIndex(F32_LE, c) - e)).as("row %d col %d", r, c).isLessThanOrEqualTo(bound);
+                }
+            }
+        }
+    }
+
+    @Test
     void presetsRoundTripThroughConfigJson() throws IOException {
         for (Architecture arch : Architecture.values()) {
             for (Preset preset : Preset.values()) {
@@ -192,6 +262,41 @@ class RandomModelGeneratorTest {
             String p = "model.layers." + l + ".";
             t.put(p + "input_layernorm.weight", new long[] {h});
             t.put(p + "post_attention_layernorm.weight", new long[] {h});
+            if (c.architecture() == Architecture.DEEPSEEK_V3) {
+                // DeepSeek-V3 as its checkpoints name it: MLA with q LoRA, a dense first layer, shared_experts.
+                MlaConfig m = c.mla();
+                long heads = c.numHeads();
+                t.put(p + "self_attn.q_a_proj.weight", new long[] {m.qLoraRank(), h});
+                t.put(p + "self_attn.q_a_layernorm.weight", new long[] {m.qLoraRank()});
+                t.put(p + "self_attn.q_b_proj.weight", new long[] {heads * (m.qkNopeHeadDim() + m.qkRopeHeadDim()),
+                        m.qLoraRank()});
+                t.put(p + "self_attn.kv_a_proj_with_mqa.weight", new long[] {m.kvLoraRank() + m.qkRopeHeadDim(), h});
+                t.put(p + "self_attn.kv_a_layernorm.weight", new long[] {m.kvLoraRank()});
+                t.put(p + "self_attn.kv_b_proj.weight", new long[] {heads * (m.qkNopeHeadDim() + m.vHeadDim()),
+                        m.kvLoraRank()});
+                t.put(p + "self_attn.o_proj.weight", new long[] {h, heads * m.vHeadDim()});
+                String[] mlp = {"gate_proj", "up_proj", "down_proj"};
+                if (l < c.mlpOnlyLayers().length) {
+                    long d = c.intermediateSize();
+                    t.put(p + "mlp.gate_proj.weight", new long[] {d, h});
+                    t.put(p + "mlp.up_proj.weight", new long[] {d, h});
+                    t.put(p + "mlp.down_proj.weight", new long[] {h, d});
+                    continue;
+                }
+                t.put(p + "mlp.gate.weight", new long[] {c.numExperts(), h});
+                t.put(p + "mlp.gate.e_score_correction_bias", new long[] {c.numExperts()});
+                for (int e = 0; e < c.numExperts(); e++) {
+                    String x = p + "mlp.experts." + e + ".";
+                    t.put(x + "gate_proj.weight", new long[] {f, h});
+                    t.put(x + "up_proj.weight", new long[] {f, h});
+                    t.put(x + "down_proj.weight", new long[] {h, f});
+                }
+                long s = c.sharedExpertIntermediateSize();
+                t.put(p + "mlp.shared_experts.gate_proj.weight", new long[] {s, h});
+                t.put(p + "mlp.shared_experts.up_proj.weight", new long[] {s, h});
+                t.put(p + "mlp.shared_experts.down_proj.weight", new long[] {h, s});
+                continue;
+            }
             t.put(p + "self_attn.q_proj.weight", new long[] {qd, h});
             t.put(p + "self_attn.k_proj.weight", new long[] {kvd, h});
             t.put(p + "self_attn.v_proj.weight", new long[] {kvd, h});
@@ -238,7 +343,11 @@ class RandomModelGeneratorTest {
     }
 
     private static Path golden(Architecture arch) throws URISyntaxException {
-        String folder = arch == Architecture.MIXTRAL ? "mixtral-tiny" : "qwen2moe-tiny";
+        String folder = switch (arch) {
+            case MIXTRAL -> "mixtral-tiny";
+            case QWEN2_MOE -> "qwen2moe-tiny";
+            case DEEPSEEK_V3 -> "deepseek-v3-tiny";
+        };
         return Path.of(RandomModelGeneratorTest.class.getResource("/golden/" + folder + "/config.json").toURI()).getParent();
     }
 

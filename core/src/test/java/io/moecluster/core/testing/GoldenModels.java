@@ -14,6 +14,10 @@ import java.util.List;
 public final class GoldenModels {
     public static final String MIXTRAL = "mixtral-tiny";
     public static final String QWEN2_MOE = "qwen2moe-tiny";
+    /** DeepSeek-V3 (MLA, group-limited sigmoid routing, an ungated shared expert, a dense first layer), F32. */
+    public static final String DEEPSEEK_V3 = "deepseek-v3-tiny";
+    /** The same model stored as DeepSeek ships it: F8_E4M3 linear weights with 16x16 block scales, the rest BF16. */
+    public static final String DEEPSEEK_V3_FP8 = "deepseek-v3-tiny-fp8";
 
     private GoldenModels() {
     }
