@@ -15,8 +15,9 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * The MoE block of a cluster, seen from the router: gate and top-k on the normalised hidden states,
  * the tokens grouped per expert and handed to an {@link ExpertDispatcher} (one batch per expert and
  * layer, each row with its routing weight), then the scaled outputs summed per token in ascending
- * expert id. The shared expert, where the model has one, is dispatched like any expert with every
- * token and its sigmoid gate as the weight.
+ * expert id. The choice of experts is the model's {@link ExpertSelection}. The shared expert,
+ * where the model has one, is dispatched like any expert with every token, weighted by its
+ * sigmoid gate (Qwen2-MoE) or by 1 (DeepSeek-V3's ungated shared experts).
  *
  * <p>Only MoE layers come here; dense MLP layers stay with the attention side. Not thread-safe:
  * one caller (an attention loop, or the router's request handler) drives it.
@@ -38,6 +39,7 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
     private final MemorySegment sharedLogits;
     private final MemorySegment rowWeights;
     private final MemorySegment sharedWeights;
+    private final boolean shared;
     private final AtomicLongArray tokensRouted;
 
     public MoeBlock(ModelConfig config, WeightLoader loader, ExpertDispatcher dispatcher, ComputeBackend backend,
@@ -55,16 +57,24 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
         this.sharedId = config.sharedExpertId();
         int hidden = config.hiddenSize();
         int k = config.topK();
-        this.gate = new MoeGate(config.numExperts(), k, config.normTopKProb(), maxTokens, backend.newMatMul(), arena);
+        this.gate = new MoeGate(config.numExperts(), k, ExpertSelection.of(config, loader), maxTokens,
+                backend.newMatMul(), arena);
         this.routing = new MoeRouting(maxTokens, config.numExperts(), k);
         this.matmul = backend.newMatMul();
         this.grouped = arena.allocate((long) maxTokens * k * hidden * 4, 64);
         this.expertOut = arena.allocate((long) maxTokens * k * hidden * 4, 64);
         this.rowWeights = arena.allocate((long) maxTokens * k * 4, 64);
-        boolean shared = config.hasSharedExpert();
+        this.shared = config.hasSharedExpert();
         this.sharedOut = shared ? arena.allocate((long) maxTokens * hidden * 4, 64) : null;
         this.sharedLogits = shared ? arena.allocate((long) maxTokens * 4, 64) : null;
         this.sharedWeights = shared ? arena.allocate((long) maxTokens * 4, 64) : null;
+        if (shared && !config.sharedExpertGated()) {
+            // Ungated: every row's weight is 1, which the expert's scaling leaves exact.
+            sharedWeights.fill((byte) 0);
+            for (int t = 0; t < maxTokens; t++) {
+                Kernels.set(sharedWeights, t, 1f);
+            }
+        }
         this.tokensRouted = new AtomicLongArray(config.expertSlots());
     }
 
@@ -93,7 +103,7 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
             throw new IllegalArgumentException("layer " + layer + " is a dense layer; the router serves MoE layers only");
         }
         int hidden = config.hiddenSize();
-        gate.route(gates[layer], input, tokens, routing);
+        gate.route(layer, gates[layer], input, tokens, routing);
         for (int t = 0; t < tokens; t++) {
             for (int j = 0; j < routing.topK(); j++) {
                 Kernels.set(rowWeights, routing.slotRow(t, j), routing.weight(t, j));
@@ -110,17 +120,19 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
                 tokensRouted.addAndGet(e, n);
             }
         }
-        if (sharedGates[layer] != null) {
-            matmul.apply(sharedGates[layer], input, sharedLogits, tokens);
-            for (int t = 0; t < tokens; t++) {
-                Kernels.set(sharedWeights, t, (float) (1.0 / (1.0 + Math.exp(-Kernels.get(sharedLogits, t)))));
+        if (shared) {
+            if (sharedGates[layer] != null) {
+                matmul.apply(sharedGates[layer], input, sharedLogits, tokens);
+                for (int t = 0; t < tokens; t++) {
+                    Kernels.set(sharedWeights, t, (float) (1.0 / (1.0 + Math.exp(-Kernels.get(sharedLogits, t)))));
+                }
             }
             dispatcher.dispatch(layer, sharedId, input, 0, tokens, sharedWeights, sharedOut);
             tokensRouted.addAndGet(sharedId, tokens);
         }
         dispatcher.awaitAll();
         MoeCombiner.sumScaled(routing, expertOut, output, hidden);
-        if (sharedGates[layer] != null) {
+        if (shared) {
             Kernels.add(sharedOut, 0, output, 0, tokens * hidden);
         }
     }
