@@ -9,7 +9,8 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * Causal grouped-query attention of every (token, head) pair of a step against its sequence's
- * cache, split across the pool by pair; each worker keeps its own score row.
+ * cache (plane 0 keys, plane 1 values, as {@link GroupedQueryAttention} lays them out), split
+ * across the pool by pair; each worker keeps its own score row.
  */
 public final class CausalAttention implements RangeTask {
     private final int heads;
@@ -56,19 +57,19 @@ public final class CausalAttention implements RangeTask {
             int count = pos - first + 1;
             long qIndex = (long) t * heads * headDim + (long) h * headDim;
             int kvOffset = (h / group) * headDim;
-            MemorySegment keys = cache.keys();
+            MemorySegment keys = cache.plane(GroupedQueryAttention.KEYS);
             for (int p = 0; p < count; p++) {
-                long kIndex = cache.index(layer, first + p) + kvOffset;
+                long kIndex = cache.index(GroupedQueryAttention.KEYS, layer, first + p) + kvOffset;
                 Kernels.set(scores, scoreBase + p, Kernels.dot(q, qIndex, keys, kIndex, headDim) * scale);
             }
             Kernels.softmax(scores, scoreBase, count);
-            MemorySegment values = cache.values();
+            MemorySegment values = cache.plane(GroupedQueryAttention.VALUES);
             long outIndex = qIndex;
-            Kernels.scaleInto(Kernels.get(scores, scoreBase), values, cache.index(layer, first) + kvOffset,
-                    out, outIndex, headDim);
+            Kernels.scaleInto(Kernels.get(scores, scoreBase), values,
+                    cache.index(GroupedQueryAttention.VALUES, layer, first) + kvOffset, out, outIndex, headDim);
             for (int p = 1; p < count; p++) {
-                Kernels.axpy(Kernels.get(scores, scoreBase + p), values, cache.index(layer, first + p) + kvOffset,
-                        out, outIndex, headDim);
+                Kernels.axpy(Kernels.get(scores, scoreBase + p), values,
+                        cache.index(GroupedQueryAttention.VALUES, layer, first + p) + kvOffset, out, outIndex, headDim);
             }
         }
     }

@@ -4,49 +4,79 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The keys and values of one sequence, all layers, f32, off-heap: {@code [layer][position][kv_dim]}.
- * Its capacity is fixed when the sequence is admitted (prompt plus the tokens it may generate),
- * so a step never allocates and a full cache is an error rather than a reallocation.
+ * The attention cache of one sequence, all layers, f32, off-heap, in planes of
+ * {@code [layer][position][width]} whose widths the attention kind chooses
+ * ({@link AttentionKind#newCache}): grouped-query attention keeps keys and values
+ * ({@code kv_heads x head_dim} each), multi-head latent attention the normalised latent
+ * ({@code kv_lora_rank}) and the shared rope key ({@code qk_rope_head_dim}). Its capacity is fixed
+ * when the sequence is admitted (prompt plus the tokens it may generate), so a step never
+ * allocates and a full cache is an error rather than a reallocation.
  */
 public final class KvCache implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final int layers;
     private final int capacity;
-    private final int kvDim;
-    private final MemorySegment keys;
-    private final MemorySegment values;
+    private final int[] widths;
+    private final MemorySegment[] planes;
 
-    public KvCache(int layers, int capacity, int kvDim) {
+    /** A cache of {@code widths.length} planes, plane {@code p} holding {@code widths[p]} floats per position and layer. */
+    public KvCache(int layers, int capacity, int... widths) {
         if (capacity < 1) {
             throw new IllegalArgumentException("KV cache capacity must be >= 1, got " + capacity);
         }
+        if (widths.length == 0) {
+            throw new IllegalArgumentException("a KV cache needs at least one plane");
+        }
         this.layers = layers;
         this.capacity = capacity;
-        this.kvDim = kvDim;
-        long floats = (long) layers * capacity * kvDim;
-        this.keys = arena.allocate(floats * 4, 64);
-        this.values = arena.allocate(floats * 4, 64);
+        this.widths = widths.clone();
+        this.planes = new MemorySegment[widths.length];
+        for (int p = 0; p < widths.length; p++) {
+            planes[p] = arena.allocate((long) layers * capacity * widths[p] * 4, 64);
+        }
     }
 
     public int capacity() {
         return capacity;
     }
 
+    public int layers() {
+        return layers;
+    }
+
     public long byteSize() {
-        return keys.byteSize() + values.byteSize();
+        long bytes = 0;
+        for (MemorySegment p : planes) {
+            bytes += p.byteSize();
+        }
+        return bytes;
     }
 
-    public MemorySegment keys() {
-        return keys;
+    /** Floats stored per position and layer, all planes. */
+    public int floatsPerToken() {
+        int n = 0;
+        for (int w : widths) {
+            n += w;
+        }
+        return n;
     }
 
-    public MemorySegment values() {
-        return values;
+    public MemorySegment plane(int plane) {
+        return planes[plane];
     }
 
-    /** Float index of {@code (layer, position)}'s row in {@link #keys()} and {@link #values()}. */
-    public long index(int layer, int position) {
-        return ((long) layer * capacity + position) * kvDim;
+    public int width(int plane) {
+        return widths[plane];
+    }
+
+    /** Float index of {@code (layer, position)}'s row in {@link #plane(int) plane(plane)}. */
+    public long index(int plane, int layer, int position) {
+        return ((long) layer * capacity + position) * widths[plane];
+    }
+
+    /** The row number of {@code (layer, position)} in a plane seen as a {@code [layers x capacity, width]} matrix. */
+    public int row(int layer, int position) {
+        return layer * capacity + position;
     }
 
     @Override

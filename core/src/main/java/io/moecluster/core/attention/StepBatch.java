@@ -3,6 +3,12 @@ package io.moecluster.core.attention;
 /**
  * The tokens of one forward step: prefill chunks and decode tokens of any number of sequences,
  * each with its position and KV cache. Arrays are sized once; {@link #clear()} reuses them.
+ *
+ * <p>Each token says whether it is a prompt token (prefill) or a generated token fed back
+ * (decode): an attention kind may compute the two differently (multi-head latent attention
+ * expands its keys for prefill and folds them into the query for decode). The choice depends on
+ * the token alone, never on how a prompt was split into chunks or what else shares the step, so
+ * every mode computes a token the same way.
  */
 public final class StepBatch {
     private final int capacity;
@@ -10,6 +16,7 @@ public final class StepBatch {
     private final int[] positions;
     private final KvCache[] caches;
     private final boolean[] wantLogits;
+    private final boolean[] decode;
     private final int[] logitRow;
     private int size;
     private int logitRows;
@@ -20,6 +27,7 @@ public final class StepBatch {
         this.positions = new int[capacity];
         this.caches = new KvCache[capacity];
         this.wantLogits = new boolean[capacity];
+        this.decode = new boolean[capacity];
         this.logitRow = new int[capacity];
     }
 
@@ -29,8 +37,16 @@ public final class StepBatch {
         logitRows = 0;
     }
 
-    /** Adds a token; returns the row its logits will land in, or -1 if none were asked for. */
+    /** Adds a prompt token; returns the row its logits will land in, or -1 if none were asked for. */
     public int add(int token, int position, KvCache cache, boolean logits) {
+        return add(token, position, cache, logits, false);
+    }
+
+    /**
+     * Adds a token, a generated one fed back when {@code decode}, else a prompt token; returns the
+     * row its logits will land in, or -1 if none were asked for.
+     */
+    public int add(int token, int position, KvCache cache, boolean logits, boolean decode) {
         if (size == capacity) {
             throw new IllegalStateException("step batch is full (" + capacity + " tokens)");
         }
@@ -42,6 +58,7 @@ public final class StepBatch {
         positions[size] = position;
         caches[size] = cache;
         wantLogits[size] = logits;
+        this.decode[size] = decode;
         logitRow[size] = logits ? logitRows++ : -1;
         size++;
         return logitRow[size - 1];
@@ -73,6 +90,11 @@ public final class StepBatch {
 
     public KvCache cache(int i) {
         return caches[i];
+    }
+
+    /** Whether token {@code i} is a generated token fed back (decode) rather than a prompt token. */
+    public boolean isDecode(int i) {
+        return decode[i];
     }
 
     public boolean wantsLogits(int i) {

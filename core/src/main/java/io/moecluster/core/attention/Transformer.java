@@ -4,7 +4,7 @@ import io.moecluster.core.backend.ComputeBackend;
 import io.moecluster.core.backend.DenseMatMul;
 import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.kernels.WeightMatrix;
-import io.moecluster.core.model.AttentionWeights;
+import io.moecluster.core.model.LayerWeights;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.WeightLoader;
 import io.moecluster.core.parallel.WorkerPool;
@@ -12,10 +12,10 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The attention side of the model over one {@link StepBatch}: embeddings, per layer RMSNorm,
- * q/k/v projections with RoPE, the KV cache, grouped-query attention, the output projection and
- * residual, then the feed-forward block through {@link FeedForward}; finally the last norm and
- * the LM head for the tokens that asked for logits.
+ * The attention side of the model over one {@link StepBatch}: embeddings, per layer RMSNorm, the
+ * attention of the model's kind ({@link AttentionKind}: grouped-query, or multi-head latent, each
+ * with its projections, RoPE and KV cache layout) and residual, then the feed-forward block through
+ * {@link FeedForward}; finally the last norm and the LM head for the tokens that asked for logits.
  *
  * <p>All scratch is allocated here once for {@code maxBatchTokens}; a step allocates nothing.
  * Tokens of different sequences share the step: each attends only to its own cache.
@@ -23,26 +23,20 @@ import java.lang.foreign.MemorySegment;
 public final class Transformer implements AutoCloseable {
     private final ModelConfig config;
     private final FeedForward feedForward;
-    private final WorkerPool pool;
     private final int maxBatchTokens;
     private final int maxPositions;
 
     private final WeightMatrix embeddings;
     private final WeightMatrix lmHead;
     private final MemorySegment finalNorm;
-    private final AttentionWeights[] layers;
+    private final AttentionKind attention;
+    private final LayerWeights[] layers;
     private final long attentionBytes;
 
     private final Arena arena = Arena.ofShared();
-    private final RotaryEmbedding rope;
     private final DenseMatMul matmul;
-    private final CausalAttention attention;
     private final MemorySegment x;
     private final MemorySegment xn;
-    private final MemorySegment q;
-    private final MemorySegment k;
-    private final MemorySegment v;
-    private final MemorySegment attnOut;
     private final MemorySegment proj;
     private final MemorySegment logitInput;
 
@@ -54,30 +48,24 @@ public final class Transformer implements AutoCloseable {
                        WorkerPool pool, int maxBatchTokens, int maxPositions) {
         this.config = config;
         this.feedForward = feedForward;
-        this.pool = pool;
         this.maxBatchTokens = maxBatchTokens;
         this.maxPositions = maxPositions;
         this.embeddings = loader.embeddings();
         this.lmHead = loader.lmHead();
         this.finalNorm = loader.finalNorm();
-        this.layers = new AttentionWeights[config.numLayers()];
+        this.attention = AttentionKind.of(config, loader, backend, pool, maxBatchTokens, maxPositions);
+        this.layers = new LayerWeights[config.numLayers()];
         long bytes = 0;
         for (int l = 0; l < layers.length; l++) {
-            layers[l] = loader.attention(l);
+            layers[l] = attention.weights(l);
             bytes += layers[l].byteSize();
         }
         this.attentionBytes = bytes;
 
         int hidden = config.hiddenSize();
-        this.rope = new RotaryEmbedding(config.headDim(), config.ropeTheta(), maxPositions, arena);
         this.matmul = backend.newMatMul();
-        this.attention = new CausalAttention(config, pool.threads(), maxPositions, arena);
         this.x = rows(hidden);
         this.xn = rows(hidden);
-        this.q = rows(config.queryDim());
-        this.k = rows(config.kvDim());
-        this.v = rows(config.kvDim());
-        this.attnOut = rows(config.queryDim());
         this.proj = rows(hidden);
         this.logitInput = rows(hidden);
     }
@@ -103,13 +91,28 @@ public final class Transformer implements AutoCloseable {
         return attentionBytes + lmHead.byteSize();
     }
 
-    /** A KV cache sized for {@code capacity} positions of this model. */
+    /** The attention of every layer: its kind, weights and cache layout. */
+    public AttentionKind attention() {
+        return attention;
+    }
+
+    /** Bytes of KV cache one token takes, all layers, in this model's attention kind. */
+    public long kvBytesPerToken() {
+        return 4L * attention.cacheFloatsPerToken() * config.numLayers();
+    }
+
+    /** Bytes one token would take in a cache of every head's keys and values, all layers. */
+    public long uncompressedKvBytesPerToken() {
+        return 4L * attention.uncompressedCacheFloatsPerToken() * config.numLayers();
+    }
+
+    /** A KV cache sized for {@code capacity} positions of this model, in its attention kind's layout. */
     public KvCache newKvCache(int capacity) {
         if (capacity > maxPositions) {
             throw new IllegalArgumentException("sequence needs " + capacity + " positions; this engine allows "
                     + maxPositions + " (max-seq-len)");
         }
-        return new KvCache(config.numLayers(), capacity, config.kvDim());
+        return attention.newCache(config.numLayers(), capacity);
     }
 
     /**
@@ -135,25 +138,11 @@ public final class Transformer implements AutoCloseable {
         }
         float eps = (float) config.rmsNormEps();
         for (int l = 0; l < layers.length; l++) {
-            AttentionWeights w = layers[l];
+            LayerWeights w = layers[l];
             for (int t = 0; t < n; t++) {
                 Kernels.rmsNorm(x, (long) t * hidden, w.inputNorm(), xn, (long) t * hidden, hidden, eps);
             }
-            project(w.q(), w.qBias(), q, n);
-            project(w.k(), w.kBias(), k, n);
-            project(w.v(), w.vBias(), v, n);
-            int kvDim = config.kvDim();
-            for (int t = 0; t < n; t++) {
-                int pos = batch.position(t);
-                rope.apply(q, (long) t * config.queryDim(), config.numHeads(), pos);
-                rope.apply(k, (long) t * kvDim, config.numKvHeads(), pos);
-                KvCache cache = batch.cache(t);
-                long at = cache.index(l, pos);
-                MemorySegment.copy(k, (long) t * kvDim * 4, cache.keys(), at * 4, (long) kvDim * 4);
-                MemorySegment.copy(v, (long) t * kvDim * 4, cache.values(), at * 4, (long) kvDim * 4);
-            }
-            attention.run(pool, batch, l, q, attnOut);
-            matmul.apply(w.o(), attnOut, proj, n);
+            attention.forward(l, batch, xn, proj);
             Kernels.add(proj, 0, x, 0, n * hidden);
             for (int t = 0; t < n; t++) {
                 Kernels.rmsNorm(x, (long) t * hidden, w.postAttentionNorm(), xn, (long) t * hidden, hidden, eps);
@@ -176,17 +165,9 @@ public final class Transformer implements AutoCloseable {
         matmul.apply(lmHead, logitInput, logits, rows);
     }
 
-    private void project(WeightMatrix w, MemorySegment bias, MemorySegment out, int n) {
-        matmul.apply(w, xn, out, n);
-        if (bias != null) {
-            for (int t = 0; t < n; t++) {
-                Kernels.add(bias, 0, out, (long) t * w.rows(), w.rows());
-            }
-        }
-    }
-
     @Override
     public void close() {
+        attention.close();
         arena.close();
     }
 }

@@ -129,7 +129,7 @@ public final class BatchGenerator {
         batch.clear();
         for (Sequence s : running) {
             if (s.promptRemaining() == 0 && batch.remaining() > 0) {
-                int row = batch.add(s.lastGenerated(), s.cached(), s.cache(), true);
+                int row = batch.add(s.lastGenerated(), s.cached(), s.cache(), true, true);
                 rowOwner[row] = s;
                 s.advance(1); // the batch holds the position; the sequence's count moves on now
             }
