@@ -39,6 +39,7 @@ public final class WeightLoader implements AutoCloseable, BlockScales.Source {
     private final Arena arena = Arena.ofShared();
     private final LongAdder mapped = new LongAdder();
     private final LongAdder allocated = new LongAdder();
+    private final SortedSet<Integer> skippedLayers;
 
     public WeightLoader(Checkpoint checkpoint, ModelConfig config) {
         this.checkpoint = checkpoint;
@@ -57,6 +58,12 @@ public final class WeightLoader implements AutoCloseable, BlockScales.Source {
             LOG.info("{}: skipping {} tensors of layer(s) {} past num_hidden_layers {} (multi-token prediction)",
                     checkpoint.dir(), count, extra, config.numLayers());
         }
+        this.skippedLayers = java.util.Collections.unmodifiableSortedSet(extra);
+    }
+
+    /** Layers the checkpoint holds past {@code num_hidden_layers} (DeepSeek-V3's MTP layer), never loaded. */
+    public SortedSet<Integer> skippedLayers() {
+        return skippedLayers;
     }
 
     public ModelConfig config() {
