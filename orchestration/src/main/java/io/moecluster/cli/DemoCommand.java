@@ -4,6 +4,7 @@ import io.moecluster.cli.cluster.ClusterState;
 import io.moecluster.cli.cluster.LocalClusterLauncher;
 import io.moecluster.cli.cluster.LocalClusterStopper;
 import io.moecluster.core.model.Architecture;
+import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.Preset;
 import io.moecluster.core.model.RandomModelGenerator;
 import io.moecluster.core.safetensors.DType;
@@ -32,8 +33,17 @@ final class DemoCommand implements Callable<Integer> {
     Path dir;
 
     @Option(names = "--arch", defaultValue = "mixtral", converter = Converters.ArchitectureConverter.class,
-            paramLabel = "ARCH", description = "mixtral or qwen2_moe (default: ${DEFAULT-VALUE}).")
+            paramLabel = "ARCH", description = "mixtral, qwen2_moe or deepseek_v3 (default: ${DEFAULT-VALUE}).")
     Architecture arch;
+
+    @Option(names = "--dtype", defaultValue = "bf16", converter = Converters.DTypeConverter.class, paramLabel = "DTYPE",
+            description = "Weights of a model generated here: f32, f16, bf16 or f8_e4m3 (default: ${DEFAULT-VALUE}).")
+    DType dtype;
+
+    @Option(names = "--experts-per-service", defaultValue = "0", paramLabel = "N",
+            description = "Experts per expert service; 0 = 4, or half of them when the model has more than 8 "
+                    + "routed experts, so that two expert services host them (default: ${DEFAULT-VALUE}).")
+    int expertsPerService;
 
     @Option(names = "--preset", defaultValue = "bench", converter = Converters.PresetConverter.class,
             paramLabel = "PRESET", description = "bench (RakutenAI-2.0-8x7B scaled down: ~1 GB on disk, a 32000-token "
@@ -57,19 +67,27 @@ final class DemoCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
-        Path model = dir != null ? dir : Path.of("models", "demo-" + arch.modelType() + "-" + preset.id());
+        if (expertsPerService < 0) {
+            throw new IllegalArgumentException("--experts-per-service must be >= 0 (0 = auto), got " + expertsPerService);
+        }
+        Path model = dir != null ? dir : Path.of("models", "demo-" + arch.modelType() + "-" + preset.id()
+                + (dtype == DType.BF16 ? "" : "-" + dtype.safetensorsName().toLowerCase(java.util.Locale.ROOT)));
         if (!Files.isRegularFile(model.resolve("config.json"))) {
-            out.println("== generating a random " + arch.modelType() + " " + preset.id() + " model in " + model);
+            out.println("== generating a random " + arch.modelType() + " " + preset.id() + " " + dtype + " model in " + model);
             out.flush();
-            RandomModelGenerator.generate(arch, preset, DType.BF16, 1, model, false, 0);
+            RandomModelGenerator.generate(arch, preset, dtype, 1, model, false, 0);
         } else {
             out.println("== using the model in " + model);
         }
-        out.println("== moe up --model " + model + (embeddedRouter ? " --embedded-router" : "") + " --state-dir " + stateDir);
+        ModelConfig config = ModelConfig.load(model);
+        int perService = expertsPerService > 0 ? expertsPerService
+                : config.numExperts() <= 8 ? 4 : (config.expertSlots() + 1) / 2;
+        out.println("== moe up --model " + model + " --experts-per-service " + perService
+                + (embeddedRouter ? " --embedded-router" : "") + " --state-dir " + stateDir);
         out.flush();
         ClusterState state = new ClusterState(stateDir);
-        ClusterSpec cluster = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model, 4, embeddedRouter,
-                0, 0, 256, Duration.ofSeconds(180))).start();
+        ClusterSpec cluster = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model, perService,
+                embeddedRouter, 0, 0, 256, Duration.ofSeconds(180))).start();
         try {
             String server = cluster.router().host() + ":" + cluster.router().grpcPort();
             out.println("== moe generate --server " + server + " --prompt \"" + prompt + "\" --max-tokens " + maxTokens);

@@ -22,15 +22,17 @@ final class MakeRandomCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Option(names = "--arch", required = true, paramLabel = "ARCH", converter = Converters.ArchitectureConverter.class,
-            description = "mixtral or qwen2_moe.")
+            description = "mixtral, qwen2_moe or deepseek_v3.")
     Architecture arch;
 
     @Option(names = "--preset", required = true, paramLabel = "PRESET", converter = Converters.PresetConverter.class,
-            description = "tiny (unit tests) or bench (RakutenAI-2.0-8x7B scaled down, ~1 GB in bf16 for mixtral).")
+            description = "tiny (unit tests) or bench (the architecture's flagship scaled down: RakutenAI-2.0-8x7B for "
+                    + "mixtral, ~1 GB in bf16; DeepSeek-V3 / Rakuten AI 3.0 for deepseek_v3, 64 experts top-6, ~0.9 GB).")
     Preset preset;
 
     @Option(names = "--dtype", required = true, paramLabel = "DTYPE", converter = Converters.DTypeConverter.class,
-            description = "f32, f16 or bf16.")
+            description = "f32, f16, bf16 or f8_e4m3 (also fp8: linear weights as FP8 with F32 weight_scale_inv "
+                    + "blocks and quantization_config, the rest bf16, as DeepSeek-V3 ships).")
     DType dtype;
 
     @Option(names = "--seed", required = true, paramLabel = "N", description = "Seed: the same seed gives the same bytes.")

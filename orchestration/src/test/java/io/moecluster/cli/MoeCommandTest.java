@@ -90,6 +90,33 @@ class MoeCommandTest {
         assertThat(r.out()).contains("decode tok/s").containsPattern("(?m)^\\s+1\\s").containsPattern("(?m)^\\s+3\\s");
     }
 
+    /** DeepSeek-V3 in BF16 and FP8, side by side in one bench run: formats, KV cache against uncompressed, medians. */
+    @Test
+    void benchComparesDeepseekBf16AndFp8SideBySide() {
+        Path bf16 = shared.resolve("ds-bf16");
+        Path fp8 = shared.resolve("ds-fp8");
+        assertThat(moe("model", "make-random", "--arch", "deepseek_v3", "--preset", "tiny", "--dtype", "bf16",
+                "--seed", "5", bf16.toString()).exit()).isZero();
+        Run make = moe("model", "make-random", "--arch", "deepseek_v3", "--preset", "tiny", "--dtype", "fp8",
+                "--seed", "5", fp8.toString());
+        assertThat(make.exit()).as(make.err()).isZero();
+        assertThat(make.out()).contains("deepseek_v3").contains("F8_E4M3");
+        Run info = moe("model", "info", "--model", fp8.toString());
+        assertThat(info.out()).contains("F8_E4M3").contains("BlockQuantization[blockRows=16, blockCols=16]");
+        Run r = moe("bench", "--model", bf16.toString(), "--vs", fp8.toString(), "--rounds", "2", "--batch", "1,2",
+                "--prompt-tokens", "4", "--new-tokens", "4", "--warmup-tokens", "2", "--bandwidth-mib", "0");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out())
+                .contains("model a " + bf16).contains("model b " + fp8)
+                .contains("multi-head latent attention")
+                .contains("weights: BF16 ").contains("weights: F8_E4M3 (16x16 blocks)")
+                .contains("KV cache per token: 0.4 KiB (32 floats x 3 layers) vs 1.9 KiB uncompressed")
+                .contains("median of 2 rounds")
+                .containsPattern("(?m)^\\s+a batch\\s+1: ").containsPattern("(?m)^\\s+b batch\\s+2: ");
+        Run gen = moe("generate", "--model", fp8.toString(), "--prompt", "Hello", "--max-tokens", "4");
+        assertThat(gen.exit()).as(gen.err()).isZero();
+    }
+
     @Test
     void badModelDirectoryIsOneLineAndExitOne() {
         Run r = moe("logits", "--model", shared.resolve("nope").toString(), "--tokens", "1", "--out",

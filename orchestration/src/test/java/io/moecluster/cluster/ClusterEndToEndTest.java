@@ -23,6 +23,8 @@ import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ClusterStatusRequest;
 import io.moecluster.proto.v1.GenerateRequest;
 import io.moecluster.proto.v1.GenerateStreamResponse;
+import io.moecluster.proto.v1.GetModelInfoRequest;
+import io.moecluster.proto.v1.ModelInfo;
 import io.moecluster.proto.v1.InferenceGrpc;
 import io.moecluster.proto.v1.SamplingParameters;
 import io.moecluster.proto.v1.TokenIds;
@@ -81,14 +83,17 @@ class ClusterEndToEndTest {
 
     ClusterSpec spec(EmbeddedMediaDriver driver, ModelConfig config, boolean embedded, boolean udp) throws IOException {
         int last = config.numLayers() - 1;
-        List<Integer> high = new ArrayList<>(List.of(4, 5, 6, 7));
+        // Half the routed experts on each service (0-3 and 4-7 for eight), the shared expert on the second.
+        int half = config.numExperts() / 2;
+        List<Integer> low = new ArrayList<>(IntStream.range(0, half).boxed().toList());
+        List<Integer> high = new ArrayList<>(IntStream.range(half, config.numExperts()).boxed().toList());
         if (config.hasSharedExpert()) {
             high.add(config.numExperts());
         }
         return new ClusterSpec(driver.aeronDirectoryName(), "aeron:ipc", embedded,
                 new ClusterSpec.Router("router-0", "127.0.0.1", freePort(), 1000, 1001, endpoint(udp)),
                 List.of(new ClusterSpec.Attention("attention-0", "127.0.0.1", freePort(), 1100, endpoint(udp))),
-                List.of(new ClusterSpec.Expert("expert-0", List.of(0, 1, 2, 3), 0, last, 2000, endpoint(udp)),
+                List.of(new ClusterSpec.Expert("expert-0", low, 0, last, 2000, endpoint(udp)),
                         new ClusterSpec.Expert("expert-1", high, 0, last, 2001, endpoint(udp))));
     }
 
@@ -174,9 +179,18 @@ class ClusterEndToEndTest {
     }
 
     @ParameterizedTest(name = "{0}, embedded router: {1}")
-    @CsvSource({"mixtral-tiny, false", "mixtral-tiny, true", "qwen2moe-tiny, false", "qwen2moe-tiny, true"})
+    @CsvSource({"mixtral-tiny, false", "mixtral-tiny, true", "qwen2moe-tiny, false", "qwen2moe-tiny, true",
+        "deepseek-v3-tiny, false", "deepseek-v3-tiny, true", "deepseek-v3-tiny-fp8, false", "deepseek-v3-tiny-fp8, true"})
     void eightConcurrentStreamsMatchTheSingleProcessEngine(String model, boolean embedded) throws Exception {
         Cluster c = start(model, embedded);
+        ModelConfig config = ModelConfig.load(c.model());
+        ModelInfo info = c.inference().getModelInfo(GetModelInfoRequest.getDefaultInstance());
+        assertThat(info.getModelType()).isEqualTo(config.architecture().modelType());
+        assertThat(info.getArchitecture()).isEqualTo(config.describeArchitecture());
+        assertThat(info.getAttention()).isEqualTo(config.isMla() ? "multi_head_latent" : "grouped_query");
+        assertThat(info.getRouting()).isEqualTo(config.isMla() ? "sigmoid_group_limited" : "softmax_topk");
+        assertThat(info.getKvCacheFloatsPerToken()).isEqualTo(config.kvCacheFloatsPerToken());
+        assertThat(info.getNumExperts()).isEqualTo(config.numExperts());
         int[] lengths = {1, 3, 6, 9, 14, 20, 27, 36};
         int[][] expected = new int[lengths.length][];
         for (int i = 0; i < lengths.length; i++) {

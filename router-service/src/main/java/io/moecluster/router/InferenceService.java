@@ -169,6 +169,14 @@ public final class InferenceService extends InferenceGrpc.InferenceImplBase {
         responses.onCompleted();
     }
 
+    private int denseLayers() {
+        int n = 0;
+        for (int l = 0; l < config.numLayers(); l++) {
+            n += config.isMoeLayer(l) ? 0 : 1;
+        }
+        return n;
+    }
+
     @Override
     public void getModelInfo(GetModelInfoRequest request, StreamObserver<ModelInfo> responses) {
         ModelInfo.Builder info = ModelInfo.newBuilder()
@@ -180,7 +188,15 @@ public final class InferenceService extends InferenceGrpc.InferenceImplBase {
                 .setExpertsPerToken(config.topK())
                 .setSharedExpert(config.hasSharedExpert())
                 .setMaxSequenceLength(maxSequenceLength)
-                .setBosTokenId(config.bosTokenId());
+                .setBosTokenId(config.bosTokenId())
+                .setArchitecture(config.describeArchitecture())
+                .setAttention(config.isMla() ? "multi_head_latent" : "grouped_query")
+                .setRouting(config.groupRouting() != null ? "sigmoid_group_limited" : "softmax_topk")
+                .setKvCacheFloatsPerToken(config.kvCacheFloatsPerToken())
+                .setUncompressedKvFloatsPerToken(config.uncompressedKvFloatsPerToken())
+                .setDenseLayers(denseLayers())
+                .setQuantization(config.quantization() == null ? "" : "fp8_e4m3 " + config.quantization().blockRows()
+                        + "x" + config.quantization().blockCols() + " blocks");
         for (int eos : config.eosTokenIds()) {
             info.addEosTokenIds(eos);
         }

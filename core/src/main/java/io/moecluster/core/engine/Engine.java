@@ -119,6 +119,34 @@ public final class Engine implements AutoCloseable {
                 + (feedForward instanceof LocalFeedForward local ? local.activeBytesPerToken() : 0);
     }
 
+    /**
+     * The formats of the checkpoint's tensors, by bytes, e.g. "F8_E4M3 (16x16 blocks) 71%, BF16 29%"; what the
+     * weights cost in memory and bandwidth comes from these.
+     */
+    public String weightFormats() {
+        java.util.Map<io.moecluster.core.safetensors.DType, Long> bytes = new java.util.EnumMap<>(
+                io.moecluster.core.safetensors.DType.class);
+        long total = 0;
+        for (String name : checkpoint.tensorNames()) {
+            var info = checkpoint.info(name);
+            bytes.merge(info.dtype(), info.byteSize(), Long::sum);
+            total += info.byteSize();
+        }
+        StringBuilder s = new StringBuilder();
+        for (var e : bytes.entrySet().stream().sorted((a, b) -> Long.compare(b.getValue(), a.getValue())).toList()) {
+            if (!s.isEmpty()) {
+                s.append(", ");
+            }
+            s.append(e.getKey().safetensorsName());
+            if (e.getKey().isBlockQuantized() && config.quantization() != null) {
+                s.append(" (").append(config.quantization().blockRows()).append('x')
+                        .append(config.quantization().blockCols()).append(" blocks)");
+            }
+            s.append(String.format(java.util.Locale.ROOT, " %.0f%%", 100.0 * e.getValue() / total));
+        }
+        return s.toString();
+    }
+
     public FeedForward feedForward() {
         return feedForward;
     }

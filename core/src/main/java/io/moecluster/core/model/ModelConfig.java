@@ -374,6 +374,48 @@ public record ModelConfig(
         return numExperts + (hasSharedExpert() ? 1 : 0);
     }
 
+    /**
+     * The architecture in words, for {@code GetModelInfo} and logs, e.g. "deepseek_v3: multi-head
+     * latent attention (16 heads, q LoRA 384, latent 256 + rope key 32 cached), 64 routed experts,
+     * top-6 by sigmoid group-limited routing (8 groups, 4 kept, scaling 2.5), a shared expert
+     * (FFN 512, ungated), first 1 layer dense, YaRN x40".
+     */
+    public String describeArchitecture() {
+        StringBuilder s = new StringBuilder(architecture.modelType()).append(": ");
+        if (mla != null) {
+            s.append("multi-head latent attention (").append(numHeads).append(" heads, q LoRA ")
+                    .append(mla.qLoraRank() > 0 ? Integer.toString(mla.qLoraRank()) : "none").append(", latent ")
+                    .append(mla.kvLoraRank()).append(" + rope key ").append(mla.qkRopeHeadDim()).append(" cached)");
+        } else {
+            s.append("grouped-query attention (").append(numHeads).append(" heads, ").append(numKvHeads)
+                    .append(" KV heads x ").append(headDim).append(')');
+        }
+        s.append(", ").append(numExperts).append(" routed experts, top-").append(topK);
+        if (groupRouting != null) {
+            s.append(" by sigmoid group-limited routing (").append(groupRouting.nGroup()).append(" groups, ")
+                    .append(groupRouting.topkGroup()).append(" kept, scaling ").append(groupRouting.routedScalingFactor())
+                    .append(')');
+        } else {
+            s.append(" by softmax").append(normTopKProb ? ", renormalised" : "");
+        }
+        if (hasSharedExpert()) {
+            s.append(", a shared expert (FFN ").append(sharedExpertIntermediateSize)
+                    .append(sharedExpertGated() ? ", sigmoid gate)" : ", ungated)");
+        }
+        if (mlpOnlyLayers.length > 0) {
+            s.append(", ").append(mlpOnlyLayers.length).append(mlpOnlyLayers.length == 1 ? " layer" : " layers")
+                    .append(" dense");
+        }
+        if (ropeScaling != null) {
+            s.append(", YaRN x").append(ropeScaling.effectiveFactor(maxPositionEmbeddings));
+        }
+        if (quantization != null) {
+            s.append(", FP8 e4m3 weights in ").append(quantization.blockRows()).append('x')
+                    .append(quantization.blockCols()).append(" blocks");
+        }
+        return s.toString();
+    }
+
     public int queryDim() {
         return numHeads * headDim;
     }
