@@ -47,7 +47,11 @@ class Fp8E4m3Test {
         assertThat(Fp8E4m3.toFloat(0x08)).isEqualTo(0x1p-6f);
     }
 
-    /** The kernels' vector decode against the scalar one, all 256 patterns, at this JVM's width, cold and compiled. */
+    /**
+     * The kernels' vector decode against the scalar one, at this JVM's width, cold and compiled: the
+     * 254 finite patterns bit for bit; the two NaN encodings come out as ±480 there, which is why a
+     * matrix holding them runs the scalar loops (next test).
+     */
     @Test
     void vectorDecodeMatchesTheScalarDecodeForEveryBitPattern() {
         if (Kernels.SCALAR) {
@@ -64,12 +68,73 @@ class Fp8E4m3Test {
                     for (int l = 0; l < Kernels.LANES; l++) {
                         float got = v.lane(l);
                         float expected = Fp8E4m3.toFloat(i + l);
-                        if (Float.isNaN(expected) ? !Float.isNaN(got)
-                                : Float.floatToRawIntBits(got) != Float.floatToRawIntBits(expected)) {
+                        if (Float.isNaN(expected)) {
+                            expected = ((i + l) & 0x80) != 0 ? -480f : 480f;
+                        }
+                        if (Float.floatToRawIntBits(got) != Float.floatToRawIntBits(expected)) {
                             assertThat(got).as("0x%02x, pass %d", i + l, pass).isEqualTo(expected);
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /**
+     * Every kernel reads every bit pattern as the specification says: a matrix of all 256 bytes (so
+     * holding the NaN encodings) is found out by the load-time scan and runs the scalar loops; its
+     * row copies and one-hot dot products give each value, NaN included.
+     */
+    @Test
+    void aMatrixHoldingNanEncodingsReadsThemAsNan() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(256);
+            for (int b = 0; b < 256; b++) {
+                data.set(ValueLayout.JAVA_BYTE, b, (byte) b);
+            }
+            MemorySegment scales = arena.allocate(4);
+            scales.setAtIndex(ValueLayout.JAVA_FLOAT, 0, 1f);
+            BlockScales s = new BlockScales(scales, 16, 16);
+            Fp8Matrix m = (Fp8Matrix) WeightMatrix.of("all", data, io.moecluster.core.safetensors.DType.F8_E4M3, 16, 16,
+                    (n, r, c) -> s);
+            assertThat(m.hasNan()).isTrue();
+            MemorySegment row = arena.allocate(16 * 4);
+            MemorySegment x = arena.allocate(16 * 4);
+            MemorySegment y = arena.allocate(16 * 4);
+            for (int r = 0; r < 16; r++) {
+                m.copyRowTo(r, row, 0);
+                for (int c = 0; c < 16; c++) {
+                    float expected = Fp8E4m3.toFloat(r * 16 + c);
+                    float got = row.getAtIndex(ValueLayout.JAVA_FLOAT, c);
+                    if (Float.isNaN(expected)) {
+                        assertThat(got).as("0x%02x", r * 16 + c).isNaN();
+                    } else {
+                        assertThat(got).as("0x%02x", r * 16 + c).isEqualTo(expected);
+                    }
+                }
+            }
+            for (int c = 0; c < 16; c++) {
+                x.fill((byte) 0);
+                x.setAtIndex(ValueLayout.JAVA_FLOAT, c, 1f);
+                m.applyRows(x, 0, y, 0, 1, 0, 16);
+                for (int r = 0; r < 16; r++) {
+                    // Rows 7 and 15 end in 0x7f and 0xff: a NaN weight makes the whole dot NaN (NaN * 0).
+                    float expected = r % 8 == 7 ? Float.NaN : Fp8E4m3.toFloat(r * 16 + c);
+                    float got = y.getAtIndex(ValueLayout.JAVA_FLOAT, r);
+                    if (Float.isNaN(expected)) {
+                        assertThat(got).as("0x%02x", r * 16 + c).isNaN();
+                    } else {
+                        assertThat(got).as("0x%02x", r * 16 + c).isEqualTo(expected == 0 ? 0f : expected);
+                    }
+                }
+            }
+            MemorySegment finite = arena.allocate(256);
+            finite.fill((byte) 0x7e);
+            assertThat(Fp8Matrix.containsNan(finite)).isFalse();
+            for (int at : new int[] {0, 100, 255}) {
+                finite.set(ValueLayout.JAVA_BYTE, at, (byte) 0xff);
+                assertThat(Fp8Matrix.containsNan(finite)).as("NaN at %d", at).isTrue();
+                finite.set(ValueLayout.JAVA_BYTE, at, (byte) 0x7e);
             }
         }
     }
