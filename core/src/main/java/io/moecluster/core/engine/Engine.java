@@ -13,9 +13,13 @@ import io.moecluster.core.model.WeightLoader;
 import io.moecluster.core.moe.LocalFeedForward;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.Checkpoint;
+import io.moecluster.core.safetensors.DType;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.EnumMap;
+import java.util.Locale;
+import java.util.Map;
 
 /**
  * The whole model in one process: a {@link Transformer} over a {@link LocalFeedForward}, with the
@@ -124,8 +128,7 @@ public final class Engine implements AutoCloseable {
      * weights cost in memory and bandwidth comes from these.
      */
     public String weightFormats() {
-        java.util.Map<io.moecluster.core.safetensors.DType, Long> bytes = new java.util.EnumMap<>(
-                io.moecluster.core.safetensors.DType.class);
+        Map<DType, Long> bytes = new EnumMap<>(DType.class);
         long total = 0;
         for (String name : checkpoint.tensorNames()) {
             var info = checkpoint.info(name);
@@ -142,7 +145,7 @@ public final class Engine implements AutoCloseable {
                 s.append(" (").append(config.quantization().blockRows()).append('x')
                         .append(config.quantization().blockCols()).append(" blocks)");
             }
-            s.append(String.format(java.util.Locale.ROOT, " %.0f%%", 100.0 * e.getValue() / total));
+            s.append(String.format(Locale.ROOT, " %.0f%%", 100.0 * e.getValue() / total));
         }
         return s.toString();
     }

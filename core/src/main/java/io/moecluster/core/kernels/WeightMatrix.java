@@ -135,8 +135,9 @@ public abstract sealed class WeightMatrix permits F32Matrix, Bf16Matrix, F16Matr
      * The transposed product over a run of rows: {@code y[yIndex + c] = Σ_i a[aIndex + i] * W[rowStart + i, c]}
      * for every column {@code c}, {@code i < count}, rows added in order (multi-head latent
      * attention folds its key up-projection into the query this way). Each row is widened into
-     * {@code scratch} ({@code cols} floats) by {@link #copyRowTo} and added with
-     * {@link Kernels#axpy}, so every element is summed in one fixed order. Serial; allocates nothing.
+     * {@code scratch} ({@code cols} floats) by {@link #copyRowTo}, the first scaled into {@code y}
+     * and the others added with {@link Kernels#axpy}, so every element is summed in one fixed
+     * order. Serial; allocates nothing.
      */
     public final void combineRows(MemorySegment a, long aIndex, int rowStart, int count, MemorySegment y, long yIndex,
                                   MemorySegment scratch) {
@@ -144,8 +145,15 @@ public abstract sealed class WeightMatrix permits F32Matrix, Bf16Matrix, F16Matr
             throw new IllegalArgumentException(name + ": rows [" + rowStart + ", " + (rowStart + count)
                     + ") outside [0, " + rows + ")");
         }
-        y.asSlice(yIndex * 4, (long) cols * 4).fill((byte) 0);
-        for (int i = 0; i < count; i++) {
+        if (count == 0) {
+            for (int c = 0; c < cols; c++) {
+                Kernels.set(y, yIndex + c, 0f);
+            }
+            return;
+        }
+        copyRowTo(rowStart, scratch, 0);
+        Kernels.scaleInto(Kernels.get(a, aIndex), scratch, 0, y, yIndex, cols);
+        for (int i = 1; i < count; i++) {
             copyRowTo(rowStart + i, scratch, 0);
             Kernels.axpy(Kernels.get(a, aIndex + i), scratch, 0, y, yIndex, cols);
         }
