@@ -49,6 +49,28 @@ public final class KvCache implements AutoCloseable {
         return ((long) layer * capacity + position) * kvDim;
     }
 
+    /**
+     * Copies positions {@code [0, positions)} of every layer into {@code target} (a cache of the
+     * same model): how a sequence that shares this one's prompt starts without prefilling it again.
+     */
+    public void copyPrefixTo(KvCache target, int positions) {
+        if (target.layers != layers || target.kvDim != kvDim) {
+            throw new IllegalArgumentException("KV caches differ in shape: " + layers + " layers x " + kvDim
+                    + " vs " + target.layers + " x " + target.kvDim);
+        }
+        if (positions < 0 || positions > capacity || positions > target.capacity) {
+            throw new IllegalArgumentException("cannot copy " + positions + " positions from a cache of " + capacity
+                    + " into one of " + target.capacity);
+        }
+        long bytes = (long) positions * kvDim * 4;
+        for (int layer = 0; layer < layers; layer++) {
+            long from = index(layer, 0) * 4;
+            long to = target.index(layer, 0) * 4;
+            MemorySegment.copy(keys, from, target.keys, to, bytes);
+            MemorySegment.copy(values, from, target.values, to, bytes);
+        }
+    }
+
     @Override
     public void close() {
         arena.close();
