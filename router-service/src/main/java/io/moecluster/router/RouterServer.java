@@ -7,6 +7,7 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.model.GenerationDefaults;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.tokenizer.TextTokenizer;
 import io.moecluster.service.GrpcServers;
@@ -100,11 +101,13 @@ public final class RouterServer implements AutoCloseable {
         }
         AttentionPool pool = new AttentionPool(clients);
         AdmissionControl admission = new AdmissionControl(config.maxActiveRequests());
+        GenerationService generation = new GenerationService(model, tokenizer, pool, admission,
+                new RequestValidator(model, maxSeqLen, GenerationDefaults.load(config.model())),
+                new RequestMetrics(config.meter(), admission));
         HealthStatusManager health = new HealthStatusManager();
         try {
             Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()))
-                    .addService(ServerInterceptors.intercept(new InferenceService(model, tokenizer, pool, admission,
-                            maxSeqLen, new RequestMetrics(config.meter(), admission)), tracing.serverInterceptor()))
+                    .addService(ServerInterceptors.intercept(new InferenceService(generation), tracing.serverInterceptor()))
                     .addService(new AdminService(pool, admission, config.contributors()))
                     .addService(health.getHealthService())
                     .addService(ProtoReflectionServiceV1.newInstance())
