@@ -199,8 +199,12 @@ public final class OpenAiServer implements AutoCloseable {
             Context context = Vertx.currentContext();
             AtomicReference<GenerationCall> call = new AtomicReference<>();
             AtomicBoolean gone = new AtomicBoolean();
-            // The client went away: stop generating and give the admission slot back.
+            // The client went away: stop generating and give the admission slot back. (An HTTP/2
+            // stream, h2c included, also "closes" when its response ends: that is no leaving.)
             response.closeHandler(v -> {
+                if (response.ended()) {
+                    return;
+                }
                 gone.set(true);
                 GenerationCall c = call.get();
                 if (c != null) {

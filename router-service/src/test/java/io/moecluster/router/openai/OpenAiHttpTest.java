@@ -40,6 +40,8 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * The OpenAI-compatible API over real HTTP on loopback, in front of a real attention server over
@@ -318,11 +320,14 @@ class OpenAiHttpTest {
         }
     }
 
-    @Test
-    void aFullClusterAnswers429AndAClientThatLeavesGivesItsSlotBack() throws Exception {
+    /** HTTP/1.1 (a closed connection) and HTTP/2 over h2c (a reset stream, what the JDK client negotiates). */
+    @ParameterizedTest
+    @EnumSource(HttpClient.Version.class)
+    void aFullClusterAnswers429AndAClientThatLeavesGivesItsSlotBack(HttpClient.Version version) throws Exception {
         start(1);
+        HttpClient client = HttpClient.newBuilder().version(version).build();
         // A long stream holds the only slot.
-        HttpResponse<InputStream> held = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
+        HttpResponse<InputStream> held = client.send(HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
                 .header("content-type", "application/json").POST(HttpRequest.BodyPublishers.ofString(
                         "{\"prompt\": \"hello\", \"max_tokens\": 4000, \"ignore_eos\": true, \"stream\": true}")).build(),
                 HttpResponse.BodyHandlers.ofInputStream());
