@@ -154,6 +154,63 @@ class MoeCommandTest {
     }
 
     @Test
+    void generateStopsAtAStopTextWithoutPrintingIt() {
+        String[] free = {"generate", "--model", mixtral.toString(), "--prompt", "abc", "--max-tokens", "16", "--ignore-eos"};
+        Run whole = moe(free);
+        assertThat(whole.exit()).as(whole.err()).isZero();
+        String text = whole.out().stripTrailing();
+        String stop = text.substring(4, 6);
+        String[] stopped = java.util.stream.Stream.concat(java.util.Arrays.stream(free), java.util.stream.Stream.of(
+                "--stop", stop)).toArray(String[]::new);
+        Run r = moe(stopped);
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).isEqualTo(text.substring(0, text.indexOf(stop)) + System.lineSeparator());
+        assertThat(r.err()).contains("(finish: stop)");
+        assertThat(moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--stop", "").err().strip())
+                .isEqualTo("moe: --stop must not be empty");
+        assertThat(moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--repetition-penalty", "0").err()
+                .strip()).startsWith("moe: --repetition-penalty must be a number > 0");
+    }
+
+    @Test
+    void chatWithAModelReadsTurnsFromStdinAndRepliesWithTheChatTemplate() throws Exception {
+        String conversation = "Hello there\n\nHow are you?\n/exit\nnever read\n";
+        java.io.InputStream saved = ChatCommand.input;
+        ChatCommand.input = new java.io.ByteArrayInputStream(conversation.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        Run r;
+        try {
+            r = moe("chat", "--model", mixtral.toString(), "--system", "Be brief.", "--max-tokens", "6", "--ignore-eos");
+        } finally {
+            ChatCommand.input = saved;
+        }
+        assertThat(r.exit()).as(r.err()).isZero();
+        // Each turn is the model's greedy reply to the rendered conversation so far.
+        io.moecluster.router.chat.ChatTemplate template = io.moecluster.router.chat.ChatTemplate.load(mixtral, null);
+        java.util.List<java.util.Map<String, Object>> messages = new java.util.ArrayList<>();
+        messages.add(java.util.Map.of("role", "system", "content", "Be brief."));
+        StringBuilder expected = new StringBuilder();
+        try (Engine e = Engine.open(mixtral, EngineOptions.defaults());
+             io.moecluster.core.tokenizer.TextTokenizer tok = io.moecluster.core.tokenizer.TextTokenizer.load(mixtral, 1)) {
+            for (String turn : new String[] {"Hello there", "How are you?"}) {
+                messages.add(java.util.Map.of("role", "user", "content", turn));
+                String prompt = template.render(messages, true, java.util.Map.of());
+                io.moecluster.core.engine.BatchGenerator gen = new io.moecluster.core.engine.BatchGenerator(e, 1);
+                io.moecluster.core.engine.Sequence s = gen.submit(tok.encode(prompt, false),
+                        io.moecluster.core.sampling.SamplingParams.greedy(6).withIgnoreEos(true),
+                        io.moecluster.core.engine.TokenSink.NONE);
+                gen.runToCompletion();
+                String reply = tok.decode(s.generatedTokens(), true);
+                expected.append(reply).append(System.lineSeparator());
+                messages.add(java.util.Map.of("role", "assistant", "content", reply));
+            }
+        }
+        assertThat(r.out()).isEqualTo(expected.toString());
+        Run noTemplate = moe("chat", "--model", io.moecluster.core.testing.GoldenModels.dir(io.moecluster.core.testing.GoldenModels.MIXTRAL).toString(), "--message", "x");
+        assertThat(noTemplate.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
+        assertThat(noTemplate.err()).contains("has no chat template").contains("--chat-template");
+    }
+
+    @Test
     void samplingValidationNamesTheFlag() {
         Run r = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--top-p", "0");
         assertThat(r.exit()).isNotZero();

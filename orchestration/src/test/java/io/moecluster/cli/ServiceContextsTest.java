@@ -54,6 +54,12 @@ class ServiceContextsTest {
                 .hasMessageContaining("--metrics-port must be in 0-65535");
         assertThatThrownBy(() -> new RouterNode.Context().cluster(spec).model(model).idleStrategy("nap").conclude())
                 .hasMessageContaining("unknown idle strategy 'nap'");
+        assertThatThrownBy(() -> new RouterNode.Context().cluster(spec).model(model).httpPort(-1).conclude())
+                .hasMessage("--http-port must be >= 0, got -1");
+        assertThatThrownBy(() -> new RouterNode.Context().cluster(spec).model(model).httpPort(70000).conclude())
+                .hasMessageContaining("--http-port must be a port number");
+        assertThatThrownBy(() -> new RouterNode.Context().cluster(spec).model(model).chatTemplate(model.resolve("none.jinja"))
+                .conclude()).hasMessageContaining("--chat-template: ").hasMessageContaining("none.jinja is not a file");
     }
 
     @Test
