@@ -62,6 +62,9 @@ public final class ChatTemplate {
         resolver.add(new JinjaCompat.PythonStrings());
         resolver.add(JinjavaInterpreterResolver.DEFAULT_RESOLVER_READ_ONLY);
         Jinjava j = new Jinjava(JinjavaConfig.newBuilder()
+                // Never render the messages' own text as a template: "{{ ... }}" in a user's message is
+                // text, as in Jinja2 (Jinjava would otherwise interpret it: template injection).
+                .withNestedInterpretationEnabled(false)
                 .withTrimBlocks(true)
                 .withLstripBlocks(false) // JinjaCompat.rewrite does it as Jinja2 does
                 .withElResolver(resolver)

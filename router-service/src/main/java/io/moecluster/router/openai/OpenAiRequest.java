@@ -188,6 +188,9 @@ final class OpenAiRequest {
             throw ApiException.unsupported("best_of", "best_of other than n");
         }
         boolean echo = bool(body, "echo", false);
+        if (echo && logprobs != null) {
+            throw ApiException.unsupported("echo", "echo with logprobs (the prompt's log-probabilities)");
+        }
         String echoText = null;
         if (echo) {
             echoText = promptText != null ? promptText : tokenizer.decode(ids, true);

@@ -271,7 +271,7 @@ final class OpenAiResponder implements CompletionListener {
             case UNAVAILABLE -> 503;
         };
         ApiException e = switch (error.kind()) {
-            case INVALID_ARGUMENT -> ApiException.invalid(null, error.message());
+            case INVALID_ARGUMENT -> ApiException.invalid(paramOf(error.message()), error.message());
             case RESOURCE_EXHAUSTED -> new ApiException(429, "rate_limit_error", null, "rate_limit_exceeded",
                     error.message());
             case UNAVAILABLE -> new ApiException(503, "server_error", null, "service_unavailable", error.message());
@@ -283,6 +283,15 @@ final class OpenAiResponder implements CompletionListener {
             OpenAiServer.sendError(response, e);
         }
         span.end(status, error.message());
+    }
+
+    /** The attention replica's refusals read "FIELD must ...": that field, or null. */
+    static String paramOf(String message) {
+        if (message == null) {
+            return null;
+        }
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("^([a-z_]+) must ").matcher(message);
+        return m.find() ? m.group(1) : null;
     }
 
     private void startStream() {

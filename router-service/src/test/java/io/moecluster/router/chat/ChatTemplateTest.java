@@ -99,6 +99,14 @@ class ChatTemplateTest {
     }
 
     @Test
+    void messagesAreTextNeverTemplateCode() throws Exception {
+        ChatTemplate t = ChatTemplate.of("{% for m in messages %}[{{ m.content }}]{% endfor %}", Map.of());
+        String hostile = "{{ 7 * 7 }} {% for x in [1, 2] %}{{ x }}{% endfor %} {{ raise_exception('boom') }}";
+        assertThat(t.render(List.of(Map.of("role", "user", "content", hostile)), true, Map.of()))
+                .isEqualTo("[" + hostile + "]");
+    }
+
+    @Test
     void aModelWithoutATemplateAndABrokenTemplateSaySo() throws Exception {
         ChatTemplate none = ChatTemplate.load(tmp, null);
         assertThat(none.isPresent()).isFalse();
