@@ -149,7 +149,7 @@ class MoeCommandTest {
         assertThat(list.out()).containsPattern("(?m)^cpu\\s+available \\(default\\); Vector API kernels, ");
         Run unknown = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--backend", "tpu");
         assertThat(unknown.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
-        assertThat(unknown.err().strip()).doesNotContain("\n").contains("--backend: unknown compute backend 'tpu'")
+        assertThat(unknown.err().strip()).doesNotContain("\n").contains("--device: unknown compute backend 'tpu'")
                 .contains("known: cpu");
     }
 

@@ -81,9 +81,9 @@ public final class RouterNode implements AutoCloseable {
             return this;
         }
 
-        /** The compute backend of the gates ({@code --backend}); default {@value ComputeBackends#DEFAULT}. */
-        public Context backend(String backend) {
-            this.backend = backend;
+        /** Where the gates compute ({@code --device}); default {@value ComputeBackends#DEFAULT}. */
+        public Context device(String device) {
+            this.backend = device;
             return this;
         }
 
@@ -105,7 +105,7 @@ public final class RouterNode implements AutoCloseable {
             requireAtLeast("--max-batch-tokens", maxBatchTokens, 1);
             requireAtLeast("--threads", threads, 0);
             requirePositiveMillis("--expert-timeout-ms", expertTimeout);
-            ComputeBackends.provider(backend);
+            ComputeBackends.requireAvailable(backend);
         }
     }
 
