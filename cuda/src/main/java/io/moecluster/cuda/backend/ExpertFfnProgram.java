@@ -25,8 +25,8 @@ import java.lang.foreign.MemorySegment;
  * <p><b>Precision.</b> Weights and activations are BF16 on the device (8 significant bits) with f32
  * accumulation, and the GEMM outputs are BF16: each element carries a relative rounding error of
  * up to 2^-9 at the input, after gate/up, after the gating and after down. Against the CPU's f32
- * FFN on the same weights, rows agree to a relative error of a few 1e-3 (measured by the host
- * emulation in the tests); the GPU check uses 2e-2.
+ * FFN on the same weights, rows agree to a relative error below 1e-2 (the host emulation in the
+ * tests measures up to 9e-3 on the golden models' experts); the GPU check allows 2e-2.
  */
 public final class ExpertFfnProgram {
     /** Groups (experts with rows) in one grouped GEMM; larger batches run in chunks. */

@@ -149,6 +149,36 @@ class ExpertFfnProgramTest {
         }
     }
 
+    @org.junit.jupiter.api.Test
+    void theBenchmarksStagedPathComputesWhatARunDoes() throws Exception {
+        Path dir = GoldenModels.dir(GoldenModels.MIXTRAL);
+        ModelConfig config = ModelConfig.load(dir);
+        int hidden = config.hiddenSize();
+        try (Checkpoint ckpt = Checkpoint.open(dir); WeightLoader loader = new WeightLoader(ckpt, config);
+             Arena arena = Arena.ofConfined(); EmulatedFfnDevice device = new EmulatedFfnDevice()) {
+            Layer layer = layers(GoldenModels.MIXTRAL, loader, config).getFirst();
+            int n = layer.experts().size();
+            DeviceWeightStore store = new DeviceWeightStore(device);
+            DeviceFfn[] w = layer.experts().stream().map(store::upload).toArray(DeviceFfn[]::new);
+            ExpertFfnProgram p = new ExpertFfnProgram(device, store, hidden, w[0].ffn(), 4 * n, n);
+            int[] rows = new int[n];
+            java.util.Arrays.fill(rows, 4);
+            MemorySegment x = gaussian(arena, 4L * n * hidden, new Random(9));
+            MemorySegment staged = arena.allocate(4L * n * hidden * 4);
+            double flops = p.stage(w, rows, n, x);
+            assertThat(flops).isEqualTo(6.0 * 4 * n * hidden * w[0].ffn());
+            p.computeStaged();
+            p.fetchStaged(staged);
+            MemorySegment ran = arena.allocate(4L * n * hidden * 4);
+            FfnBatch batch = new FfnBatch(n);
+            for (int i = 0; i < n; i++) {
+                batch.add(layer.experts().get(i), x, 4 * i, 4, null, 0, ran, 4 * i);
+            }
+            p.run(batch);
+            assertThat(staged.asByteBuffer()).isEqualTo(ran.asByteBuffer());
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"BF16", "F16"})
     void bf16AndF16CheckpointsAreConvertedOnUploadAsTheCpuReadsThem(String format) throws Exception {
