@@ -96,7 +96,13 @@ java=""
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 if [ -f "$payload/jre.tar.xz" ] && [ -f "$payload/moe.jar" ]; then
-  tar -xJf "$payload/jre.tar.xz" -C "$tmp" && java="$tmp/jre/bin/java"
+  if command -v xz >/dev/null 2>&1; then
+    tar -xJf "$payload/jre.tar.xz" -C "$tmp" && java="$tmp/jre/bin/java"
+  elif [ -n "$py" ]; then
+    # no xz on the host: Python's tarfile reads .tar.xz (lzma), keeping the files' modes
+    "$py" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$payload/jre.tar.xz" "$tmp" \
+      && java="$tmp/jre/bin/java"
+  fi
   jar="$payload/moe.jar"
 elif [ -f "$here/orchestration/target/moe.jar" ] && (. "$here/scripts/find-jdk25.sh") >/dev/null 2>&1; then
   # shellcheck disable=SC1091
