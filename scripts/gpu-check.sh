@@ -8,7 +8,7 @@
 #   scripts/gpu-check.sh [--out DIR] [--device N] [--no-bench]
 #
 # Through the device tool, from the repository root, carrying the payload:
-#   run(command="scripts/gpu-check.sh", carry=["target/gpu-check"], timeout_s=540)
+#   run(command="bash scripts/gpu-check.sh", carry=["target/gpu-check"], timeout_s=540)
 # The report lands in $OUT (the tool's output folder), else in --out, else target/gpu-check-out.
 #
 # Steps (each with its own time limit; the whole run stops itself after 7.5 minutes):
