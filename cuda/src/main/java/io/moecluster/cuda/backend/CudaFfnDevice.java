@@ -2,6 +2,7 @@ package io.moecluster.cuda.backend;
 
 import io.moecluster.cuda.bindings.Cublas;
 import io.moecluster.cuda.bindings.CublasHandle;
+import io.moecluster.cuda.bindings.CudaException;
 import io.moecluster.cuda.bindings.CudaLibraries;
 import io.moecluster.cuda.bindings.Cudart;
 import io.moecluster.cuda.bindings.DeviceAttribute;
@@ -24,6 +25,7 @@ import java.util.List;
  * and every public entry of the backend calls it.
  */
 public final class CudaFfnDevice implements FfnDevice {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CudaFfnDevice.class);
     static final int ARENA_CHUNK_MIB = 256;
     static final long CUBLAS_WORKSPACE = 32L << 20;
 
@@ -42,6 +44,7 @@ public final class CudaFfnDevice implements FfnDevice {
     private final List<DeviceMemory> chunks = new ArrayList<>();
     private final List<PinnedMemory> pinned = new ArrayList<>();
     private final String description;
+    private volatile String groupedRefused;
     private long chunkNext;
     private long chunkEnd;
     private long deviceBytes;
@@ -187,19 +190,40 @@ public final class CudaFfnDevice implements FfnDevice {
         if (g.count() == 0) {
             return;
         }
-        if (cublas.hasGroupedGemm()) {
+        if (cublas.hasGroupedGemm() && groupedRefused == null) {
             long cap = g.capacity();
-            cublas.gemmGroupedBatchedEx(handle, g.transa(), g.transb(), g.m(), g.n(), g.k(), g.alpha(),
-                    MemorySegment.ofAddress(devicePointers), Cublas.R_16BF, g.lda(),
-                    MemorySegment.ofAddress(devicePointers + 8 * cap), Cublas.R_16BF, g.ldb(), g.beta(),
-                    MemorySegment.ofAddress(devicePointers + 16 * cap), Cublas.R_16BF, g.ldc(), g.count(), g.groupSize());
-            return;
+            try {
+                cublas.gemmGroupedBatchedEx(handle, g.transa(), g.transb(), g.m(), g.n(), g.k(), g.alpha(),
+                        MemorySegment.ofAddress(devicePointers), Cublas.R_16BF, g.lda(),
+                        MemorySegment.ofAddress(devicePointers + 8 * cap), Cublas.R_16BF, g.ldb(), g.beta(),
+                        MemorySegment.ofAddress(devicePointers + 16 * cap), Cublas.R_16BF, g.ldc(), g.count(),
+                        g.groupSize());
+                return;
+            } catch (CudaException e) {
+                // NOT_SUPPORTED (15) or INVALID_VALUE (7): this cuBLAS will not do these types grouped;
+                // every GEMM on its own does the same arithmetic, so carry on that way and say so.
+                if (e.status() != 15 && e.status() != 7) {
+                    throw e;
+                }
+                groupedRefused = e.getMessage();
+                LOG.warn("grouped GEMM refused, running one cublasGemmEx per expert from now on: {}", groupedRefused);
+            }
         }
         for (int i = 0; i < g.count(); i++) {
             cublas.gemmEx(handle, g.opA(i), g.opB(i), g.m(i), g.n(i), g.k(i), g.alpha().asSlice(4L * i, 4),
                     MemorySegment.ofAddress(g.a(i)), Cublas.R_16BF, g.lda(i), MemorySegment.ofAddress(g.b(i)), Cublas.R_16BF,
                     g.ldb(i), g.beta().asSlice(4L * i, 4), MemorySegment.ofAddress(g.c(i)), Cublas.R_16BF, g.ldc(i));
         }
+    }
+
+    /** How the expert GEMMs run: one grouped call per projection, or one GEMM per expert and why. */
+    public String gemmPath() {
+        if (!cublas.hasGroupedGemm()) {
+            return "one cublasGemmEx per expert (this cuBLAS has no cublasGemmGroupedBatchedEx)";
+        }
+        String refused = groupedRefused;
+        return refused == null ? "one cublasGemmGroupedBatchedEx per projection for all experts"
+                : "one cublasGemmEx per expert (grouped refused: " + refused + ")";
     }
 
     @Override

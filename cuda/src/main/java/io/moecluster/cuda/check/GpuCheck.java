@@ -202,6 +202,7 @@ public final class GpuCheck {
             kernels(backend.device());
             cublasLtGemm(libs, backend.device());
             expertFfns(backend, pool);
+            report.line("Expert GEMMs: %s.", backend.device().gemmPath());
         }
         engines("cuda:" + index);
         nccl(libs);
@@ -718,6 +719,8 @@ public final class GpuCheck {
                             "{\"tokensPerExpert\":%d,\"ms\":%.5f,\"tflops\":%.3f}", tokens, ms, tflops));
                 }
             }
+            report.line("");
+            report.line("Expert GEMMs: %s.", d.gemmPath());
         } catch (RuntimeException e) {
             report.check(false, "benchmark: " + e);
         }
