@@ -237,7 +237,7 @@ final class ServeCommand implements Runnable {
         public Integer call() throws Exception {
             ClusterSpec cluster = withOverrides(ClusterSpec.read(flags.cluster), engineConfig());
             ExpertNode node = ExpertNode.launch(flags.applyTo(new ExpertNode.Context(), cluster).id(id).model(model)
-                    .threads(compute.threads).backend(compute.backend).maxRows(maxRows));
+                    .threads(compute.threads).device(compute.device).maxRows(maxRows));
             int healthPort = grpcPort > 0 ? node.serveHealth("0.0.0.0", grpcPort) : 0;
             ClusterSpec.Expert self = cluster.expertService(id);
             String channel = cluster.channelOf(self);
@@ -354,7 +354,7 @@ final class ServeCommand implements Runnable {
         @CommandLine.Mixin
         ClusterFlags flags;
 
-        /** --model, and as the attention services': --max-batch-tokens, --max-seq-len; --threads and --backend for the gates. */
+        /** --model, and as the attention services': --max-batch-tokens, --max-seq-len; --threads and --device for the gates. */
         @CommandLine.Mixin
         EngineFlags engine;
 
@@ -387,7 +387,7 @@ final class ServeCommand implements Runnable {
             ClusterSpec cluster = ClusterSpec.read(flags.cluster);
             RouterNode node = RouterNode.launch(replicas.applyTo(flags.applyTo(new RouterNode.Context(), cluster), flags)
                     .model(engine.requireModel(spec)).maxActiveRequests(maxActive).maxSeqLen(engine.maxSeqLen)
-                    .maxBatchTokens(engine.maxBatchTokens).threads(engine.compute.threads).backend(engine.compute.backend)
+                    .maxBatchTokens(engine.maxBatchTokens).threads(engine.compute.threads).device(engine.compute.device)
                     .expertTimeout(Duration.ofMillis(expertTimeoutMs)).httpPort(httpPort).chatTemplate(chatTemplate)
                     .servedModelName(servedModelName));
             ClusterSpec.Router self = cluster.router();

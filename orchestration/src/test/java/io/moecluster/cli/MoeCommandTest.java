@@ -149,7 +149,7 @@ class MoeCommandTest {
         assertThat(list.out()).containsPattern("(?m)^cpu\\s+available \\(default\\); Vector API kernels, ");
         Run unknown = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--backend", "tpu");
         assertThat(unknown.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
-        assertThat(unknown.err().strip()).doesNotContain("\n").contains("--backend: unknown compute backend 'tpu'")
+        assertThat(unknown.err().strip()).doesNotContain("\n").contains("--device: unknown compute backend 'tpu'")
                 .contains("known: cpu");
     }
 
@@ -208,6 +208,35 @@ class MoeCommandTest {
         Run noTemplate = moe("chat", "--model", io.moecluster.core.testing.GoldenModels.dir(io.moecluster.core.testing.GoldenModels.MIXTRAL).toString(), "--message", "x");
         assertThat(noTemplate.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
         assertThat(noTemplate.err()).contains("has no chat template").contains("--chat-template");
+    }
+
+    @Test
+    void deviceCudaIsListedAndRefusedInOneLineWhereItCannotRun() throws Exception {
+        Run list = moe("backends");
+        assertThat(list.out()).containsPattern("(?m)^cuda\\s+(available|unavailable: \\S)");
+        Run cpuIndex = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--device", "cpu:1");
+        assertThat(cpuIndex.err().strip()).isEqualTo("moe: --device cpu:1: cpu takes no device index");
+        Run malformed = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--device", "cuda:one");
+        assertThat(malformed.err().strip()).startsWith("moe: --device: 'cuda:one' is not NAME or NAME:INDEX");
+        // These machines have no GPU; where one is usable, the refusals below do not apply.
+        org.junit.jupiter.api.Assumptions.assumeFalse(
+                new io.moecluster.cuda.backend.CudaBackendProvider().availability().available(), "a usable GPU is present");
+        Run generate = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--device", "cuda");
+        assertThat(generate.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
+        assertThat(generate.err().strip()).doesNotContain("\n").startsWith("moe: --device cuda: cannot run on this machine: ");
+        Path cluster = shared.resolve("cuda-cluster.json");
+        Files.writeString(cluster, """
+                { "aeronDir": "%s", "channel": "aeron:ipc", "embeddedRouter": false,
+                  "router": { "id": "router", "host": "127.0.0.1", "grpcPort": 50051, "moeStreamId": 1000, "replyStreamId": 1001 },
+                  "attention": [ { "id": "attention-0", "host": "127.0.0.1", "grpcPort": 50061, "replyStreamId": 1100 } ],
+                  "experts": [ { "id": "expert-0", "experts": [0, 1, 2, 3, 4, 5, 6, 7], "firstLayer": 0, "lastLayer": 1,
+                                 "streamId": 2000 } ] }
+                """.formatted(shared.resolve("aeron")));
+        Run serve = moe("serve", "expert", "--cluster", cluster.toString(), "--id", "expert-0", "--model",
+                mixtral.toString(), "--device", "cuda:0");
+        assertThat(serve.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
+        assertThat(serve.out()).isEmpty();
+        assertThat(serve.err().strip()).doesNotContain("\n").startsWith("moe: --device cuda:0: cannot run on this machine: ");
     }
 
     @Test

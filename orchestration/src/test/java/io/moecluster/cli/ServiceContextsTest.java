@@ -44,8 +44,8 @@ class ServiceContextsTest {
                 .hasMessageContaining("no expert service 'expert-9'");
         assertThatThrownBy(() -> new ExpertNode.Context().cluster(spec).id("expert-0").conclude())
                 .hasMessageContaining("--model is required");
-        assertThatThrownBy(() -> new ExpertNode.Context().cluster(spec).model(model).id("expert-0").backend("tpu")
-                .conclude()).hasMessageContaining("--backend: unknown compute backend 'tpu'");
+        assertThatThrownBy(() -> new ExpertNode.Context().cluster(spec).model(model).id("expert-0").device("tpu")
+                .conclude()).hasMessageContaining("--device: unknown compute backend 'tpu'");
         assertThatThrownBy(() -> new AttentionNode.Context().cluster(spec).model(model).id("attention-0").maxRunning(0)
                 .conclude()).hasMessage("--max-running must be >= 1, got 0");
         assertThatThrownBy(() -> new RouterNode.Context().cluster(spec).model(model).replicaTimeout(Duration.ZERO)

@@ -103,9 +103,9 @@ public final class RouterNode implements AutoCloseable {
             return this;
         }
 
-        /** The compute backend of the gates ({@code --backend}); default {@value ComputeBackends#DEFAULT}. */
-        public Context backend(String backend) {
-            this.backend = backend;
+        /** Where the gates compute ({@code --device}); default {@value ComputeBackends#DEFAULT}. */
+        public Context device(String device) {
+            this.backend = device;
             return this;
         }
 
@@ -134,7 +134,7 @@ public final class RouterNode implements AutoCloseable {
             if (chatTemplate != null && !Files.isRegularFile(chatTemplate)) {
                 throw new IllegalArgumentException("--chat-template: " + chatTemplate + " is not a file");
             }
-            ComputeBackends.provider(backend);
+            ComputeBackends.requireAvailable(backend);
         }
     }
 
