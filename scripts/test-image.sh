@@ -17,7 +17,8 @@
 # Inside the image it runs: moe --version; moe model make-random --arch mixtral --preset tiny
 # (under /tmp); a single-process moe generate on that model; moe up (the media driver, expert,
 # attention and router services as separate JVMs, the Aeron directory on /dev/shm) and one
-# moe generate --server request to it, which must give the same greedy text; moe status; moe down.
+# moe generate --server request to it, which must give the same greedy text; moe chat (over the
+# router's OpenAI-compatible HTTP API, with the model's chat template); moe status; moe down.
 # Prints each command with its output (stdout, then stderr) and time, then PASS or FAIL (exit
 # status 0 or 1; 2 for a bad command line or a missing tool).
 #
@@ -162,6 +163,9 @@ if [ "${1:-}" = "--inner" ]; then
   cluster_text="$(output)"
   check "the cluster's greedy completion ('$cluster_text') equals the single-process one ('$local_text')" \
     test "$cluster_text" = "$local_text"
+  # The OpenAI-compatible HTTP API (Vert.x) and the chat template (Jinjava) in the jlinked runtime.
+  step 180 moe chat --message Hello --max-tokens 8
+  check "moe chat got a reply through the OpenAI-compatible API" test -s "$dir/stdout"
 
   step 120 moe down
   up=0

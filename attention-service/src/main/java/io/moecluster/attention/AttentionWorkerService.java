@@ -29,7 +29,7 @@ public final class AttentionWorkerService extends AttentionWorkerGrpc.AttentionW
     public AttentionWorkerService(GenerationLoop loop, String[] instanceId, boolean traced) {
         this.traced = traced;
         this.loop = loop;
-        this.validator = new RunRequestValidator(loop.config(), loop.maxSequenceLength());
+        this.validator = new RunRequestValidator(loop.config(), loop.maxSequenceLength(), loop.maxRunning());
         this.instanceId = instanceId;
     }
 
@@ -38,9 +38,11 @@ public final class AttentionWorkerService extends AttentionWorkerGrpc.AttentionW
         long start = System.nanoTime();
         int[] prompt;
         SamplingParams params;
+        int n;
         try {
             prompt = validator.prompt(request);
             params = validator.sampling(request);
+            n = validator.n(request);
         } catch (InvalidFieldException e) {
             responses.onError(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
             return;
@@ -56,7 +58,7 @@ public final class AttentionWorkerService extends AttentionWorkerGrpc.AttentionW
             }
         });
         try {
-            handle.set(loop.submit(prompt, params, new RunEventWriter(call, start),
+            handle.set(loop.submit(prompt, params, n, new RunEventWriter(call, start, n),
                     traced ? Context.current() : null));
         } catch (CapacityExceededException e) {
             call.onError(Status.RESOURCE_EXHAUSTED.withDescription(e.getMessage()).asRuntimeException());

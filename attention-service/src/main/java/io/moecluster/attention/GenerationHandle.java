@@ -4,34 +4,42 @@ import io.moecluster.core.engine.Sequence;
 import io.moecluster.core.engine.TokenSink;
 import io.moecluster.core.sampling.FinishReason;
 import io.moecluster.core.sampling.SamplingParams;
+import io.moecluster.core.sampling.TokenLogprobs;
 import io.opentelemetry.context.Context;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * One request inside a {@link GenerationLoop}. {@link #cancel()} may be called from any thread;
- * everything else is the loop thread's.
+ * One request inside a {@link GenerationLoop}: its n sequences (one prefill, see
+ * {@link io.moecluster.core.engine.BatchGenerator#submitGroup}). {@link #cancel()} may be called
+ * from any thread; everything else is the loop thread's.
  */
 public final class GenerationHandle {
     private final GenerationLoop loop;
     final int[] prompt;
     final SamplingParams params;
+    final int n;
     private final GenerationListener listener;
     private final AtomicBoolean cancelRequested = new AtomicBoolean();
-    /** Set on the loop thread once the generator accepted it. */
+    /** Set on the loop thread once the generator accepted it: the leader, and all n. */
     Sequence sequence;
+    Sequence[] sequences;
     /** The request's trace context (its Run server span), or null without tracing. */
     Context traceContext;
     /** Loop thread only: the request has left the loop (finished, failed or cancelled). */
     private boolean done;
+    /** Loop thread only: sequences not yet finished. */
+    private int live;
 
-    GenerationHandle(GenerationLoop loop, int[] prompt, SamplingParams params, GenerationListener listener) {
+    GenerationHandle(GenerationLoop loop, int[] prompt, SamplingParams params, int n, GenerationListener listener) {
         this.loop = loop;
         this.prompt = prompt;
         this.params = params;
+        this.n = n;
+        this.live = n;
         this.listener = listener;
     }
 
-    /** Ends the request at the next step boundary and frees its KV cache; idempotent, never blocks. */
+    /** Ends the request at the next step boundary and frees its KV caches; idempotent, never blocks. */
     public void cancel() {
         if (cancelRequested.compareAndSet(false, true)) {
             loop.requestCancel(this);
@@ -55,19 +63,33 @@ public final class GenerationHandle {
         return true;
     }
 
+    /** The core sinks the generator calls, one per completion. */
+    TokenSink[] sinks() {
+        TokenSink[] sinks = new TokenSink[n];
+        for (int i = 0; i < n; i++) {
+            sinks[i] = sink(i);
+        }
+        return sinks;
+    }
+
     /**
-     * The core sink the generator calls. A listener that throws (e.g. its gRPC call is gone) must
-     * not break the step the other sequences share, so it is caught and the request cancelled.
+     * A listener that throws (e.g. its gRPC call is gone) must not break the step the other
+     * sequences share, so it is caught and the request cancelled.
      */
-    TokenSink sink() {
+    private TokenSink sink(int index) {
         return new TokenSink() {
             @Override
             public void onToken(int token) {
+                onToken(token, null);
+            }
+
+            @Override
+            public void onToken(int token, TokenLogprobs logprobs) {
                 if (done || cancelRequested.get()) {
                     return;
                 }
                 try {
-                    listener.onToken(token);
+                    listener.onToken(index, token, logprobs);
                 } catch (RuntimeException e) {
                     cancel();
                 }
@@ -75,10 +97,16 @@ public final class GenerationHandle {
 
             @Override
             public void onFinish(FinishReason reason) {
-                loop.finished(GenerationHandle.this);
+                boolean last = --live == 0;
+                if (last) {
+                    loop.finished(GenerationHandle.this);
+                }
                 if (!cancelRequested.get()) {
                     try {
-                        listener.onFinish(reason);
+                        listener.onFinish(index, reason);
+                        if (last) {
+                            listener.onComplete();
+                        }
                     } catch (RuntimeException ignored) {
                         // The listener's call is gone; nothing left to tell.
                     }

@@ -8,10 +8,12 @@ import io.moecluster.core.sampling.SamplingParams;
 import io.moecluster.telemetry.ServiceTracing;
 import io.opentelemetry.context.Context;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Queue;
+import java.util.Set;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -50,8 +52,10 @@ public final class GenerationLoop implements AutoCloseable {
     private final BlockingQueue<GenerationHandle> submissions;
     /** Bounded in practice: each handle enqueues itself at most once. */
     private final Queue<GenerationHandle> cancellations = new ConcurrentLinkedQueue<>();
-    /** Loop thread only: the handle of every sequence the generator holds. */
+    /** Loop thread only: the handle of every sequence the generator holds (a request of n has n). */
     private final Map<Sequence, GenerationHandle> active = new IdentityHashMap<>();
+    /** Loop thread only: the requests the generator holds, once each. */
+    private final Set<GenerationHandle> handles = Collections.newSetFromMap(new IdentityHashMap<>());
     private final Thread thread;
     private volatile boolean closed;
     private volatile int running;
@@ -133,6 +137,17 @@ public final class GenerationLoop implements AutoCloseable {
      */
     public GenerationHandle submit(int[] prompt, SamplingParams params, GenerationListener listener,
                                    Context traceContext) {
+        return submit(prompt, params, 1, listener, traceContext);
+    }
+
+    /**
+     * As {@link #submit(int[], SamplingParams, GenerationListener, Context)}, for {@code n}
+     * completions of the prompt that share its prefill (completion i samples with seed
+     * {@code params.seed() + i}); the listener hears each by index. A request of n counts once
+     * against the loop's capacity; n above max running is refused through {@link GenerationListener#onError}.
+     */
+    public GenerationHandle submit(int[] prompt, SamplingParams params, int n, GenerationListener listener,
+                                   Context traceContext) {
         if (closed) {
             throw new IllegalStateException("generation loop is closed");
         }
@@ -141,7 +156,7 @@ public final class GenerationLoop implements AutoCloseable {
             throw new CapacityExceededException("attention replica at capacity (" + capacity
                     + " requests: " + maxRunning + " running + " + (capacity - maxRunning) + " queued)");
         }
-        GenerationHandle h = new GenerationHandle(this, prompt.clone(), params, listener);
+        GenerationHandle h = new GenerationHandle(this, prompt.clone(), params, n, listener);
         h.traceContext = traceContext;
         // Cannot fail: inFlight counts queued handles too, and the queue holds capacity of them.
         submissions.add(h);
@@ -155,9 +170,18 @@ public final class GenerationLoop implements AutoCloseable {
     /** Called by a handle's sink when the generator finished its sequence. */
     void finished(GenerationHandle h) {
         if (h.markDone()) {
-            active.remove(h.sequence);
+            forget(h);
             inFlight.decrementAndGet();
         }
+    }
+
+    private void forget(GenerationHandle h) {
+        if (h.sequences != null) {
+            for (Sequence s : h.sequences) {
+                active.remove(s);
+            }
+        }
+        handles.remove(h);
     }
 
     private void run() {
@@ -197,8 +221,12 @@ public final class GenerationLoop implements AutoCloseable {
             return;
         }
         try {
-            h.sequence = generator.submit(h.prompt, h.params, h.sink());
-            active.put(h.sequence, h);
+            h.sequences = generator.submitGroup(h.prompt, h.params, h.sinks());
+            h.sequence = h.sequences[0];
+            for (Sequence s : h.sequences) {
+                active.put(s, h);
+            }
+            handles.add(h);
         } catch (IllegalArgumentException e) {
             release(h);
             h.fail(e);
@@ -208,9 +236,11 @@ public final class GenerationLoop implements AutoCloseable {
     private void applyCancellations() {
         GenerationHandle h;
         while ((h = cancellations.poll()) != null) {
-            if (h.sequence != null && !h.isDone()) {
-                generator.cancel(h.sequence);
-                active.remove(h.sequence);
+            if (h.sequences != null && !h.isDone()) {
+                for (Sequence s : h.sequences) {
+                    generator.cancel(s);
+                }
+                forget(h);
                 release(h);
             }
             // A handle not yet admitted is dropped by admit(); one already done needs nothing.
@@ -219,7 +249,7 @@ public final class GenerationLoop implements AutoCloseable {
 
     private void stepOnce() {
         if (stepTracing != null) {
-            stepTracing.step(active.values());
+            stepTracing.step(handles);
         }
         try {
             int tokens = step.getAsInt();
@@ -233,9 +263,12 @@ public final class GenerationLoop implements AutoCloseable {
             LOG.warn("step failed; failing {} running sequences: {}", generator.runningCount(), e.toString());
             List<GenerationHandle> failed = new ArrayList<>();
             for (Sequence s : generator.abortRunning()) {
-                GenerationHandle h = active.remove(s);
-                if (h != null && release(h)) {
-                    failed.add(h);
+                GenerationHandle h = active.get(s);
+                if (h != null) {
+                    forget(h);
+                    if (release(h)) {
+                        failed.add(h);
+                    }
                 }
             }
             for (GenerationHandle h : failed) {
@@ -268,13 +301,16 @@ public final class GenerationLoop implements AutoCloseable {
         }
         // The loop thread is gone: this thread now owns the generator.
         IllegalStateException cause = new IllegalStateException("generation loop closed");
-        for (GenerationHandle h : List.copyOf(active.values())) {
-            generator.cancel(h.sequence);
+        for (GenerationHandle h : List.copyOf(handles)) {
+            for (Sequence s : h.sequences) {
+                generator.cancel(s);
+            }
             if (release(h)) {
                 h.fail(cause);
             }
         }
         active.clear();
+        handles.clear();
         GenerationHandle h;
         while ((h = submissions.poll()) != null) {
             if (release(h)) {

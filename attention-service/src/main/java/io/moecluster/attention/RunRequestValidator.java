@@ -11,10 +11,17 @@ import io.moecluster.proto.internal.v1.RunRequest;
 public final class RunRequestValidator {
     private final int vocabSize;
     private final int maxSequenceLength;
+    private final int maxRunning;
 
     public RunRequestValidator(ModelConfig config, int maxSequenceLength) {
+        this(config, maxSequenceLength, Integer.MAX_VALUE);
+    }
+
+    /** @param maxRunning the largest n a request may ask for */
+    public RunRequestValidator(ModelConfig config, int maxSequenceLength, int maxRunning) {
         this.vocabSize = config.vocabSize();
         this.maxSequenceLength = maxSequenceLength;
+        this.maxRunning = maxRunning;
     }
 
     public int[] prompt(RunRequest r) throws InvalidFieldException {
@@ -62,7 +69,40 @@ public final class RunRequestValidator {
             }
             stops[i] = id;
         }
+        if (!(r.getMinP() >= 0 && r.getMinP() <= 1)) {
+            throw new InvalidFieldException("min_p must be in [0, 1] (0 = off), got " + r.getMinP());
+        }
+        if (!Float.isFinite(r.getPresencePenalty())) {
+            throw new InvalidFieldException("presence_penalty must be a finite number, got " + r.getPresencePenalty());
+        }
+        if (!Float.isFinite(r.getFrequencyPenalty())) {
+            throw new InvalidFieldException("frequency_penalty must be a finite number, got " + r.getFrequencyPenalty());
+        }
+        float repetition = r.getRepetitionPenalty() == 0 ? 1 : r.getRepetitionPenalty();
+        if (!(repetition > 0) || !Float.isFinite(repetition)) {
+            throw new InvalidFieldException("repetition_penalty must be a finite number > 0 (1 = off), got "
+                    + r.getRepetitionPenalty());
+        }
+        int logprobs = SamplingParams.NO_LOGPROBS;
+        if (r.getLogprobs()) {
+            if (r.getTopLogprobs() < 0 || r.getTopLogprobs() > SamplingParams.MAX_TOP_LOGPROBS) {
+                throw new InvalidFieldException("top_logprobs must be in [0, " + SamplingParams.MAX_TOP_LOGPROBS
+                        + "], got " + r.getTopLogprobs());
+            }
+            logprobs = r.getTopLogprobs();
+        }
         return new SamplingParams(r.getTemperature(), r.getTopK(), topP == 0 ? 1.0 : topP, r.getSeed(),
-                r.getMaxTokens(), stops, r.getIgnoreEos());
+                r.getMaxTokens(), stops, r.getIgnoreEos(), r.getMinP(), r.getPresencePenalty(),
+                r.getFrequencyPenalty(), repetition, logprobs);
+    }
+
+    /** Completions to generate: 0 means 1; at most the replica's running sequences. */
+    public int n(RunRequest r) throws InvalidFieldException {
+        int n = r.getN() == 0 ? 1 : r.getN();
+        if (n < 1 || n > maxRunning) {
+            throw new InvalidFieldException("n must be in [1, " + maxRunning
+                    + "] (this attention replica's max running sequences), got " + r.getN());
+        }
+        return n;
     }
 }

@@ -128,6 +128,44 @@ class AttentionServerTest {
     }
 
     @Test
+    void runOfNStreamsEachCompletionByIndexWithLogprobsAndEndsAfterTheLast() {
+        AttentionServer server = startServer(4, 4);
+        int[] p = prompt(9, 2);
+        RunRequest r = greedy(p, 6).toBuilder().setTemperature(0.9f).setSeed(5).setN(3).setLogprobs(true)
+                .setTopLogprobs(2).build();
+        Iterator<RunEvent> events = AttentionWorkerGrpc.newBlockingStub(channel(server))
+                .withDeadlineAfter(60, TimeUnit.SECONDS).run(r);
+        List<List<Integer>> tokens = List.of(new ArrayList<>(), new ArrayList<>(), new ArrayList<>());
+        List<String> finishes = new ArrayList<>();
+        while (events.hasNext()) {
+            RunEvent e = events.next();
+            if (e.getEventCase() == RunEvent.EventCase.TOKEN_ID) {
+                assertThat(finishes).as("tokens come before every finish").hasSizeLessThan(3);
+                tokens.get(e.getIndex()).add(e.getTokenId());
+                assertThat(e.getTopLogprobsCount()).isEqualTo(2);
+                assertThat(e.getLogprob()).isNegative().isLessThanOrEqualTo(e.getTopLogprobs(0).getLogprob());
+            } else {
+                finishes.add(e.getIndex() + ":" + e.getFinishReason());
+            }
+        }
+        assertThat(finishes).containsExactlyInAnyOrder("0:length", "1:length", "2:length");
+        for (int i = 0; i < 3; i++) {
+            // Completion i is the single request with seed 5 + i.
+            Result alone = collect(channel(server), r.toBuilder().setN(1).setSeed(5 + i).build());
+            assertThat(tokens.get(i)).as("completion %d", i).containsExactly(
+                    java.util.Arrays.stream(alone.tokens()).boxed().toArray(Integer[]::new));
+        }
+        assertThatThrownBy(() -> collect(channel(server), r.toBuilder().setN(5).build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription()).contains("n must be in [1, 4]");
+                });
+        assertThatThrownBy(() -> collect(channel(server), r.toBuilder().setTopLogprobs(21).build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e ->
+                        assertThat(e.getStatus().getDescription()).contains("top_logprobs"));
+    }
+
+    @Test
     void runStreamsTheSingleProcessGreedyTokens() {
         AttentionServer server = startServer(4, 4);
         int[] p = prompt(9, 1);

@@ -73,6 +73,11 @@ class GenerationLoopTest {
             loop.submit(new int[] {1, 9}, SamplingParams.greedy(3).withIgnoreEos(true), c);
             assertThat(c.done.get(10, TimeUnit.SECONDS)).isEqualTo(FinishReason.LENGTH);
             assertThat(c.tokens).hasSize(3);
+            // The count is refreshed after the step that finished c, which may end just after c heard of it.
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (loop.runningCount() > 0 && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
             assertThat(loop.runningCount()).isZero();
         }
     }

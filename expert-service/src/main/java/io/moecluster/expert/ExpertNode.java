@@ -44,7 +44,7 @@ public final class ExpertNode implements AutoCloseable {
         private String id;
         private int threads;
         private int maxRows = EngineOptions.DEFAULT_MAX_BATCH_TOKENS;
-        private String backend = ComputeBackends.DEFAULT;
+        private String device = ComputeBackends.DEFAULT;
 
         /** This service's id in the cluster file ({@code --id}). Required. */
         public Context id(String id) {
@@ -64,9 +64,12 @@ public final class ExpertNode implements AutoCloseable {
             return this;
         }
 
-        /** The compute backend ({@code --backend}); default {@value ComputeBackends#DEFAULT}. */
-        public Context backend(String backend) {
-            this.backend = backend;
+        /**
+         * Where the experts compute ({@code --device}): {@code cpu}, the default, or {@code cuda} /
+         * {@code cuda:N} (a GPU, with the cuda module on the class path).
+         */
+        public Context device(String device) {
+            this.device = device;
             return this;
         }
 
@@ -76,7 +79,9 @@ public final class ExpertNode implements AutoCloseable {
             cluster().expertService(id); // fails naming the id when the file does not list it
             requireAtLeast("--threads", threads, 0);
             requireAtLeast("--max-rows", maxRows, 1);
-            ComputeBackends.provider(backend); // an unknown name fails here, listing the known ones
+            // An unknown name fails here listing the known ones, a backend that cannot run here with its
+            // reasons: before anything is mapped, connected or announced.
+            ComputeBackends.requireAvailable(device);
         }
     }
 
@@ -105,7 +110,7 @@ public final class ExpertNode implements AutoCloseable {
             Checkpoint checkpoint = resources.add(Checkpoint.open(ctx.model()));
             WeightLoader loader = resources.add(new WeightLoader(checkpoint, config));
             WorkerPool pool = resources.add(new WorkerPool(EngineOptions.resolveThreads(ctx.threads), "expert-" + ctx.id));
-            ComputeBackend backend = resources.add(ComputeBackends.open(ctx.backend, pool));
+            ComputeBackend backend = resources.add(ComputeBackends.open(ctx.device, pool));
             int last = Math.min(self.lastLayer(), config.numLayers() - 1);
             ExpertBank bank = resources.add(new ExpertBank(config, loader, experts, self.firstLayer(), last, backend,
                     ctx.maxRows));

@@ -11,7 +11,7 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
 
 @Command(name = "backends", mixinStandardHelpOptions = true,
-        description = "Lists the compute backends installed (--backend takes their names) and whether each can run "
+        description = "Lists the compute backends installed (--device takes their names) and whether each can run "
                 + "on this machine, with the reasons when it cannot.")
 final class BackendsCommand implements Callable<Integer> {
     @Spec

@@ -9,8 +9,10 @@ final class ComputeFlags {
             description = "Compute threads; 0 = one per core (default: ${DEFAULT-VALUE}).")
     int threads;
 
-    @Option(names = "--backend", defaultValue = ComputeBackends.DEFAULT, paramLabel = "NAME",
-            description = "Compute backend for the matmuls and expert FFNs (default: ${DEFAULT-VALUE}; "
-                    + "'moe backends' lists those installed and whether each can run here).")
-    String backend;
+    /** One option, two names: {@code --device} (as the GPU work calls it) and {@code --backend}, its alias. */
+    @Option(names = {"--device", "--backend"}, defaultValue = ComputeBackends.DEFAULT, paramLabel = "DEVICE",
+            description = "Where the expert FFNs (and dense MLPs) compute: cpu, cuda (GPU 0) or cuda:N "
+                    + "(default: ${DEFAULT-VALUE}; --backend is another name for this option; "
+                    + "'moe backends' lists the backends installed and whether each can run here).")
+    String device;
 }

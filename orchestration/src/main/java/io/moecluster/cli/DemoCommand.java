@@ -9,6 +9,7 @@ import io.moecluster.core.model.Preset;
 import io.moecluster.core.model.RandomModelGenerator;
 import io.moecluster.core.safetensors.DType;
 import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.router.chat.ChatTemplate;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,7 +24,8 @@ import picocli.CommandLine;
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = "The whole system on a generated model, in one command: writes a random-weight model (once), "
                 + "starts a local cluster (router, attention and expert services as processes over Aeron), streams a "
-                + "completion through the gRPC API, prints the cluster status, and stops the cluster. Random weights "
+                + "completion through the gRPC API, chats through the OpenAI-compatible HTTP API, prints the cluster status, "
+                + "and stops the cluster. Random weights "
                 + "make random text; the point is the machinery.")
 final class DemoCommand implements Callable<Integer> {
     @Spec
@@ -86,8 +88,9 @@ final class DemoCommand implements Callable<Integer> {
                 + (embeddedRouter ? " --embedded-router" : "") + " --state-dir " + stateDir);
         out.flush();
         ClusterState state = new ClusterState(stateDir);
-        ClusterSpec cluster = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model, perService,
-                embeddedRouter, 0, 0, 256, Duration.ofSeconds(180))).start();
+        LocalClusterLauncher launcher = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model,
+                perService, embeddedRouter, 0, 0, 256, Duration.ofSeconds(180)));
+        ClusterSpec cluster = launcher.start();
         try {
             String server = cluster.router().host() + ":" + cluster.router().grpcPort();
             out.println("== moe generate --server " + server + " --prompt \"" + prompt + "\" --max-tokens " + maxTokens);
@@ -96,6 +99,19 @@ final class DemoCommand implements Callable<Integer> {
                     "--max-tokens", Integer.toString(maxTokens), "--temperature", "0.8", "--seed", "1");
             if (rc != 0) {
                 return rc;
+            }
+            if (ChatTemplate.load(model, null).isPresent()) {
+                String http = launcher.httpUrl();
+                out.println("== moe chat --server " + http + " --message \"Hello!\" --max-tokens " + maxTokens
+                        + "   (the OpenAI-compatible API: POST " + http + "/chat/completions)");
+                out.flush();
+                rc = subcommand(new ChatCommand(), out).execute("--server", http, "--message", "Hello!", "--max-tokens",
+                        Integer.toString(maxTokens), "--temperature", "0.8", "--seed", "1");
+                if (rc != 0) {
+                    return rc;
+                }
+            } else {
+                out.println("== (no chat: " + model + " has no chat template; delete it to make a new one that has)");
             }
             out.println("== moe status --server " + server);
             out.flush();

@@ -34,6 +34,6 @@ final class EngineFlags {
     }
 
     EngineOptions options() {
-        return new EngineOptions(compute.threads, maxBatchTokens, maxSeqLen, compute.backend);
+        return new EngineOptions(compute.threads, maxBatchTokens, maxSeqLen, compute.device);
     }
 }

@@ -22,7 +22,9 @@ final class GrpcGenerate {
         ManagedChannel channel = NettyChannelBuilder.forTarget(server).usePlaintext().build();
         try {
             SamplingParameters.Builder sampling = SamplingParameters.newBuilder().setTemperature(s.temperature)
-                    .setTopK(s.topK).setTopP(s.topP).setSeed(s.seed).setMaxTokens(s.maxTokens).setIgnoreEos(s.ignoreEos);
+                    .setTopK(s.topK).setTopP(s.topP).setSeed(s.seed).setMaxTokens(s.maxTokens).setIgnoreEos(s.ignoreEos)
+                    .addAllStopSequences(s.stop).setMinP(s.minP).setPresencePenalty(s.presencePenalty)
+                    .setFrequencyPenalty(s.frequencyPenalty).setRepetitionPenalty(s.repetitionPenalty);
             for (int id : s.stopTokenIds) {
                 sampling.addStopTokenIds(id);
             }

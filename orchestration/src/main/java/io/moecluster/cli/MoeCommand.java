@@ -20,6 +20,7 @@ import picocli.CommandLine;
             ModelCommand.class,
             LogitsCommand.class,
             GenerateCommand.class,
+            ChatCommand.class,
             BenchCommand.class,
             BackendsCommand.class,
             DemoCommand.class,

@@ -237,7 +237,7 @@ final class ServeCommand implements Runnable {
         public Integer call() throws Exception {
             ClusterSpec cluster = withOverrides(ClusterSpec.read(flags.cluster), engineConfig());
             ExpertNode node = ExpertNode.launch(flags.applyTo(new ExpertNode.Context(), cluster).id(id).model(model)
-                    .threads(compute.threads).backend(compute.backend).maxRows(maxRows));
+                    .threads(compute.threads).device(compute.device).maxRows(maxRows));
             int healthPort = grpcPort > 0 ? node.serveHealth("0.0.0.0", grpcPort) : 0;
             ClusterSpec.Expert self = cluster.expertService(id);
             String channel = cluster.channelOf(self);
@@ -354,7 +354,7 @@ final class ServeCommand implements Runnable {
         @CommandLine.Mixin
         ClusterFlags flags;
 
-        /** --model, and as the attention services': --max-batch-tokens, --max-seq-len; --threads and --backend for the gates. */
+        /** --model, and as the attention services': --max-batch-tokens, --max-seq-len; --threads and --device for the gates. */
         @CommandLine.Mixin
         EngineFlags engine;
 
@@ -369,16 +369,31 @@ final class ServeCommand implements Runnable {
         @CommandLine.Mixin
         ReplicaFlags replicas;
 
+        @Option(names = "--http-port", defaultValue = "0", paramLabel = "PORT",
+                description = "Serve the OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models, "
+                        + "/health, /metrics) on this port, on the router's host; 0 = off (default: ${DEFAULT-VALUE}).")
+        int httpPort;
+
+        @Option(names = "--chat-template", paramLabel = "FILE",
+                description = "A Jinja chat template to use instead of the model's (tokenizer_config.json's chat_template).")
+        Path chatTemplate;
+
+        @Option(names = "--served-model-name", paramLabel = "NAME",
+                description = "The model's name in the HTTP API (default: the model directory's name).")
+        String servedModelName;
+
         @Override
         public Integer call() throws Exception {
             ClusterSpec cluster = ClusterSpec.read(flags.cluster);
             RouterNode node = RouterNode.launch(replicas.applyTo(flags.applyTo(new RouterNode.Context(), cluster), flags)
                     .model(engine.requireModel(spec)).maxActiveRequests(maxActive).maxSeqLen(engine.maxSeqLen)
-                    .maxBatchTokens(engine.maxBatchTokens).threads(engine.compute.threads).backend(engine.compute.backend)
-                    .expertTimeout(Duration.ofMillis(expertTimeoutMs)));
+                    .maxBatchTokens(engine.maxBatchTokens).threads(engine.compute.threads).device(engine.compute.device)
+                    .expertTimeout(Duration.ofMillis(expertTimeoutMs)).httpPort(httpPort).chatTemplate(chatTemplate)
+                    .servedModelName(servedModelName));
             ClusterSpec.Router self = cluster.router();
             return flags.serve(new ServiceInstance(self.id(), ServiceRole.ROUTER, self.host(), self.grpcPort(), Map.of()),
-                    node, "router", spec.commandLine().getOut(), "router-service listening on " + node.address());
+                    node, "router", spec.commandLine().getOut(), "router-service listening on " + node.address()
+                            + (node.httpUrl() == null ? "" : "; OpenAI-compatible API on " + node.httpUrl()));
         }
     }
 }

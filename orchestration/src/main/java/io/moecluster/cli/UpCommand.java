@@ -17,7 +17,8 @@ import picocli.CommandLine.Spec;
 
 @Command(name = "up", mixinStandardHelpOptions = true,
         description = "Starts a local cluster as separate processes (media driver, expert services, attention service, "
-                + "router-service), waits until it serves, and prints the gRPC address. Stop it with 'moe down'.")
+                + "router-service), waits until it serves, and prints the gRPC address and the OpenAI-compatible API's URL. "
+                + "Stop it with 'moe down'.")
 final class UpCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -34,6 +35,14 @@ final class UpCommand implements Callable<Integer> {
 
     @Option(names = "--grpc-port", defaultValue = "0", paramLabel = "PORT", description = "The public gRPC port; 0 picks a free one.")
     int grpcPort;
+
+    @Option(names = "--http-port", defaultValue = "0", paramLabel = "PORT",
+            description = "The router's OpenAI-compatible HTTP API; 0 picks a free port, -1 turns it off (default: ${DEFAULT-VALUE}).")
+    int httpPort;
+
+    @Option(names = "--chat-template", paramLabel = "FILE",
+            description = "A Jinja chat template for the HTTP API instead of the model's.")
+    Path chatTemplate;
 
     @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
             description = "Compute threads of each service; 0 = the cores shared out among the services (default: ${DEFAULT-VALUE}).")
@@ -58,8 +67,12 @@ final class UpCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         long start = System.nanoTime();
+        if (chatTemplate != null && !java.nio.file.Files.isRegularFile(chatTemplate)) {
+            throw new IllegalArgumentException("--chat-template: " + chatTemplate + " is not a file");
+        }
         LocalClusterLauncher launcher = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model,
-                expertsPerService, embeddedRouter, grpcPort, threads, maxBatchTokens, Duration.ofSeconds(startTimeoutSeconds)));
+                expertsPerService, embeddedRouter, grpcPort, threads, maxBatchTokens, Duration.ofSeconds(startTimeoutSeconds),
+                httpPort, chatTemplate));
         ClusterSpec c = launcher.start();
         for (ClusterSpec.Expert e : c.experts()) {
             BitSet ids = new BitSet();
@@ -69,8 +82,10 @@ final class UpCommand implements Callable<Integer> {
         out.printf("  %-10s %s:%d%s%n", "attention", c.attention().getFirst().host(), c.attention().getFirst().grpcPort(),
                 c.embeddedRouter() ? " (embedded MoE router)" : "");
         launcher.metricsEndpoints().forEach((id, url) -> out.printf("  %-10s metrics %s%n", id, url));
-        out.printf("cluster up in %.1f s: gRPC API on %s:%d (state in %s; stop with 'moe down')%n",
-                (System.nanoTime() - start) / 1e9, c.router().host(), c.router().grpcPort(), state.dir());
+        // "gRPC API on HOST:PORT " stays as it was: scripts read the address from it.
+        out.printf("cluster up in %.1f s: gRPC API on %s:%d %s(state in %s; stop with 'moe down')%n",
+                (System.nanoTime() - start) / 1e9, c.router().host(), c.router().grpcPort(),
+                launcher.httpUrl() == null ? "" : "and OpenAI-compatible API on " + launcher.httpUrl() + " ", state.dir());
         return 0;
     }
 }

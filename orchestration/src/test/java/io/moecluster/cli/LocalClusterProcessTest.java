@@ -29,7 +29,8 @@ class LocalClusterProcessTest {
         MoeCommandTest.Run up = MoeCommandTest.moe("up", "--model", model.toString(), "--threads", "1",
                 "--max-batch-tokens", "32", "--state-dir", state);
         assertThat(up.exit()).as(up.err()).isZero();
-        assertThat(up.out()).contains("cluster up").contains("expert-2   experts 8");
+        assertThat(up.out()).contains("cluster up").contains("expert-2   experts 8")
+                .containsPattern("OpenAI-compatible API on http://127\\.0\\.0\\.1:\\d+/v1");
         Map<String, Long> pids = new ClusterState(Path.of(state)).pids();
         assertThat(pids).containsKeys("media-driver", "expert-0", "expert-1", "expert-2", "attention-0", "router");
         for (long pid : pids.values()) {
@@ -41,6 +42,12 @@ class LocalClusterProcessTest {
                 ServerAddress.local(new ClusterState(Path.of(state))), "--prompt", "Hi", "--max-tokens", "6", "--ignore-eos");
         assertThat(gen.exit()).as(gen.err()).isZero();
         assertThat(gen.err()).contains("6 completion tokens");
+
+        // The HTTP API of the local cluster: moe chat finds it through the state directory.
+        MoeCommandTest.Run chat = MoeCommandTest.moe("chat", "--state-dir", state, "--message", "Hi", "--max-tokens", "4",
+                "--ignore-eos");
+        assertThat(chat.exit()).as(chat.err()).isZero();
+        assertThat(chat.out()).endsWith(System.lineSeparator());
 
         MoeCommandTest.Run status = MoeCommandTest.moe("status", "--state-dir", state);
         assertThat(status.exit()).as(status.err()).isZero();

@@ -176,8 +176,94 @@ class MoeCommandTest {
         assertThat(list.out()).containsPattern("(?m)^cpu\\s+available \\(default\\); Vector API kernels, ");
         Run unknown = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--backend", "tpu");
         assertThat(unknown.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
-        assertThat(unknown.err().strip()).doesNotContain("\n").contains("--backend: unknown compute backend 'tpu'")
+        assertThat(unknown.err().strip()).doesNotContain("\n").contains("--device: unknown compute backend 'tpu'")
                 .contains("known: cpu");
+    }
+
+    @Test
+    void generateStopsAtAStopTextWithoutPrintingIt() {
+        String[] free = {"generate", "--model", mixtral.toString(), "--prompt", "abc", "--max-tokens", "16", "--ignore-eos"};
+        Run whole = moe(free);
+        assertThat(whole.exit()).as(whole.err()).isZero();
+        String text = whole.out().stripTrailing();
+        String stop = text.substring(4, 6);
+        String[] stopped = java.util.stream.Stream.concat(java.util.Arrays.stream(free), java.util.stream.Stream.of(
+                "--stop", stop)).toArray(String[]::new);
+        Run r = moe(stopped);
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).isEqualTo(text.substring(0, text.indexOf(stop)) + System.lineSeparator());
+        assertThat(r.err()).contains("(finish: stop)");
+        assertThat(moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--stop", "").err().strip())
+                .isEqualTo("moe: --stop must not be empty");
+        assertThat(moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--repetition-penalty", "0").err()
+                .strip()).startsWith("moe: --repetition-penalty must be a number > 0");
+    }
+
+    @Test
+    void chatWithAModelReadsTurnsFromStdinAndRepliesWithTheChatTemplate() throws Exception {
+        String conversation = "Hello there\n\nHow are you?\n/exit\nnever read\n";
+        java.io.InputStream saved = ChatCommand.input;
+        ChatCommand.input = new java.io.ByteArrayInputStream(conversation.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        Run r;
+        try {
+            r = moe("chat", "--model", mixtral.toString(), "--system", "Be brief.", "--max-tokens", "6", "--ignore-eos");
+        } finally {
+            ChatCommand.input = saved;
+        }
+        assertThat(r.exit()).as(r.err()).isZero();
+        // Each turn is the model's greedy reply to the rendered conversation so far.
+        io.moecluster.router.chat.ChatTemplate template = io.moecluster.router.chat.ChatTemplate.load(mixtral, null);
+        java.util.List<java.util.Map<String, Object>> messages = new java.util.ArrayList<>();
+        messages.add(java.util.Map.of("role", "system", "content", "Be brief."));
+        StringBuilder expected = new StringBuilder();
+        try (Engine e = Engine.open(mixtral, EngineOptions.defaults());
+             io.moecluster.core.tokenizer.TextTokenizer tok = io.moecluster.core.tokenizer.TextTokenizer.load(mixtral, 1)) {
+            for (String turn : new String[] {"Hello there", "How are you?"}) {
+                messages.add(java.util.Map.of("role", "user", "content", turn));
+                String prompt = template.render(messages, true, java.util.Map.of());
+                io.moecluster.core.engine.BatchGenerator gen = new io.moecluster.core.engine.BatchGenerator(e, 1);
+                io.moecluster.core.engine.Sequence s = gen.submit(tok.encode(prompt, false),
+                        io.moecluster.core.sampling.SamplingParams.greedy(6).withIgnoreEos(true),
+                        io.moecluster.core.engine.TokenSink.NONE);
+                gen.runToCompletion();
+                String reply = tok.decode(s.generatedTokens(), true);
+                expected.append(reply).append(System.lineSeparator());
+                messages.add(java.util.Map.of("role", "assistant", "content", reply));
+            }
+        }
+        assertThat(r.out()).isEqualTo(expected.toString());
+        Run noTemplate = moe("chat", "--model", io.moecluster.core.testing.GoldenModels.dir(io.moecluster.core.testing.GoldenModels.MIXTRAL).toString(), "--message", "x");
+        assertThat(noTemplate.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
+        assertThat(noTemplate.err()).contains("has no chat template").contains("--chat-template");
+    }
+
+    @Test
+    void deviceCudaIsListedAndRefusedInOneLineWhereItCannotRun() throws Exception {
+        Run list = moe("backends");
+        assertThat(list.out()).containsPattern("(?m)^cuda\\s+(available|unavailable: \\S)");
+        Run cpuIndex = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--device", "cpu:1");
+        assertThat(cpuIndex.err().strip()).isEqualTo("moe: --device cpu:1: cpu takes no device index");
+        Run malformed = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--device", "cuda:one");
+        assertThat(malformed.err().strip()).startsWith("moe: --device: 'cuda:one' is not NAME or NAME:INDEX");
+        // These machines have no GPU; where one is usable, the refusals below do not apply.
+        org.junit.jupiter.api.Assumptions.assumeFalse(
+                new io.moecluster.cuda.backend.CudaBackendProvider().availability().available(), "a usable GPU is present");
+        Run generate = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--device", "cuda");
+        assertThat(generate.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
+        assertThat(generate.err().strip()).doesNotContain("\n").startsWith("moe: --device cuda: cannot run on this machine: ");
+        Path cluster = shared.resolve("cuda-cluster.json");
+        Files.writeString(cluster, """
+                { "aeronDir": "%s", "channel": "aeron:ipc", "embeddedRouter": false,
+                  "router": { "id": "router", "host": "127.0.0.1", "grpcPort": 50051, "moeStreamId": 1000, "replyStreamId": 1001 },
+                  "attention": [ { "id": "attention-0", "host": "127.0.0.1", "grpcPort": 50061, "replyStreamId": 1100 } ],
+                  "experts": [ { "id": "expert-0", "experts": [0, 1, 2, 3, 4, 5, 6, 7], "firstLayer": 0, "lastLayer": 1,
+                                 "streamId": 2000 } ] }
+                """.formatted(shared.resolve("aeron")));
+        Run serve = moe("serve", "expert", "--cluster", cluster.toString(), "--id", "expert-0", "--model",
+                mixtral.toString(), "--device", "cuda:0");
+        assertThat(serve.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
+        assertThat(serve.out()).isEmpty();
+        assertThat(serve.err().strip()).doesNotContain("\n").startsWith("moe: --device cuda:0: cannot run on this machine: ");
     }
 
     @Test

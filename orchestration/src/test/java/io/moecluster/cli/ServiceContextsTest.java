@@ -44,8 +44,8 @@ class ServiceContextsTest {
                 .hasMessageContaining("no expert service 'expert-9'");
         assertThatThrownBy(() -> new ExpertNode.Context().cluster(spec).id("expert-0").conclude())
                 .hasMessageContaining("--model is required");
-        assertThatThrownBy(() -> new ExpertNode.Context().cluster(spec).model(model).id("expert-0").backend("tpu")
-                .conclude()).hasMessageContaining("--backend: unknown compute backend 'tpu'");
+        assertThatThrownBy(() -> new ExpertNode.Context().cluster(spec).model(model).id("expert-0").device("tpu")
+                .conclude()).hasMessageContaining("--device: unknown compute backend 'tpu'");
         assertThatThrownBy(() -> new AttentionNode.Context().cluster(spec).model(model).id("attention-0").maxRunning(0)
                 .conclude()).hasMessage("--max-running must be >= 1, got 0");
         assertThatThrownBy(() -> new RouterNode.Context().cluster(spec).model(model).replicaTimeout(Duration.ZERO)
@@ -54,6 +54,12 @@ class ServiceContextsTest {
                 .hasMessageContaining("--metrics-port must be in 0-65535");
         assertThatThrownBy(() -> new RouterNode.Context().cluster(spec).model(model).idleStrategy("nap").conclude())
                 .hasMessageContaining("unknown idle strategy 'nap'");
+        assertThatThrownBy(() -> new RouterNode.Context().cluster(spec).model(model).httpPort(-1).conclude())
+                .hasMessage("--http-port must be >= 0, got -1");
+        assertThatThrownBy(() -> new RouterNode.Context().cluster(spec).model(model).httpPort(70000).conclude())
+                .hasMessageContaining("--http-port must be a port number");
+        assertThatThrownBy(() -> new RouterNode.Context().cluster(spec).model(model).chatTemplate(model.resolve("none.jinja"))
+                .conclude()).hasMessageContaining("--chat-template: ").hasMessageContaining("none.jinja is not a file");
     }
 
     @Test

@@ -201,6 +201,46 @@ class ClusterTracingTest {
         assertThat(expertBatches).allSatisfy(b -> assertThat(byId.get(b.getParentSpanId()).getName()).isEqualTo("moe.dispatch"));
     }
 
+    @org.junit.jupiter.api.Test
+    void anHttpRequestIsOneTraceUnderTheClientsTraceparent(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+        try (OpenAiCluster c = new OpenAiCluster(tmp, TracingOptions.exportingTo(exporter, LayerSampling.NONE))) {
+            String traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+            String parentId = "00f067aa0ba902b7";
+            java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
+                    java.net.http.HttpRequest.newBuilder(java.net.URI.create(c.base + "/v1/chat/completions"))
+                            .header("content-type", "application/json")
+                            .header("traceparent", "00-" + traceId + "-" + parentId + "-01")
+                            .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{\"messages\": [{\"role\": \"user\","
+                                    + " \"content\": \"Hi\"}], \"max_tokens\": 3, \"ignore_eos\": true}")).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString());
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            List<SpanData> spans = exporter.getFinishedSpanItems();
+            while ((named(spans, "POST /v1/chat/completions").isEmpty()
+                    || named(spans, "moe.v1.internal.AttentionWorker/Run").size() < 2) && System.nanoTime() < deadline) {
+                Thread.sleep(20);
+                spans = exporter.getFinishedSpanItems();
+            }
+            SpanData request = named(spans, "POST /v1/chat/completions").getFirst();
+            assertThat(request.getKind()).isEqualTo(SpanKind.SERVER);
+            assertThat(service(request)).isEqualTo("moe-router");
+            assertThat(request.getTraceId()).as("the client's trace").isEqualTo(traceId);
+            assertThat(request.getParentSpanId()).as("the client's span is the parent").isEqualTo(parentId);
+            assertThat(request.getAttributes().get(io.opentelemetry.api.common.AttributeKey.longKey(
+                    "http.response.status_code"))).isEqualTo(200L);
+            assertThat(request.getAttributes().get(io.opentelemetry.api.common.AttributeKey.stringKey("http.route")))
+                    .isEqualTo("/v1/chat/completions");
+            Map<String, SpanData> byId = spans.stream().collect(Collectors.toMap(SpanData::getSpanId, Function.identity()));
+            SpanData run = named(spans, "moe.v1.internal.AttentionWorker/Run").stream()
+                    .filter(s -> s.getKind() == SpanKind.SERVER).findFirst().orElseThrow();
+            assertThat(service(run)).isEqualTo("moe-attention");
+            assertThat(run.getTraceId()).isEqualTo(traceId);
+            assertThat(hasAncestor(run, byId, s -> s == request)).isTrue();
+            assertThat(named(spans, "attention.step")).isNotEmpty().allSatisfy(step ->
+                    assertThat(step.getTraceId()).isEqualTo(traceId));
+        }
+    }
+
     @ParameterizedTest(name = "embedded router: {0}")
     @ValueSource(booleans = {false, true})
     void everyNthStepHasLayerSpansAndExpertsTraceNothingForTheOthers(boolean embedded) throws Exception {

@@ -288,11 +288,11 @@ class KubernetesManifestsTest {
                 }
             });
         }
-        // the router is public on 50051; StatefulSets name their headless Service
+        // the router is public on 50051 (gRPC) and 8000 (the OpenAI-compatible API); StatefulSets name their headless Service
         Doc router = services.stream().filter(s -> s.name().equals("moe-router")).findFirst().orElseThrow();
         List<Integer> ports = new ArrayList<>();
         router.node().path("spec").path("ports").forEach(p -> ports.add(p.path("port").asInt()));
-        assertThat(ports).contains(50051);
+        assertThat(ports).contains(50051, 8000);
         for (Doc sts : ofKind("StatefulSet")) {
             String svc = sts.node().path("spec").path("serviceName").asText();
             assertThat(services).as("%s serviceName %s", sts, svc).anySatisfy(s -> {

@@ -7,42 +7,61 @@ import io.moecluster.core.tokenizer.StreamingDecoder;
 import io.moecluster.core.tokenizer.TextTokenizer;
 import io.moecluster.proto.internal.v1.RunEvent;
 import io.moecluster.proto.internal.v1.RunRequest;
+import io.moecluster.proto.internal.v1.RunTopLogprob;
 import io.moecluster.proto.v1.FinishReason;
+import io.moecluster.proto.v1.TokenLogprobs;
+import io.moecluster.proto.v1.TopLogprob;
 import io.moecluster.proto.v1.Usage;
 
 /**
- * One admitted request's attention call: decodes token deltas, watches for stop sequences and
- * ends exactly once (finished, failed or cancelled), giving its admission slot back.
+ * One admitted request's attention call: decodes each completion's token deltas, watches for stop
+ * sequences and ends exactly once (finished, failed or cancelled), giving its admission slot back.
+ * A request of n completions has n of everything per completion; it ends when the last one does.
  *
  * <p>Synchronized: attention events arrive on the channel's executor, the client's cancellation
  * on a server thread.
  */
-final class GenerationSession implements ClientResponseObserver<RunRequest, RunEvent> {
+final class GenerationSession implements ClientResponseObserver<RunRequest, RunEvent>, GenerationCall {
     private final PreparedRequest request;
-    private final StreamingDecoder decoder;
-    private final StopSequenceMatcher stops;
-    private final CompletionSink sink;
+    private final CompletionListener listener;
     private final Runnable releaseSlot;
+    private final RequestMetrics metrics;
     private final long startNanos = System.nanoTime();
-    private final StringBuilder text = new StringBuilder();
+    private final Choice[] choices;
     private ClientCallStreamObserver<RunRequest> call;
-    /** Chars of {@link #text} already delivered. */
-    private int emitted;
+    private int choicesEnded;
     private int completionTokens;
     private double timeToFirstTokenMs;
+    private FinishReason firstReason = FinishReason.FINISH_REASON_UNSPECIFIED;
     private boolean ended;
 
-    private final RequestMetrics metrics;
-    private long lastTokenNanos;
+    /** One completion's text state. */
+    private static final class Choice {
+        final StreamingDecoder decoder;
+        final StopSequenceMatcher stops;
+        final StringBuilder text = new StringBuilder();
+        /** Chars of {@link #text} already delivered. */
+        int emitted;
+        int tokens;
+        long lastTokenNanos;
+        boolean ended;
 
-    GenerationSession(PreparedRequest request, TextTokenizer tokenizer, CompletionSink sink, Runnable releaseSlot,
-                      RequestMetrics metrics) {
-        this.metrics = metrics;
+        Choice(TextTokenizer tokenizer, PreparedRequest request) {
+            decoder = new StreamingDecoder(tokenizer);
+            stops = new StopSequenceMatcher(request.stopSequences());
+        }
+    }
+
+    GenerationSession(PreparedRequest request, TextTokenizer tokenizer, CompletionListener listener,
+                      Runnable releaseSlot, RequestMetrics metrics) {
         this.request = request;
-        this.decoder = new StreamingDecoder(tokenizer);
-        this.stops = new StopSequenceMatcher(request.stopSequences());
-        this.sink = sink;
+        this.listener = listener;
         this.releaseSlot = releaseSlot;
+        this.metrics = metrics;
+        this.choices = new Choice[request.n()];
+        for (int i = 0; i < choices.length; i++) {
+            choices[i] = new Choice(tokenizer, request);
+        }
     }
 
     @Override
@@ -52,84 +71,113 @@ final class GenerationSession implements ClientResponseObserver<RunRequest, RunE
 
     @Override
     public synchronized void onNext(RunEvent event) {
-        if (ended) {
+        if (ended || event.getIndex() < 0 || event.getIndex() >= choices.length) {
+            return;
+        }
+        int index = event.getIndex();
+        Choice c = choices[index];
+        if (c.ended) {
             return;
         }
         switch (event.getEventCase()) {
-            case TOKEN_ID -> onToken(event.getTokenId());
+            case TOKEN_ID -> onToken(index, c, event);
             case FINISH_REASON -> {
-                text.append(decoder.finish());
+                c.text.append(c.decoder.finish());
                 FinishReason reason = switch (event.getFinishReason()) {
                     case "stop" -> FinishReason.FINISH_REASON_STOP;
                     case "length" -> FinishReason.FINISH_REASON_LENGTH;
                     default -> FinishReason.FINISH_REASON_UNSPECIFIED;
                 };
-                if (!deliverUpToStop(-1)) {
+                if (!deliverUpToStop(index, c, -1, null)) {
                     // The held-back tail (a stop-sequence prefix that never completed) goes out now.
-                    deliver(-1, text.length());
-                    finish(reason);
+                    deliver(index, c, -1, c.text.length(), null);
+                    finishChoice(index, c, reason);
                 }
             }
             default -> { }
         }
     }
 
-    private void onToken(int tokenId) {
+    private void onToken(int index, Choice c, RunEvent event) {
+        int tokenId = event.getTokenId();
+        c.tokens++;
         completionTokens++;
         long now = System.nanoTime();
         if (completionTokens == 1) {
             timeToFirstTokenMs = (now - startNanos) / 1e6;
             metrics.firstToken(timeToFirstTokenMs);
-        } else {
-            metrics.tokenGap((now - lastTokenNanos) / 1e6);
+        } else if (c.tokens > 1) {
+            metrics.tokenGap((now - c.lastTokenNanos) / 1e6);
         }
-        lastTokenNanos = now;
+        c.lastTokenNanos = now;
         try {
-            text.append(decoder.append(tokenId));
+            c.text.append(c.decoder.append(tokenId));
         } catch (IllegalArgumentException e) {
             // An id the tokenizer cannot decode (a padding row of the vocabulary): no text.
         }
-        if (!deliverUpToStop(tokenId)) {
-            deliver(tokenId, stops.safeLength(text));
+        TokenLogprobs logprobs = request.logprobs() ? logprobs(event) : null;
+        if (!deliverUpToStop(index, c, tokenId, logprobs)) {
+            deliver(index, c, tokenId, c.stops.safeLength(c.text), logprobs);
         }
     }
 
-    /** If a stop sequence has appeared, delivers the text before it, ends the request and returns true. */
-    private boolean deliverUpToStop(int tokenId) {
-        int match = stops.firstMatch(text, emitted);
+    private static TokenLogprobs logprobs(RunEvent event) {
+        TokenLogprobs.Builder b = TokenLogprobs.newBuilder().setTokenId(event.getTokenId()).setLogprob(event.getLogprob());
+        for (RunTopLogprob t : event.getTopLogprobsList()) {
+            b.addTopLogprobs(TopLogprob.newBuilder().setTokenId(t.getTokenId()).setLogprob(t.getLogprob()));
+        }
+        return b.build();
+    }
+
+    /** If a stop sequence has appeared, delivers the text before it, ends the completion and returns true. */
+    private boolean deliverUpToStop(int index, Choice c, int tokenId, TokenLogprobs logprobs) {
+        int match = c.stops.firstMatch(c.text, c.emitted);
         if (match < 0) {
             return false;
         }
-        text.setLength(match);
-        deliver(tokenId, match);
-        finish(FinishReason.FINISH_REASON_STOP_SEQUENCE);
-        if (call != null) {
-            call.cancel("stop sequence matched", null);
-        }
+        c.text.setLength(match);
+        deliver(index, c, tokenId, match, logprobs);
+        finishChoice(index, c, FinishReason.FINISH_REASON_STOP_SEQUENCE);
         return true;
     }
 
     /** Sends the text up to {@code end} with {@code tokenId}; tokenId < 0 only flushes text that is left. */
-    private void deliver(int tokenId, int end) {
-        String delta = end > emitted ? text.substring(emitted, end) : "";
-        emitted = Math.max(emitted, end);
+    private void deliver(int index, Choice c, int tokenId, int end, TokenLogprobs logprobs) {
+        String delta = end > c.emitted ? c.text.substring(c.emitted, end) : "";
+        c.emitted = Math.max(c.emitted, end);
         if (tokenId >= 0) {
-            sink.onToken(tokenId, delta);
+            listener.onToken(index, tokenId, delta, logprobs);
         } else if (!delta.isEmpty()) {
-            sink.onTrailingText(delta);
+            listener.onTrailingText(index, delta);
         }
     }
 
-    private void finish(FinishReason reason) {
+    private void finishChoice(int index, Choice c, FinishReason reason) {
+        c.ended = true;
+        if (index == 0) {
+            firstReason = reason;
+        }
+        listener.onChoiceFinished(index, reason, usage(c.tokens));
+        if (++choicesEnded < choices.length) {
+            return;
+        }
         ended = true;
         releaseSlot.run();
-        metrics.finished(reason, completionTokens);
-        sink.onFinished(reason, Usage.newBuilder()
+        metrics.finished(firstReason, completionTokens);
+        listener.onFinished(usage(completionTokens));
+        if (reason == FinishReason.FINISH_REASON_STOP_SEQUENCE && call != null) {
+            // The replica may still be generating (this stop sequence is the router's, not its own).
+            call.cancel("stop sequence matched", null);
+        }
+    }
+
+    private Usage usage(int tokens) {
+        return Usage.newBuilder()
                 .setPromptTokens(request.promptTokens())
-                .setCompletionTokens(completionTokens)
+                .setCompletionTokens(tokens)
                 .setTimeToFirstTokenMs(timeToFirstTokenMs)
                 .setTotalTimeMs((System.nanoTime() - startNanos) / 1e6)
-                .build());
+                .build();
     }
 
     @Override
@@ -141,13 +189,14 @@ final class GenerationSession implements ClientResponseObserver<RunRequest, RunE
         releaseSlot.run();
         metrics.failed(completionTokens);
         Status s = Status.fromThrowable(t);
-        Status out = switch (s.getCode()) {
+        GenerationError error = switch (s.getCode()) {
             // The replica judged the request itself (a limit the router did not check).
-            case INVALID_ARGUMENT, RESOURCE_EXHAUSTED -> s;
-            default -> Status.UNAVAILABLE.withDescription("attention replica failed for request " + request.requestId()
-                    + ": " + s.getCode() + (s.getDescription() == null ? "" : " " + s.getDescription()));
+            case INVALID_ARGUMENT -> new GenerationError(GenerationError.Kind.INVALID_ARGUMENT, s.getDescription());
+            case RESOURCE_EXHAUSTED -> new GenerationError(GenerationError.Kind.RESOURCE_EXHAUSTED, s.getDescription());
+            default -> new GenerationError(GenerationError.Kind.UNAVAILABLE, "attention replica failed for request "
+                    + request.requestId() + ": " + s.getCode() + (s.getDescription() == null ? "" : " " + s.getDescription()));
         };
-        sink.onFailed(out);
+        listener.onFailed(error);
     }
 
     @Override
@@ -158,7 +207,8 @@ final class GenerationSession implements ClientResponseObserver<RunRequest, RunE
     }
 
     /** The client went away: stop the attention run and give the slot back. */
-    synchronized void cancel() {
+    @Override
+    public synchronized void cancel() {
         if (ended) {
             return;
         }

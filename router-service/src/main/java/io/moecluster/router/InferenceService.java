@@ -5,6 +5,7 @@ import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.tokenizer.TextTokenizer;
+import io.moecluster.proto.v1.Choice;
 import io.moecluster.proto.v1.DetokenizeRequest;
 import io.moecluster.proto.v1.DetokenizeResponse;
 import io.moecluster.proto.v1.FinishReason;
@@ -15,131 +16,203 @@ import io.moecluster.proto.v1.GenerateStreamResponse;
 import io.moecluster.proto.v1.GetModelInfoRequest;
 import io.moecluster.proto.v1.InferenceGrpc;
 import io.moecluster.proto.v1.ModelInfo;
+import io.moecluster.proto.v1.SamplingParameters;
 import io.moecluster.proto.v1.TokenDelta;
+import io.moecluster.proto.v1.TokenLogprobs;
 import io.moecluster.proto.v1.TokenizeRequest;
 import io.moecluster.proto.v1.TokenizeResponse;
 import io.moecluster.proto.v1.Usage;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * The public Inference API: tokenizes and validates, admits within {@link AdmissionControl}, runs the
- * sequence on an attention replica and turns its tokens into text.
+ * The public Inference API over gRPC: turns a GenerateRequest into a {@link PreparedRequest}
+ * (tokenizing text input) and the {@link GenerationService}'s callbacks into Generate and
+ * GenerateStream responses; admission, the attention call and stop sequences are the service's.
  */
 public final class InferenceService extends InferenceGrpc.InferenceImplBase {
     private final ModelConfig config;
     private final TextTokenizer tokenizer;
-    private final AttentionPool attention;
-    private final AdmissionControl admission;
+    private final GenerationService generation;
     private final int maxSequenceLength;
-    private final GenerateRequestValidator validator;
-    private final RequestMetrics metrics;
 
-    /** @param maxSequenceLength prompt plus completion limit; must not exceed the attention replicas' */
-    public InferenceService(ModelConfig config, TextTokenizer tokenizer, AttentionPool attention,
-                            AdmissionControl admission, int maxSequenceLength) {
-        this(config, tokenizer, attention, admission, maxSequenceLength, RequestMetrics.noop(admission));
-    }
-
-    public InferenceService(ModelConfig config, TextTokenizer tokenizer, AttentionPool attention,
-                            AdmissionControl admission, int maxSequenceLength, RequestMetrics metrics) {
-        this.metrics = metrics;
-        this.config = config;
-        this.tokenizer = tokenizer;
-        this.attention = attention;
-        this.admission = admission;
-        this.maxSequenceLength = maxSequenceLength;
-        this.validator = new GenerateRequestValidator(config, tokenizer, maxSequenceLength);
+    public InferenceService(GenerationService generation) {
+        this.generation = generation;
+        this.config = generation.config();
+        this.tokenizer = generation.tokenizer();
+        this.maxSequenceLength = generation.validator().maxSequenceLength();
     }
 
     @Override
     public void generate(GenerateRequest request, StreamObserver<GenerateResponse> responses) {
-        start(request, responses, prepared -> new CompletionSink() {
-            private final GenerateResponse.Builder out = GenerateResponse.newBuilder().setRequestId(prepared.requestId());
-            private final StringBuilder text = new StringBuilder();
+        start(request, responses, prepared -> new CompletionListener() {
+            private final Choice.Builder[] choices = new Choice.Builder[prepared.n()];
+            private final StringBuilder[] texts = new StringBuilder[prepared.n()];
 
-            @Override
-            public void onToken(int tokenId, String delta) {
-                out.addTokenIds(tokenId);
-                text.append(delta);
+            {
+                for (int i = 0; i < choices.length; i++) {
+                    choices[i] = Choice.newBuilder().setIndex(i);
+                    texts[i] = new StringBuilder();
+                }
             }
 
             @Override
-            public void onTrailingText(String delta) {
-                text.append(delta);
+            public void onToken(int index, int tokenId, String delta, TokenLogprobs logprobs) {
+                choices[index].addTokenIds(tokenId);
+                if (logprobs != null) {
+                    choices[index].addLogprobs(logprobs);
+                }
+                texts[index].append(delta);
             }
 
             @Override
-            public void onFinished(FinishReason reason, Usage usage) {
-                responses.onNext(out.setText(text.toString()).setFinishReason(reason).setUsage(usage).build());
+            public void onTrailingText(int index, String delta) {
+                texts[index].append(delta);
+            }
+
+            @Override
+            public void onChoiceFinished(int index, FinishReason reason, Usage usage) {
+                choices[index].setFinishReason(reason).setText(texts[index].toString())
+                        .setCompletionTokens(usage.getCompletionTokens());
+            }
+
+            @Override
+            public void onFinished(Usage usage) {
+                Choice first = choices[0].build();
+                GenerateResponse.Builder out = GenerateResponse.newBuilder().setRequestId(prepared.requestId())
+                        .setText(first.getText()).addAllTokenIds(first.getTokenIdsList())
+                        .setFinishReason(first.getFinishReason()).addAllLogprobs(first.getLogprobsList())
+                        .setUsage(usage);
+                for (Choice.Builder c : choices) {
+                    out.addChoices(c);
+                }
+                responses.onNext(out.build());
                 responses.onCompleted();
             }
 
             @Override
-            public void onFailed(Status status) {
-                responses.onError(status.asRuntimeException());
+            public void onFailed(GenerationError error) {
+                responses.onError(status(error).asRuntimeException());
             }
         });
     }
 
     @Override
     public void generateStream(GenerateRequest request, StreamObserver<GenerateStreamResponse> responses) {
-        start(request, responses, prepared -> new CompletionSink() {
-            private final StringBuilder trailing = new StringBuilder();
+        start(request, responses, prepared -> new CompletionListener() {
+            private final StringBuilder[] trailing = new StringBuilder[prepared.n()];
 
             @Override
-            public void onToken(int tokenId, String delta) {
-                responses.onNext(GenerateStreamResponse.newBuilder()
-                        .setToken(TokenDelta.newBuilder().setTokenId(tokenId).setText(delta)).build());
+            public void onToken(int index, int tokenId, String delta, TokenLogprobs logprobs) {
+                TokenDelta.Builder token = TokenDelta.newBuilder().setTokenId(tokenId).setText(delta).setIndex(index);
+                if (logprobs != null) {
+                    token.setLogprobs(logprobs);
+                }
+                responses.onNext(GenerateStreamResponse.newBuilder().setToken(token).build());
             }
 
             @Override
-            public void onTrailingText(String delta) {
+            public void onTrailingText(int index, String delta) {
                 // Belongs to no token: it travels in the final message rather than as a made-up token.
-                trailing.append(delta);
+                if (trailing[index] == null) {
+                    trailing[index] = new StringBuilder();
+                }
+                trailing[index].append(delta);
             }
 
             @Override
-            public void onFinished(FinishReason reason, Usage usage) {
+            public void onChoiceFinished(int index, FinishReason reason, Usage usage) {
                 responses.onNext(GenerateStreamResponse.newBuilder().setFinished(Finished.newBuilder()
-                        .setFinishReason(reason).setUsage(usage).setRequestId(prepared.requestId())
-                        .setText(trailing.toString())).build());
+                        .setFinishReason(reason).setUsage(usage).setRequestId(prepared.requestId()).setIndex(index)
+                        .setText(trailing[index] == null ? "" : trailing[index].toString())).build());
+            }
+
+            @Override
+            public void onFinished(Usage usage) {
                 responses.onCompleted();
             }
 
             @Override
-            public void onFailed(Status status) {
-                responses.onError(status.asRuntimeException());
+            public void onFailed(GenerationError error) {
+                responses.onError(status(error).asRuntimeException());
             }
         });
     }
 
-    private interface SinkFactory {
-        CompletionSink create(PreparedRequest prepared);
+    static Status status(GenerationError error) {
+        Status s = switch (error.kind()) {
+            case INVALID_ARGUMENT -> Status.INVALID_ARGUMENT;
+            case RESOURCE_EXHAUSTED -> Status.RESOURCE_EXHAUSTED;
+            case UNAVAILABLE -> Status.UNAVAILABLE;
+        };
+        return s.withDescription(error.message());
     }
 
-    /** Validation, admission and the attention call, shared by Generate and GenerateStream. */
-    private void start(GenerateRequest request, StreamObserver<?> responses, SinkFactory sinks) {
+    private interface ListenerFactory {
+        CompletionListener create(PreparedRequest prepared);
+    }
+
+    /** Validation and the generation call, shared by Generate and GenerateStream. */
+    private void start(GenerateRequest request, StreamObserver<?> responses, ListenerFactory listeners) {
         PreparedRequest prepared;
         try {
-            prepared = validator.prepare(request);
+            prepared = prepare(request);
         } catch (InvalidRequestException e) {
             responses.onError(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
             return;
         }
-        if (!admission.tryAcquire()) {
-            responses.onError(Status.RESOURCE_EXHAUSTED
-                    .withDescription("cluster at capacity (" + admission.maxActive() + " active requests)")
-                    .asRuntimeException());
-            return;
-        }
         ServerCallStreamObserver<?> call = (ServerCallStreamObserver<?>) responses;
-        GenerationSession session = new GenerationSession(prepared, tokenizer, sinks.create(prepared), admission::release,
-                metrics);
-        call.setOnCancelHandler(session::cancel);
-        try {
-            attention.run(prepared.run(), session);
-        } catch (RuntimeException e) {
-            session.onError(e);
+        // The handler must be set before this method returns; a cancel that lands before the call
+        // exists is caught by the isCancelled() check below.
+        AtomicReference<GenerationCall> running = new AtomicReference<>();
+        call.setOnCancelHandler(() -> {
+            GenerationCall c = running.get();
+            if (c != null) {
+                c.cancel();
+            }
+        });
+        running.set(generation.start(prepared, listeners.create(prepared)));
+        if (call.isCancelled()) {
+            running.get().cancel();
         }
+    }
+
+    /** The request's prompt and sampling fields, in the validator's terms. */
+    PreparedRequest prepare(GenerateRequest r) throws InvalidRequestException {
+        int[] prompt = switch (r.getInputCase()) {
+            case TEXT -> {
+                if (r.getText().isEmpty()) {
+                    throw new InvalidRequestException("text", "text is empty");
+                }
+                yield tokenizer.encode(r.getText(), !r.hasAddBos() || r.getAddBos());
+            }
+            case TOKEN_IDS -> generation.validator().tokenIds(r.getTokenIds().getIdsList(), "token_ids.ids");
+            default -> throw new InvalidRequestException(null, "input is missing: set text or token_ids");
+        };
+        SamplingParameters s = r.getSampling();
+        if (s.getMaxTokens() < 0) {
+            throw new InvalidRequestException("sampling.max_tokens", "sampling.max_tokens must be >= 0 (0 = the"
+                    + " server's default), got " + s.getMaxTokens());
+        }
+        if (s.getN() < 0) {
+            throw new InvalidRequestException("sampling.n", "sampling.n must be >= 0 (0 = 1), got " + s.getN());
+        }
+        GenerationParams p = new GenerationParams()
+                .temperature(s.hasTemperature() ? (double) s.getTemperature() : null)
+                .topK(s.hasTopK() ? s.getTopK() : null)
+                .topP(s.hasTopP() ? (double) s.getTopP() : null)
+                .minP(s.hasMinP() ? (double) s.getMinP() : null)
+                .seed(s.getSeed())
+                .maxTokens(s.getMaxTokens() == 0 ? null : s.getMaxTokens())
+                .stop(s.getStopSequencesList())
+                .stopTokenIds(s.getStopTokenIdsList())
+                .ignoreEos(s.getIgnoreEos())
+                .presencePenalty((double) s.getPresencePenalty())
+                .frequencyPenalty((double) s.getFrequencyPenalty())
+                .repetitionPenalty(s.hasRepetitionPenalty() ? (double) s.getRepetitionPenalty() : null)
+                .logprobs(s.getLogprobs())
+                .topLogprobs(s.getTopLogprobs())
+                .n(s.getN() == 0 ? 1 : s.getN());
+        return generation.validator().prepare(r.getRequestId(), prompt, p, RequestValidator.GRPC, 0);
     }
 
     @Override

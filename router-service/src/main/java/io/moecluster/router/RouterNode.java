@@ -24,6 +24,7 @@ import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.transport.AeronClients;
 import io.moecluster.transport.AgentRunners;
 import io.moecluster.transport.IdleStrategies;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -56,6 +57,27 @@ public final class RouterNode implements AutoCloseable {
         private int threads;
         private String backend = ComputeBackends.DEFAULT;
         private Duration expertTimeout = AeronExpertDispatcher.DEFAULT_REPLY_TIMEOUT;
+        private int httpPort;
+        private Path chatTemplate;
+        private String servedModelName;
+
+        /** The OpenAI-compatible HTTP API's port ({@code --http-port}); 0, the default, turns it off. */
+        public Context httpPort(int httpPort) {
+            this.httpPort = httpPort;
+            return this;
+        }
+
+        /** A Jinja chat template file that replaces the model's ({@code --chat-template}); null = the model's. */
+        public Context chatTemplate(Path chatTemplate) {
+            this.chatTemplate = chatTemplate;
+            return this;
+        }
+
+        /** The model's name in the HTTP API ({@code --served-model-name}); null = the model directory's name. */
+        public Context servedModelName(String servedModelName) {
+            this.servedModelName = servedModelName;
+            return this;
+        }
 
         /** Requests admitted at once ({@code --max-active-requests}); default {@value #DEFAULT_MAX_ACTIVE_REQUESTS}. */
         public Context maxActiveRequests(int maxActiveRequests) {
@@ -81,9 +103,9 @@ public final class RouterNode implements AutoCloseable {
             return this;
         }
 
-        /** The compute backend of the gates ({@code --backend}); default {@value ComputeBackends#DEFAULT}. */
-        public Context backend(String backend) {
-            this.backend = backend;
+        /** Where the gates compute ({@code --device}); default {@value ComputeBackends#DEFAULT}. */
+        public Context device(String device) {
+            this.backend = device;
             return this;
         }
 
@@ -105,7 +127,14 @@ public final class RouterNode implements AutoCloseable {
             requireAtLeast("--max-batch-tokens", maxBatchTokens, 1);
             requireAtLeast("--threads", threads, 0);
             requirePositiveMillis("--expert-timeout-ms", expertTimeout);
-            ComputeBackends.provider(backend);
+            requireAtLeast("--http-port", httpPort, 0);
+            if (httpPort > 65535) {
+                throw new IllegalArgumentException("--http-port must be a port number (0 = off), got " + httpPort);
+            }
+            if (chatTemplate != null && !Files.isRegularFile(chatTemplate)) {
+                throw new IllegalArgumentException("--chat-template: " + chatTemplate + " is not a file");
+            }
+            ComputeBackends.requireAvailable(backend);
         }
     }
 
@@ -151,7 +180,8 @@ public final class RouterNode implements AutoCloseable {
             }
             RouterServer server = resources.add(RouterServer.start(new RouterServer.Config(ctx.model(),
                     spec.router().host(), spec.router().grpcPort(), attention, ctx.maxActiveRequests, ctx.maxSeqLen,
-                    List.of(experts), metrics.meter()), tracing));
+                    List.of(experts), metrics.meter()).withHttp(ctx.httpPort, ctx.chatTemplate, ctx.servedModelName,
+                    metrics.endpoint()), tracing));
             return new RouterNode(resources, server, moe, metrics);
         } catch (RuntimeException e) {
             throw resources.closeAfter(e);
@@ -212,6 +242,11 @@ public final class RouterNode implements AutoCloseable {
     /** The MoE data plane, or null in embedded-router mode. */
     public MoeService moe() {
         return moe;
+    }
+
+    /** The OpenAI-compatible API's base URL ({@code http://host:port/v1}), or null when it is off. */
+    public String httpUrl() {
+        return server.httpUrl();
     }
 
     /** The Prometheus scrape URL, or null without metrics. */

@@ -7,7 +7,10 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.model.GenerationDefaults;
 import io.moecluster.core.model.ModelConfig;
+import io.moecluster.router.chat.ChatTemplate;
+import io.moecluster.router.openai.OpenAiServer;
 import io.moecluster.core.tokenizer.TextTokenizer;
 import io.moecluster.service.GrpcServers;
 import io.moecluster.telemetry.ServiceTracing;
@@ -23,8 +26,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A running router: the public Inference and Admin services (plus health and reflection) on a Netty
- * gRPC server, in front of a pool of attention replicas. {@code moe serve router} runs one in a cluster
- * ({@link RouterNode}).
+ * gRPC server, and, with an HTTP port, the OpenAI-compatible API ({@link OpenAiServer}), both over
+ * one {@link GenerationService} in front of a pool of attention replicas. {@code moe serve router}
+ * runs one in a cluster ({@link RouterNode}).
  */
 public final class RouterServer implements AutoCloseable {
     /**
@@ -35,7 +39,8 @@ public final class RouterServer implements AutoCloseable {
      */
     public record Config(Path model, String bind, int port, List<String> attention, int maxActiveRequests,
                          int maxSeqLen, List<ClusterStatusContributor> contributors,
-                         Meter meter) {
+                         Meter meter, int httpPort, Path chatTemplate, String servedModelName,
+                         String metricsEndpoint) {
         /** Without metrics. */
         public Config(Path model, String bind, int port, List<String> attention, int maxActiveRequests,
                       int maxSeqLen, List<ClusterStatusContributor> contributors) {
@@ -43,9 +48,36 @@ public final class RouterServer implements AutoCloseable {
                     MeterProvider.noop().get("noop"));
         }
 
+        /** Without the HTTP API. */
+        public Config(Path model, String bind, int port, List<String> attention, int maxActiveRequests,
+                      int maxSeqLen, List<ClusterStatusContributor> contributors, Meter meter) {
+            this(model, bind, port, attention, maxActiveRequests, maxSeqLen, contributors, meter, 0, null, null, null);
+        }
+
+        /**
+         * @param httpPort the OpenAI-compatible HTTP API's port; 0 = off
+         * @param chatTemplate a Jinja file that replaces the model's chat template, or null
+         * @param servedModelName the model's name in the HTTP API; null = the model directory's name
+         * @param metricsEndpoint the router's Prometheus URL, which GET /metrics serves; or null
+         */
         public Config {
             attention = List.copyOf(attention);
             contributors = List.copyOf(contributors);
+        }
+
+        /** The same with the HTTP API on {@code port} (0 = off). */
+        public Config withHttp(int port, Path template, String name, String metrics) {
+            return new Config(model, bind, this.port, attention, maxActiveRequests, maxSeqLen, contributors, meter, port,
+                    template, name, metrics);
+        }
+
+        /** The name the HTTP API serves the model under. */
+        public String modelName() {
+            if (servedModelName != null && !servedModelName.isEmpty()) {
+                return servedModelName;
+            }
+            Path name = model.toAbsolutePath().normalize().getFileName();
+            return name == null ? "model" : name.toString();
         }
     }
 
@@ -57,6 +89,7 @@ public final class RouterServer implements AutoCloseable {
     private final AtomicBoolean closed = new AtomicBoolean();
 
     private final ServiceTracing tracing;
+    private volatile OpenAiServer http;
 
     private RouterServer(Server server, HealthStatusManager health, AttentionPool pool, TextTokenizer tokenizer, String host,
                          ServiceTracing tracing) {
@@ -100,23 +133,52 @@ public final class RouterServer implements AutoCloseable {
         }
         AttentionPool pool = new AttentionPool(clients);
         AdmissionControl admission = new AdmissionControl(config.maxActiveRequests());
+        GenerationService generation = new GenerationService(model, tokenizer, pool, admission,
+                new RequestValidator(model, maxSeqLen, GenerationDefaults.load(config.model())),
+                new RequestMetrics(config.meter(), admission));
         HealthStatusManager health = new HealthStatusManager();
         try {
             Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()))
-                    .addService(ServerInterceptors.intercept(new InferenceService(model, tokenizer, pool, admission,
-                            maxSeqLen, new RequestMetrics(config.meter(), admission)), tracing.serverInterceptor()))
+                    .addService(ServerInterceptors.intercept(new InferenceService(generation), tracing.serverInterceptor()))
                     .addService(new AdminService(pool, admission, config.contributors()))
                     .addService(health.getHealthService())
                     .addService(ProtoReflectionServiceV1.newInstance())
                     .build()
                     .start();
+            RouterServer router = new RouterServer(server, health, pool, tokenizer, config.bind(), tracing);
+            if (config.httpPort() > 0) {
+                try {
+                    router.http = OpenAiServer.start(new OpenAiServer.Config(config.bind(), config.httpPort(),
+                                    config.modelName(), config.metricsEndpoint()), generation,
+                            ChatTemplate.load(config.model(), config.chatTemplate()), tracing, router::serving);
+                } catch (RuntimeException e) {
+                    router.close();
+                    throw e;
+                }
+            }
             health.setStatus("", ServingStatus.SERVING);
-            return new RouterServer(server, health, pool, tokenizer, config.bind(), tracing);
+            return router;
         } catch (IOException e) {
             pool.close();
             tokenizer.close();
             throw new UncheckedIOException("cannot listen on " + config.bind() + ":" + config.port(), e);
         }
+    }
+
+    private boolean serving() {
+        return !closed.get();
+    }
+
+    /** The OpenAI-compatible API's base URL ({@code http://host:port/v1}), or null when it is off. */
+    public String httpUrl() {
+        OpenAiServer h = http;
+        return h == null ? null : h.url();
+    }
+
+    /** The HTTP API's port, or 0 when it is off. */
+    public int httpPort() {
+        OpenAiServer h = http;
+        return h == null ? 0 : h.port();
     }
 
     public int port() {
@@ -132,6 +194,9 @@ public final class RouterServer implements AutoCloseable {
     public void close() {
         if (!closed.compareAndSet(false, true)) {
             return;
+        }
+        if (http != null) {
+            http.close();
         }
         GrpcServers.stop(server, health, () -> { });
         pool.close();

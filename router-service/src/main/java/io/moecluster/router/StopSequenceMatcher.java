@@ -7,17 +7,17 @@ import java.util.List;
  * could still turn out to be the start of a stop sequence is held back, since a stop sequence must
  * never reach the client.
  */
-final class StopSequenceMatcher {
+public final class StopSequenceMatcher {
     private final List<String> stops;
     private final int longest;
 
-    StopSequenceMatcher(List<String> stops) {
+    public StopSequenceMatcher(List<String> stops) {
         this.stops = List.copyOf(stops);
         this.longest = stops.stream().mapToInt(String::length).max().orElse(0);
     }
 
     /** Index of the earliest stop sequence in {@code text} at or after {@code from}, or -1. */
-    int firstMatch(CharSequence text, int from) {
+    public int firstMatch(CharSequence text, int from) {
         if (stops.isEmpty()) {
             return -1;
         }
@@ -34,7 +34,7 @@ final class StopSequenceMatcher {
     }
 
     /** How many leading chars of {@code text} can be emitted: all but a suffix that begins some stop sequence. */
-    int safeLength(CharSequence text) {
+    public int safeLength(CharSequence text) {
         int n = text.length();
         for (int k = Math.min(longest - 1, n); k > 0; k--) {
             CharSequence suffix = text.subSequence(n - k, n);

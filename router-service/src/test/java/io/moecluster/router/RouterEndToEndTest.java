@@ -160,6 +160,50 @@ class RouterEndToEndTest {
     }
 
     @Test
+    void nCompletionsAndLogprobsOverGrpc() {
+        startCluster(8);
+        SamplingParameters sampling = SamplingParameters.newBuilder().setMaxTokens(6).setIgnoreEos(true)
+                .setTemperature(1f).setSeed(11).setN(3).setLogprobs(true).setTopLogprobs(3).build();
+        GenerateRequest r = textRequest(PROMPT, 6).toBuilder().setSampling(sampling).build();
+        GenerateResponse whole = inference().generate(r);
+        assertThat(whole.getChoicesList()).extracting(c -> c.getIndex()).containsExactly(0, 1, 2);
+        assertThat(whole.getUsage().getCompletionTokens()).isEqualTo(18);
+        assertThat(whole.getText()).isEqualTo(whole.getChoices(0).getText());
+        for (int i = 0; i < 3; i++) {
+            var choice = whole.getChoices(i);
+            assertThat(choice.getTokenIdsCount()).isEqualTo(6);
+            assertThat(choice.getLogprobsList()).hasSize(6).allSatisfy(lp -> {
+                assertThat(lp.getTopLogprobsCount()).isEqualTo(3);
+                assertThat(lp.getLogprob()).isLessThanOrEqualTo(lp.getTopLogprobs(0).getLogprob());
+            });
+            // Completion i is the request for one completion with seed 11 + i.
+            GenerateResponse alone = inference().generate(r.toBuilder().setSampling(sampling.toBuilder().setN(1)
+                    .setSeed(11 + i)).build());
+            assertThat(choice.getTokenIdsList()).as("completion %d", i).isEqualTo(alone.getTokenIdsList());
+            assertThat(choice.getText()).isEqualTo(alone.getText());
+            assertThat(choice.getLogprobsList()).isEqualTo(alone.getLogprobsList());
+        }
+        // Streamed: each token carries its completion's index, and each completion its own Finished.
+        List<List<Integer>> streamed = List.of(new ArrayList<>(), new ArrayList<>(), new ArrayList<>());
+        List<Integer> finished = new ArrayList<>();
+        Iterator<GenerateStreamResponse> it = inference().generateStream(r);
+        while (it.hasNext()) {
+            GenerateStreamResponse e = it.next();
+            if (e.hasToken()) {
+                streamed.get(e.getToken().getIndex()).add(e.getToken().getTokenId());
+                assertThat(e.getToken().getLogprobs().getTokenId()).isEqualTo(e.getToken().getTokenId());
+            } else {
+                finished.add(e.getFinished().getIndex());
+                assertThat(e.getFinished().getUsage().getCompletionTokens()).isEqualTo(6);
+            }
+        }
+        assertThat(finished).containsExactlyInAnyOrder(0, 1, 2);
+        for (int i = 0; i < 3; i++) {
+            assertThat(streamed.get(i)).isEqualTo(whole.getChoices(i).getTokenIdsList());
+        }
+    }
+
+    @Test
     void stopSequenceEndsTheCompletionAndIsTrimmed() {
         startCluster(8);
         String free = inference().generate(textRequest(PROMPT, 20)).getText();

@@ -79,6 +79,29 @@ public final class KvCache implements AutoCloseable {
         return layer * capacity + position;
     }
 
+    /**
+     * Copies positions {@code [0, positions)} of every layer into {@code target} (a cache of the
+     * same model): how a sequence that shares this one's prompt starts without prefilling it again.
+     */
+    public void copyPrefixTo(KvCache target, int positions) {
+        if (target.layers != layers || !java.util.Arrays.equals(target.widths, widths)) {
+            throw new IllegalArgumentException("KV caches differ in shape: " + layers + " layers x "
+                    + java.util.Arrays.toString(widths) + " vs " + target.layers + " x "
+                    + java.util.Arrays.toString(target.widths));
+        }
+        if (positions < 0 || positions > capacity || positions > target.capacity) {
+            throw new IllegalArgumentException("cannot copy " + positions + " positions from a cache of " + capacity
+                    + " into one of " + target.capacity);
+        }
+        for (int p = 0; p < planes.length; p++) {
+            long bytes = (long) positions * widths[p] * 4;
+            for (int layer = 0; layer < layers; layer++) {
+                MemorySegment.copy(planes[p], index(p, layer, 0) * 4, target.planes[p], target.index(p, layer, 0) * 4,
+                        bytes);
+            }
+        }
+    }
+
     @Override
     public void close() {
         arena.close();

@@ -11,7 +11,7 @@ package io.moecluster.core.backend;
  * ({@link FfnKernel#prepare}).
  */
 public interface ComputeBackend extends AutoCloseable {
-    /** The provider's name, as {@code --backend} takes it. */
+    /** The provider's name, as {@code --device} takes it. */
     String name();
 
     /** One line for the start-up log and {@code moe backends}: the device, vector width, threads. */

@@ -10,11 +10,24 @@ import io.moecluster.core.parallel.WorkerPool;
  * and open nothing before {@link #open}.
  */
 public interface ComputeBackendProvider {
-    /** The name {@code --backend} selects it by: {@code cpu}, {@code cuda}. */
+    /** The name {@code --device} selects it by: {@code cpu}, {@code cuda}. */
     String name();
 
-    /** Whether it can run here; checked before {@link #open}. */
+    /** Whether it can run here (on its first device); checked before {@link #open}. */
     Availability availability();
+
+    /**
+     * Whether it has several devices that {@code --device NAME:INDEX} chooses between ({@code cuda:1});
+     * false for {@code cpu}, which then refuses an index.
+     */
+    default boolean hasDevices() {
+        return false;
+    }
+
+    /** Whether it can run on device {@code index}; the default knows only {@link #availability()}. */
+    default Availability availability(int index) {
+        return availability();
+    }
 
     /** What it would run on here, for {@code moe backends}: the vector width, the device; empty if unknown. */
     default String description() {
@@ -28,4 +41,12 @@ public interface ComputeBackendProvider {
      *     use them for host-side work
      */
     ComputeBackend open(WorkerPool pool);
+
+    /** Opens it on device {@code index} ({@link #hasDevices()}); the default has one device only. */
+    default ComputeBackend open(WorkerPool pool, int index) {
+        if (index != 0) {
+            throw new IllegalArgumentException("--device " + name() + ":" + index + ": " + name() + " has no devices to choose");
+        }
+        return open(pool);
+    }
 }

@@ -8,10 +8,10 @@ import java.util.stream.Collectors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-/** Finds compute backend providers on the class path and opens the one asked for. */
+/** Finds compute backend providers on the class path and opens the one {@code --device} asks for. */
 public final class ComputeBackends {
     private static final Logger LOG = LoggerFactory.getLogger(ComputeBackends.class);
-    /** The backend of every engine and service unless {@code --backend} says otherwise. */
+    /** The backend of every engine and service unless {@code --device} says otherwise. */
     public static final String DEFAULT = "cpu";
 
     private ComputeBackends() {
@@ -28,32 +28,66 @@ public final class ComputeBackends {
         return found;
     }
 
-    /** The provider called {@code name}; an error lists the known ones. */
-    public static ComputeBackendProvider provider(String name) {
-        return find(name, providers());
+    /**
+     * The provider of {@code device} ({@code cpu}, {@code cuda}, {@code cuda:1}); an unknown name
+     * lists the known ones, an index on a backend without devices is refused.
+     */
+    public static ComputeBackendProvider provider(String device) {
+        return provider(DeviceSpec.parse(device), providers());
     }
 
     /**
-     * Opens backend {@code name} on {@code pool} and logs which one runs. A backend that cannot
-     * run here fails with every reason its provider gave.
+     * Checks {@code device} as {@link #open} would, without opening anything: an unknown name, an
+     * index it cannot take, or a backend that cannot run here fails naming every reason.
      */
-    public static ComputeBackend open(String name, WorkerPool pool) {
-        return open(provider(name), pool);
+    public static void requireAvailable(String device) {
+        DeviceSpec spec = DeviceSpec.parse(device);
+        check(spec, provider(spec, providers()));
+    }
+
+    /**
+     * Opens {@code device} on {@code pool} and logs which backend runs. A backend that cannot run
+     * here fails with every reason its provider gave.
+     */
+    public static ComputeBackend open(String device, WorkerPool pool) {
+        DeviceSpec spec = DeviceSpec.parse(device);
+        return open(spec, provider(spec, providers()), pool);
     }
 
     static ComputeBackendProvider find(String name, List<ComputeBackendProvider> providers) {
-        return providers.stream().filter(p -> p.name().equals(name)).findFirst().orElseThrow(() ->
-                new IllegalArgumentException("--backend: unknown compute backend '" + name + "'; known: "
-                        + providers.stream().map(ComputeBackendProvider::name).collect(Collectors.joining(", "))));
+        return provider(DeviceSpec.parse(name), providers);
+    }
+
+    static ComputeBackendProvider provider(DeviceSpec spec, List<ComputeBackendProvider> providers) {
+        ComputeBackendProvider p = providers.stream().filter(q -> q.name().equals(spec.backend())).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("--device: unknown compute backend '" + spec.backend()
+                        + "'; known: " + providers.stream().map(ComputeBackendProvider::name).collect(Collectors.joining(", "))));
+        if (spec.index().isPresent() && !p.hasDevices()) {
+            throw new IllegalArgumentException("--device " + spec + ": " + p.name() + " takes no device index");
+        }
+        return p;
+    }
+
+    static ComputeBackend open(DeviceSpec spec, List<ComputeBackendProvider> providers, WorkerPool pool) {
+        return open(spec, provider(spec, providers), pool);
     }
 
     static ComputeBackend open(ComputeBackendProvider provider, WorkerPool pool) {
-        Availability availability = provider.availability();
+        return open(new DeviceSpec(provider.name(), java.util.OptionalInt.empty()), provider, pool);
+    }
+
+    private static void check(DeviceSpec spec, ComputeBackendProvider provider) {
+        Availability availability = spec.index().isPresent() ? provider.availability(spec.indexOrZero())
+                : provider.availability();
         if (!availability.available()) {
-            throw new IllegalArgumentException("--backend " + provider.name() + ": cannot run on this machine: "
+            throw new IllegalArgumentException("--device " + spec + ": cannot run on this machine: "
                     + availability.describe());
         }
-        ComputeBackend backend = provider.open(pool);
+    }
+
+    private static ComputeBackend open(DeviceSpec spec, ComputeBackendProvider provider, WorkerPool pool) {
+        check(spec, provider);
+        ComputeBackend backend = spec.index().isPresent() ? provider.open(pool, spec.indexOrZero()) : provider.open(pool);
         LOG.info("compute backend {}: {}", backend.name(), backend.description());
         return backend;
     }

@@ -25,7 +25,20 @@ public interface FfnKernel extends AutoCloseable {
     void run(FfnWeights weights, MemorySegment x, int xRow, int rows, MemorySegment scales, long scaleIndex,
              MemorySegment out, int outRow);
 
-    /** The most rows one {@link #run} takes. */
+    /**
+     * Every entry of {@code batch}, each as {@link #run} would compute it: a device backend runs
+     * them together (the experts of one layer in one grouped GEMM per projection). Entries write
+     * disjoint output rows, so the order does not change a result; the default runs them one by
+     * one, in order.
+     */
+    default void runBatch(FfnBatch batch) {
+        for (int i = 0; i < batch.size(); i++) {
+            run(batch.weights(i), batch.x(i), batch.xRow(i), batch.rows(i), batch.scales(i), batch.scaleIndex(i),
+                    batch.out(i), batch.outRow(i));
+        }
+    }
+
+    /** The most rows one {@link #run} (and one entry of {@link #runBatch}) takes. */
     int maxRows();
 
     @Override

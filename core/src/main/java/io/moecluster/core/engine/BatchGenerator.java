@@ -4,7 +4,9 @@ import io.moecluster.core.attention.StepBatch;
 import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.sampling.FinishReason;
+import io.moecluster.core.sampling.Penalties;
 import io.moecluster.core.sampling.SamplingParams;
+import io.moecluster.core.sampling.TokenLogprobs;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -18,6 +20,11 @@ import java.util.List;
  *
  * <p>Decode tokens go first so that running sequences keep their inter-token latency while long
  * prompts are admitted in chunks. Single-threaded: one caller submits and steps.
+ *
+ * <p>A group of sequences with one prompt ({@link #submitGroup}: a request for n completions) is
+ * prefilled once: its leader is admitted with slots held for the others, and in the step that
+ * completes the prompt each sibling gets a copy of the leader's KV cache and samples its first
+ * token from the same logits row, then all decode independently.
  */
 public final class BatchGenerator {
     private final Engine engine;
@@ -29,6 +36,8 @@ public final class BatchGenerator {
     /** Sequence that owns each logits row of the current step; parallel to the batch's logit rows. */
     private final Sequence[] rowOwner;
     private long nextId = 1;
+    /** Slots held for siblings of admitted leaders that have not forked yet. */
+    private int reservedSlots;
 
     /** @param maxRunning most sequences holding a KV cache at once; the rest wait in order */
     public BatchGenerator(Engine engine, int maxRunning) {
@@ -47,6 +56,18 @@ public final class BatchGenerator {
      * outside the vocabulary, or cannot fit the engine's max-seq-len with its max tokens.
      */
     public Sequence submit(int[] prompt, SamplingParams params, TokenSink sink) {
+        return submitGroup(prompt, params, new TokenSink[] {sink})[0];
+    }
+
+    /**
+     * Queues {@code sinks.length} sequences of one prompt that share its prefill (a request's n
+     * completions): sequence i samples with seed {@code params.seed() + i}. Validated as
+     * {@link #submit}; the group may not be larger than max running sequences.
+     *
+     * @return the sequences, the leader first; cancelling the leader before its prefill completes
+     *     cancels the others too
+     */
+    public Sequence[] submitGroup(int[] prompt, SamplingParams params, TokenSink[] sinks) {
         if (prompt.length == 0) {
             throw new IllegalArgumentException("prompt is empty");
         }
@@ -62,9 +83,21 @@ public final class BatchGenerator {
             throw new IllegalArgumentException("prompt (" + prompt.length + " tokens) + max_tokens ("
                     + params.maxTokens() + ") = " + needed + " exceeds max-seq-len " + limit);
         }
-        Sequence s = new Sequence(nextId++, prompt, params, config.vocabSize(), sink);
-        waiting.add(s);
-        return s;
+        if (sinks.length < 1 || sinks.length > maxRunning) {
+            throw new IllegalArgumentException("n = " + sinks.length + " completions must be in [1, " + maxRunning
+                    + "] (the most sequences running at once)");
+        }
+        int[] shared = prompt.clone();
+        Sequence[] group = new Sequence[sinks.length];
+        for (int i = 0; i < group.length; i++) {
+            SamplingParams p = i == 0 ? params : params.withSeed(params.seed() + i);
+            group[i] = new Sequence(nextId++, i, shared, p, config.vocabSize(), sinks[i]);
+        }
+        if (group.length > 1) {
+            group[0].siblings(java.util.Arrays.copyOfRange(group, 1, group.length));
+        }
+        waiting.add(group[0]);
+        return group;
     }
 
     public boolean isIdle() {
@@ -91,7 +124,19 @@ public final class BatchGenerator {
             running.remove(s);
         }
         s.finish(FinishReason.CANCELLED);
+        for (Sequence sibling : s.siblings()) {
+            if (!sibling.isFinished()) {
+                sibling.finish(FinishReason.CANCELLED);
+            }
+        }
+        s.forked();
+        releaseReservation(s);
         return true;
+    }
+
+    private void releaseReservation(Sequence leader) {
+        reservedSlots -= leader.reservedSlots;
+        leader.reservedSlots = 0;
     }
 
     /**
@@ -106,8 +151,17 @@ public final class BatchGenerator {
                 s.finish(FinishReason.CANCELLED);
                 aborted.add(s);
             }
+            for (Sequence sibling : s.siblings()) {
+                if (!sibling.isFinished()) {
+                    sibling.finish(FinishReason.CANCELLED);
+                    aborted.add(sibling);
+                }
+            }
+            s.forked();
+            s.reservedSlots = 0;
         }
         running.clear();
+        reservedSlots = 0;
         java.util.Arrays.fill(rowOwner, null);
         return aborted;
     }
@@ -121,9 +175,19 @@ public final class BatchGenerator {
 
     /** One forward step; returns the number of tokens it processed (0 when idle). */
     public int step() {
-        while (running.size() < maxRunning && !waiting.isEmpty()) {
-            Sequence s = waiting.poll();
+        while (!waiting.isEmpty()) {
+            Sequence s = waiting.peek();
+            int siblings = 0;
+            for (Sequence sibling : s.siblings()) {
+                siblings += sibling.isFinished() ? 0 : 1;
+            }
+            if (running.size() + reservedSlots + 1 + siblings > maxRunning) {
+                break; // in order: a group waits until it fits whole
+            }
+            waiting.poll();
             s.admit(engine.transformer().newKvCache(s.kvCapacity()));
+            s.reservedSlots = siblings;
+            reservedSlots += siblings;
             running.add(s);
         }
         batch.clear();
@@ -155,26 +219,74 @@ public final class BatchGenerator {
             return 0;
         }
         MemorySegment logits = engine.step(batch);
-        int vocab = config.vocabSize();
         for (int row = 0; row < batch.logitRows(); row++) {
             Sequence s = rowOwner[row];
             rowOwner[row] = null;
-            float[] scratch = s.logitsRow();
-            MemorySegment.copy(logits, Kernels.F32, (long) row * vocab * 4, scratch, 0, vocab);
-            int token = s.sampler().sample(scratch);
-            if (s.params().isStopToken(token, config)) {
-                s.finish(FinishReason.STOP);
-                s.sink().onFinish(FinishReason.STOP);
-                continue;
+            Sequence[] siblings = s.siblings();
+            if (siblings.length > 0) {
+                fork(s, siblings);
             }
-            s.accept(token);
-            s.sink().onToken(token);
-            if (s.generatedCount() >= s.params().maxTokens()) {
-                s.finish(FinishReason.LENGTH);
-                s.sink().onFinish(FinishReason.LENGTH);
+            sampleAndEmit(s, logits, row);
+            for (Sequence sibling : siblings) {
+                if (!sibling.isFinished() && sibling.isAdmitted()) {
+                    sampleAndEmit(sibling, logits, row);
+                }
             }
         }
         running.removeIf(Sequence::isFinished);
         return tokens;
+    }
+
+    /**
+     * The leader's prompt is now in its KV cache (this step's last row of it is being sampled):
+     * each live sibling gets a copy of those positions and joins the running batch.
+     */
+    private void fork(Sequence leader, Sequence[] siblings) {
+        int positions = leader.promptLength();
+        for (Sequence sibling : siblings) {
+            if (sibling.isFinished()) {
+                continue;
+            }
+            sibling.admit(engine.transformer().newKvCache(sibling.kvCapacity()));
+            leader.cache().copyPrefixTo(sibling.cache(), positions);
+            sibling.advance(positions);
+            running.add(sibling);
+        }
+        leader.forked();
+        releaseReservation(leader);
+    }
+
+    /**
+     * Samples {@code s}'s next token from logits row {@code row}: log-probabilities of the raw row
+     * first (when asked), then penalties, then the sampler; then stop or emit.
+     */
+    private void sampleAndEmit(Sequence s, MemorySegment logits, int row) {
+        int vocab = config.vocabSize();
+        long rowStart = (long) row * vocab;
+        float[] scratch = s.logitsRow();
+        MemorySegment.copy(logits, Kernels.F32, rowStart * 4, scratch, 0, vocab);
+        TokenLogprobs logprobs = s.logprobs();
+        if (logprobs != null) {
+            logprobs.prepare(scratch, vocab);
+        }
+        Penalties penalties = s.penalties();
+        if (penalties != null) {
+            penalties.apply(scratch);
+        }
+        int token = s.sampler().sample(scratch);
+        if (logprobs != null) {
+            logprobs.sampled(token, logits.getAtIndex(Kernels.F32, rowStart + token));
+        }
+        if (s.params().isStopToken(token, config)) {
+            s.finish(FinishReason.STOP);
+            s.sink().onFinish(FinishReason.STOP);
+            return;
+        }
+        s.accept(token);
+        s.sink().onToken(token, logprobs);
+        if (s.generatedCount() >= s.params().maxTokens()) {
+            s.finish(FinishReason.LENGTH);
+            s.sink().onFinish(FinishReason.LENGTH);
+        }
     }
 }

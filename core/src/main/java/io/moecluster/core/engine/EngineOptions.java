@@ -10,7 +10,8 @@ import io.moecluster.core.backend.ComputeBackends;
  * @param maxBatchTokens most tokens in one forward step (prefill chunks plus decode tokens)
  * @param maxSeqLen most positions one sequence may use (prompt plus completion); 0 means
  *     min(max_position_embeddings, 4096)
- * @param backend the compute backend's name ({@link ComputeBackends})
+ * @param backend the compute device, as {@code --device} takes it: a backend's name
+ *     ({@link ComputeBackends}), with a device index where it has several ({@code cuda:1})
  */
 public record EngineOptions(int threads, int maxBatchTokens, int maxSeqLen, String backend) {
     public static final int DEFAULT_MAX_BATCH_TOKENS = 256;
@@ -28,7 +29,7 @@ public record EngineOptions(int threads, int maxBatchTokens, int maxSeqLen, Stri
                     + DEFAULT_MAX_SEQ_LEN_CAP + "), got " + maxSeqLen);
         }
         if (backend == null || backend.isBlank()) {
-            throw new IllegalArgumentException("--backend must name a compute backend, e.g. " + ComputeBackends.DEFAULT);
+            throw new IllegalArgumentException("--device must name a compute backend, e.g. " + ComputeBackends.DEFAULT);
         }
     }
 

@@ -185,7 +185,18 @@ final class HfConfigFiles {
         return PythonStyleJson.pretty(m);
     }
 
-    /** For transformers' {@code AutoTokenizer}: the fast tokenizer from tokenizer.json, with its special tokens. */
+    /**
+     * The chat template random models ship (in {@code tokenizer_config.json}, as transformers saves
+     * one): Mixtral's [INST] turns, a [SYS] block for system messages, each assistant turn ended by
+     * EOS. Enough for the demo to chat; the text is random anyway.
+     */
+    static final String CHAT_TEMPLATE = "{{ bos_token }}{% for message in messages %}"
+            + "{% if message['role'] == 'system' %}{{ '[SYS] ' + message['content'] + ' [/SYS]' }}"
+            + "{% elif message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+            + "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}"
+            + "{% else %}{{ raise_exception('Unknown role: ' + message['role']) }}{% endif %}{% endfor %}";
+
+    /** For transformers' {@code AutoTokenizer}: the fast tokenizer from tokenizer.json, with its special tokens and chat template. */
     static String tokenizerConfig(ModelConfig c) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("tokenizer_class", "PreTrainedTokenizerFast");
@@ -196,6 +207,7 @@ final class HfConfigFiles {
         m.put("add_eos_token", false);
         m.put("clean_up_tokenization_spaces", false);
         m.put("model_max_length", c.maxPositionEmbeddings());
+        m.put("chat_template", CHAT_TEMPLATE);
         return PythonStyleJson.pretty(m);
     }
 

@@ -1,6 +1,7 @@
 package io.moecluster.core.moe;
 
 import io.moecluster.core.backend.ComputeBackend;
+import io.moecluster.core.backend.FfnBatch;
 import io.moecluster.core.backend.FfnKernel;
 import io.moecluster.core.model.FfnWeights;
 import io.moecluster.core.model.ModelConfig;
@@ -23,6 +24,7 @@ public final class ExpertBank implements AutoCloseable {
     private final BitSet experts;
     private final FfnWeights[][] weights;
     private final FfnKernel ffn;
+    private final FfnBatch queued;
 
     /**
      * @param experts hosted expert ids, the shared expert as {@code numExperts}
@@ -57,6 +59,7 @@ public final class ExpertBank implements AutoCloseable {
             }
         }
         this.ffn = backend.newFfn(maxRows, maxFfn);
+        this.queued = new FfnBatch(slots);
         for (FfnWeights[] layer : weights) {
             for (FfnWeights w : layer) {
                 if (w != null) {
@@ -107,6 +110,33 @@ public final class ExpertBank implements AutoCloseable {
             throw new IllegalArgumentException(rows + " rows exceed this bank's max of " + ffn.maxRows());
         }
         ffn.run(this.weights[layer][expert], in, inRow, rows, weights, weightIndex, out, outRow);
+    }
+
+    /**
+     * Queues what {@link #run} would compute, for {@link #runQueued}: the single-process engine
+     * queues every expert of a layer, so that a device backend runs them in one grouped call.
+     * Nothing passed in may change before {@code runQueued} returns.
+     */
+    public void queue(int layer, int expert, MemorySegment in, int inRow, int rows, MemorySegment weights,
+                      long weightIndex, MemorySegment out, int outRow) {
+        if (!hosts(layer, expert)) {
+            throw new IllegalArgumentException("expert " + expert + " of layer " + layer + " is not hosted here");
+        }
+        if (rows > ffn.maxRows()) {
+            throw new IllegalArgumentException(rows + " rows exceed this bank's max of " + ffn.maxRows());
+        }
+        queued.add(this.weights[layer][expert], in, inRow, rows, weights, weightIndex, out, outRow);
+    }
+
+    /** Runs everything {@link #queue}d since the last call, then forgets it (also when it fails). */
+    public void runQueued() {
+        try {
+            if (queued.size() > 0) {
+                ffn.runBatch(queued);
+            }
+        } finally {
+            queued.clear();
+        }
     }
 
     @Override

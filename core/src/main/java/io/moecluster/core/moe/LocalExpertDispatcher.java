@@ -2,7 +2,11 @@ package io.moecluster.core.moe;
 
 import java.lang.foreign.MemorySegment;
 
-/** Runs every dispatch at once on an in-process {@link ExpertBank}: the single-process engine's experts. */
+/**
+ * Runs the dispatches of a layer on an in-process {@link ExpertBank}: the single-process engine's
+ * experts. Each dispatch is queued and {@link #awaitAll} runs them together, so a device backend
+ * computes every expert of the layer in one grouped call; on the CPU each runs as before, in order.
+ */
 public final class LocalExpertDispatcher implements ExpertDispatcher {
     private final ExpertBank bank;
 
@@ -17,11 +21,12 @@ public final class LocalExpertDispatcher implements ExpertDispatcher {
             throw new ExpertUnavailableException(layer, expert, "expert " + expert + " of layer " + layer
                     + " is not hosted in this process");
         }
-        bank.run(layer, expert, rows, row, count, weights, row, out, row);
+        bank.queue(layer, expert, rows, row, count, weights, row, out, row);
     }
 
     @Override
     public void awaitAll() {
+        bank.runQueued();
     }
 
     @Override

@@ -4,8 +4,8 @@ import java.util.SplittableRandom;
 
 /**
  * Picks the next token from a row of logits: greedy, or temperature, then top-k, then top-p
- * (nucleus), then a draw from the renormalised distribution; the order of Hugging Face's
- * {@code generate}.
+ * (nucleus), then min-p, then a draw from the renormalised distribution; the order of Hugging
+ * Face's {@code generate}. Penalties are applied to the row before ({@link Penalties}).
  *
  * <p>This runs once per generated token, so all scratch space is sized to the vocabulary once
  * here and {@link #sample} allocates nothing. One sampler per sequence: it owns the sequence's
@@ -96,6 +96,19 @@ public final class Sampler {
             }
             n = kept;
             total = cumulative;
+        }
+
+        double minP = params.minP();
+        if (minP > 0) {
+            // The best token weighs exactly 1, so "probability >= minP x the best one's" is "weight >= minP",
+            // whatever top-k and top-p kept (they never drop the best token). Dropped tokens weigh 0.
+            total = 0;
+            for (int j = 0; j < n; j++) {
+                if (weights[j] < minP) {
+                    weights[j] = 0;
+                }
+                total += weights[j];
+            }
         }
 
         double r = random.nextDouble() * total;

@@ -61,6 +61,28 @@ class MultiHeadLatentAttentionTest {
                 }
                 assertThat(cache.byteSize()).isEqualTo(10 * tr.kvBytesPerToken());
                 assertThat(tr.kvBytesPerToken()).isEqualTo(4L * layers * cache.floatsPerToken());
+                // A shared prompt's prefix copies plane by plane, whatever the kind's layout.
+                for (int p = 0; p < 2; p++) {
+                    for (long i = 0; i < cache.plane(p).byteSize() / 4; i++) {
+                        cache.plane(p).setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i, p * 1e6f + i);
+                    }
+                }
+                try (KvCache copy = tr.newKvCache(10)) {
+                    cache.copyPrefixTo(copy, 6);
+                    for (int p = 0; p < 2; p++) {
+                        for (int l = 0; l < layers; l++) {
+                            for (int pos = 0; pos < 10; pos++) {
+                                for (int i = 0; i < cache.width(p); i++) {
+                                    float got = copy.plane(p).getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT,
+                                            copy.index(p, l, pos) + i);
+                                    float expected = pos < 6 ? cache.plane(p).getAtIndex(
+                                            java.lang.foreign.ValueLayout.JAVA_FLOAT, cache.index(p, l, pos) + i) : 0f;
+                                    assertThat(got).as("plane %d layer %d position %d", p, l, pos).isEqualTo(expected);
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
     }

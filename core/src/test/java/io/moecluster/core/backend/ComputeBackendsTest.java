@@ -10,7 +10,7 @@ import org.junit.jupiter.api.Test;
 
 class ComputeBackendsTest {
     /** A provider whose libraries and device are missing, as the GPU one is on these machines. */
-    static final class Missing implements ComputeBackendProvider {
+    static class Missing implements ComputeBackendProvider {
         boolean opened;
 
         @Override
@@ -48,7 +48,7 @@ class ComputeBackendsTest {
         try (WorkerPool pool = new WorkerPool(1, "t")) {
             assertThatThrownBy(() -> ComputeBackends.open(missing, pool))
                     .isInstanceOf(IllegalArgumentException.class)
-                    .hasMessage("--backend gpu-test: cannot run on this machine: "
+                    .hasMessage("--device gpu-test: cannot run on this machine: "
                             + "libcudart.so.13 not found in /usr/local/cuda/lib64; no CUDA device");
         }
         assertThat(missing.opened).isFalse();
@@ -57,7 +57,40 @@ class ComputeBackendsTest {
     @Test
     void anUnknownBackendNamesTheKnownOnes() {
         assertThatThrownBy(() -> ComputeBackends.find("tpu", List.of(new CpuBackendProvider(), new Missing())))
-                .hasMessage("--backend: unknown compute backend 'tpu'; known: cpu, gpu-test");
+                .hasMessage("--device: unknown compute backend 'tpu'; known: cpu, gpu-test");
+    }
+
+    @Test
+    void deviceSpecsNameABackendAndMaybeAnIndex() {
+        assertThat(DeviceSpec.parse("cpu")).isEqualTo(new DeviceSpec("cpu", java.util.OptionalInt.empty()));
+        assertThat(DeviceSpec.parse("cuda:1").index()).hasValue(1);
+        assertThat(DeviceSpec.parse("cuda:1").toString()).isEqualTo("cuda:1");
+        assertThat(DeviceSpec.parse("cuda").indexOrZero()).isZero();
+        for (String bad : new String[] {"", "cuda:", "cuda:-1", ":1", "cuda:x", "CUDA"}) {
+            assertThatThrownBy(() -> DeviceSpec.parse(bad)).hasMessageStartingWith("--device: '" + bad + "' is not NAME");
+        }
+    }
+
+    @Test
+    void anIndexIsRefusedByABackendWithoutDevicesAndCheckedByOneWithDevices() {
+        assertThatThrownBy(() -> ComputeBackends.provider("cpu:0")).hasMessage("--device cpu:0: cpu takes no device index");
+        Missing missing = new Missing() {
+            @Override
+            public boolean hasDevices() {
+                return true;
+            }
+
+            @Override
+            public Availability availability(int index) {
+                return Availability.no("device " + index + " not found: 1 CUDA device");
+            }
+        };
+        try (WorkerPool pool = new WorkerPool(1, "t")) {
+            assertThatThrownBy(() -> ComputeBackends.open(new DeviceSpec("gpu-test", java.util.OptionalInt.of(3)),
+                    List.of(missing), pool)).hasMessage("--device gpu-test:3: cannot run on this machine: "
+                            + "device 3 not found: 1 CUDA device");
+        }
+        assertThat(missing.opened).isFalse();
     }
 
     @Test

@@ -44,6 +44,24 @@ class SamplingParamsTest {
     }
 
     @Test
+    void newControlsAreValidatedNamingTheField() {
+        SamplingParams p = SamplingParams.greedy(4);
+        assertThat(p.hasPenalties()).isFalse();
+        assertThat(p.wantsLogprobs()).isFalse();
+        assertThat(p.withPenalties(0, 0.5, 1).hasPenalties()).isTrue();
+        assertThat(p.withPenalties(0, 0, 1.1).hasPenalties()).isTrue();
+        assertThat(p.withLogprobs(0).wantsLogprobs()).isTrue();
+        assertThat(p.withSeed(9).withMinP(0.2).withLogprobs(3)).isEqualTo(p.withLogprobs(3).withMinP(0.2).withSeed(9))
+                .isNotEqualTo(p);
+        assertThatThrownBy(() -> p.withMinP(1.5)).hasMessageContaining("minP");
+        assertThatThrownBy(() -> p.withPenalties(Double.NaN, 0, 1)).hasMessageContaining("presencePenalty");
+        assertThatThrownBy(() -> p.withPenalties(0, Double.POSITIVE_INFINITY, 1)).hasMessageContaining("frequencyPenalty");
+        assertThatThrownBy(() -> p.withPenalties(0, 0, 0)).hasMessageContaining("repetitionPenalty");
+        assertThatThrownBy(() -> p.withLogprobs(21)).hasMessageContaining("logprobs");
+        assertThatThrownBy(() -> p.withLogprobs(-2)).hasMessageContaining("logprobs");
+    }
+
+    @Test
     void stopIdsAreCopiedAndCompareByValue() {
         int[] stops = {7, 9};
         SamplingParams p = new SamplingParams(0.7, 40, 0.95, 1, 10, stops);

@@ -48,6 +48,10 @@ public record ClusterState(Path dir) {
         m.put("threads", o.threads());
         m.put("maxBatchTokens", o.maxBatchTokens());
         m.put("startTimeoutSeconds", o.startTimeout().toSeconds());
+        m.put("httpPort", o.httpPort());
+        if (o.chatTemplate() != null) {
+            m.put("chatTemplate", o.chatTemplate().toAbsolutePath().toString());
+        }
         Files.writeString(launchFile(), JSON.writeValueAsString(m));
     }
 
@@ -58,7 +62,8 @@ public record ClusterState(Path dir) {
         var n = JSON.readTree(launchFile().toFile());
         return new LocalClusterLauncher.Options(Path.of(n.get("model").asText()), n.get("expertsPerService").asInt(),
                 n.get("embeddedRouter").asBoolean(), n.get("grpcPort").asInt(), n.get("threads").asInt(),
-                n.get("maxBatchTokens").asInt(), Duration.ofSeconds(n.get("startTimeoutSeconds").asLong()));
+                n.get("maxBatchTokens").asInt(), Duration.ofSeconds(n.get("startTimeoutSeconds").asLong()),
+                n.path("httpPort").asInt(-1), n.hasNonNull("chatTemplate") ? Path.of(n.get("chatTemplate").asText()) : null);
     }
 
     public boolean exists() {

@@ -25,12 +25,26 @@ import java.util.concurrent.ThreadLocalRandom;
  * stopped again on failure.
  */
 public final class LocalClusterLauncher {
+    /**
+     * @param httpPort the router's OpenAI-compatible API: 0 picks a free port, a negative one turns it off
+     * @param chatTemplate a chat template file replacing the model's, or null
+     */
     public record Options(Path model, int expertsPerService, boolean embeddedRouter, int grpcPort, int threads,
-                          int maxBatchTokens, Duration startTimeout) {
+                          int maxBatchTokens, Duration startTimeout, int httpPort, Path chatTemplate) {
+        /** With the HTTP API on a free port and the model's chat template. */
+        public Options(Path model, int expertsPerService, boolean embeddedRouter, int grpcPort, int threads,
+                       int maxBatchTokens, Duration startTimeout) {
+            this(model, expertsPerService, embeddedRouter, grpcPort, threads, maxBatchTokens, startTimeout, 0, null);
+        }
+
+        Options withHttpPort(int port) {
+            return new Options(model, expertsPerService, embeddedRouter, grpcPort, threads, maxBatchTokens, startTimeout,
+                    port, chatTemplate);
+        }
     }
 
     private final ClusterState state;
-    private final Options options;
+    private Options options;
     private final Map<String, Long> pids = new LinkedHashMap<>();
     private final Map<String, String> metrics = new LinkedHashMap<>();
 
@@ -70,6 +84,11 @@ public final class LocalClusterLauncher {
                 experts);
     }
 
+    /** The router's OpenAI-compatible API ({@code http://127.0.0.1:PORT/v1}), or null when it is off. */
+    public String httpUrl() {
+        return options.httpPort() > 0 ? "http://127.0.0.1:" + options.httpPort() + "/v1" : null;
+    }
+
     /** Each started service's Prometheus scrape URL, by service id. */
     public Map<String, String> metricsEndpoints() {
         return metrics;
@@ -92,6 +111,9 @@ public final class LocalClusterLauncher {
         Files.createDirectories(state.dir().resolve("logs"));
         deleteTree(state.dir().resolve("ready"));
         ClusterSpec spec = layout(config, options, newAeronDir());
+        if (options.httpPort() == 0) {
+            options = options.withHttpPort(freePort());
+        }
         spec.write(state.clusterFile());
         state.writeLaunchOptions(options);
         try {
@@ -108,8 +130,15 @@ public final class LocalClusterLauncher {
                         "--max-batch-tokens", Integer.toString(options.maxBatchTokens())));
                 await(List.of(a.id()));
             }
-            launch("router", List.of("serve", "router", "--model", model(), "--threads", threads(),
+            List<String> router = new ArrayList<>(List.of("serve", "router", "--model", model(), "--threads", threads(),
                     "--max-batch-tokens", Integer.toString(options.maxBatchTokens())));
+            if (options.httpPort() > 0) {
+                router.addAll(List.of("--http-port", Integer.toString(options.httpPort())));
+            }
+            if (options.chatTemplate() != null) {
+                router.addAll(List.of("--chat-template", options.chatTemplate().toAbsolutePath().toString()));
+            }
+            launch("router", router);
             await(List.of("router"));
             return spec;
         } catch (IOException | InterruptedException | RuntimeException e) {
