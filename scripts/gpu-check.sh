@@ -139,7 +139,7 @@ fi
 say ""
 say "## The moe command with --device cuda:$device"
 say ""
-for model in mixtral-tiny qwen2moe-tiny; do
+for model in mixtral-tiny qwen2moe-tiny deepseek-v3-tiny deepseek-v3-tiny-fp8; do
   for case in short sentence; do
     tokens="$(check tokens --golden "$golden" --model "$model" --case "$case" 2>/dev/null)"
     for dev in "cuda:$device" cpu; do

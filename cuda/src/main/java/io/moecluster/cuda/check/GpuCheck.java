@@ -70,7 +70,7 @@ public final class GpuCheck {
     static final double FFN_TOLERANCE = 2e-2;
     /** A row of logits against the float64 reference; the host emulation of the GPU path measures up to 2.3e-2. */
     static final double LOGITS_TOLERANCE = 5e-2;
-    static final String[] MODELS = {"mixtral-tiny", "qwen2moe-tiny"};
+    static final String[] MODELS = {"mixtral-tiny", "qwen2moe-tiny", "deepseek-v3-tiny", "deepseek-v3-tiny-fp8"};
     static final int BENCH_HIDDEN = 4096;
     static final int BENCH_FFN = 14336;
     static final int BENCH_EXPERTS = 8;
