@@ -49,8 +49,10 @@ class GpuCheckSectionsTest {
         String text = Files.readString(out.resolve("report.md"));
         System.out.println(text);
         assertThat(report.failed()).as(text).isZero();
-        assertThat(report.passed()).isEqualTo(2 + 4 + 2);
-        assertThat(text).contains("mixtral-tiny greedy, 32 tokens").contains("qwen2moe-tiny sentence");
+        // Per model: its expert FFNs, its two golden cases, its greedy tokens.
+        assertThat(report.passed()).isEqualTo(4 * (1 + 2 + 1));
+        assertThat(text).contains("mixtral-tiny greedy, 32 tokens").contains("qwen2moe-tiny sentence")
+                .contains("deepseek-v3-tiny-fp8 sentence").contains("deepseek-v3-tiny greedy, 32 tokens");
     }
 
     @Test
