@@ -4,7 +4,7 @@
 # 580, NVIDIA's libraries in a Python environment's wheels (/opt/torch/.venv) and PyTorch there,
 # and no Java: it runs the runtime and jar that scripts/gpu-payload.sh puts in target/gpu-check/.
 #
-#   scripts/gpu-payload.sh                       # here, once: target/gpu-check/{jre.tar.xz,moe.jar}
+#   scripts/gpu-payload.sh                       # here, once: target/gpu-check/{jre,moe-classes}.tar.xz
 #   scripts/gpu-check.sh [--out DIR] [--device N] [--no-bench]
 #
 # Through the device tool, from the repository root, carrying the payload:
@@ -95,15 +95,21 @@ say "- MOE_CUDA_LIB_DIRS: ${MOE_CUDA_LIB_DIRS:-unset}"
 java=""
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-if [ -f "$payload/jre.tar.xz" ] && [ -f "$payload/moe.jar" ]; then
+# Unpacks a .tar.xz: with xz where the host has it, else with Python's tarfile (lzma), keeping modes.
+untar_xz() {
   if command -v xz >/dev/null 2>&1; then
-    tar -xJf "$payload/jre.tar.xz" -C "$tmp" && java="$tmp/jre/bin/java"
+    tar -xJf "$1" -C "$2"
   elif [ -n "$py" ]; then
-    # no xz on the host: Python's tarfile reads .tar.xz (lzma), keeping the files' modes
-    "$py" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$payload/jre.tar.xz" "$tmp" \
-      && java="$tmp/jre/bin/java"
+    "$py" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$1" "$2"
+  else
+    return 1
   fi
-  jar="$payload/moe.jar"
+}
+if [ -f "$payload/jre.tar.xz" ] && [ -f "$payload/moe-classes.tar.xz" ]; then
+  untar_xz "$payload/jre.tar.xz" "$tmp" && java="$tmp/jre/bin/java"
+  # The launcher's classes, unpacked: a directory on the class path works as the jar would.
+  mkdir -p "$tmp/moe-classes" && untar_xz "$payload/moe-classes.tar.xz" "$tmp/moe-classes"
+  jar="$tmp/moe-classes"
 elif [ -f "$here/orchestration/target/moe.jar" ] && (. "$here/scripts/find-jdk25.sh") >/dev/null 2>&1; then
   # shellcheck disable=SC1091
   . "$here/scripts/find-jdk25.sh"
@@ -116,10 +122,10 @@ if [ -z "$java" ] || ! "$java" -version >/dev/null 2>&1; then
   say "No Java: build the payload first (scripts/gpu-payload.sh) and carry target/gpu-check."
   exit 4
 fi
-say "- Java: $("$java" -version 2>&1 | head -1), $jar ($(stat -c %s "$jar") bytes)"
+say "- Java: $("$java" -version 2>&1 | head -1), $jar ($(du -sb "$jar" | cut -f1) bytes)"
 jflags=("@$here/jvm.options" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn)
 check() { "$java" "${jflags[@]}" -cp "$jar" io.moecluster.cuda.check.GpuCheck "$@"; }
-moe() { "$java" "${jflags[@]}" -jar "$jar" "$@"; }
+moe() { "$java" "${jflags[@]}" -cp "$jar" io.moecluster.cli.MoeCommand "$@"; }
 
 say ""
 echo "gpu-check: Java checks ($(left) s left)"
