@@ -26,6 +26,7 @@ import io.moecluster.proto.internal.v1.RunEvent;
 import io.moecluster.proto.internal.v1.RunRequest;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -153,7 +154,7 @@ class AttentionServerTest {
             // Completion i is the single request with seed 5 + i.
             Result alone = collect(channel(server), r.toBuilder().setN(1).setSeed(5 + i).build());
             assertThat(tokens.get(i)).as("completion %d", i).containsExactly(
-                    java.util.Arrays.stream(alone.tokens()).boxed().toArray(Integer[]::new));
+                    Arrays.stream(alone.tokens()).boxed().toArray(Integer[]::new));
         }
         assertThatThrownBy(() -> collect(channel(server), r.toBuilder().setN(5).build()))
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {

@@ -13,6 +13,8 @@ import io.moecluster.core.sampling.SamplingParams;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
@@ -24,8 +26,8 @@ class GenerationLoopTest {
 
     /** Collects one request's callbacks and completes when it ends. */
     static final class Recorder implements GenerationListener {
-        final List<Integer> tokens = new java.util.concurrent.CopyOnWriteArrayList<>();
-        final java.util.concurrent.CountDownLatch firstToken = new java.util.concurrent.CountDownLatch(1);
+        final List<Integer> tokens = new CopyOnWriteArrayList<>();
+        final CountDownLatch firstToken = new CountDownLatch(1);
         final CompletableFuture<FinishReason> done = new CompletableFuture<>();
 
         @Override

@@ -1,15 +1,5 @@
 package io.moecluster.bench;
 
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.net.InetSocketAddress;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
-
 import io.aeron.Aeron;
 import io.aeron.Subscription;
 import io.grpc.CallOptions;
@@ -21,6 +11,7 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ServerCalls;
+import io.grpc.stub.StreamObserver;
 import io.moecluster.core.kernels.Kernels;
 import io.moecluster.sbe.ElementType;
 import io.moecluster.transport.BatchResultWriter;
@@ -29,6 +20,15 @@ import io.moecluster.transport.EmbeddedMediaDriver;
 import io.moecluster.transport.IdleStrategies;
 import io.moecluster.transport.MessagePoller;
 import io.moecluster.transport.TokenBatchWriter;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.net.InetSocketAddress;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.HdrHistogram.Histogram;
 import org.agrona.concurrent.IdleStrategy;
 
@@ -165,7 +165,7 @@ public final class TransportRoundTrip {
                 .setResponseMarshaller(BytesMarshaller.INSTANCE)
                 .build();
         ServerServiceDefinition service = ServerServiceDefinition.builder("moe.bench.Echo")
-                .addMethod(echo, ServerCalls.asyncUnaryCall((byte[] request, io.grpc.stub.StreamObserver<byte[]> response) -> {
+                .addMethod(echo, ServerCalls.asyncUnaryCall((byte[] request, StreamObserver<byte[]> response) -> {
                     response.onNext(request);
                     response.onCompleted();
                 }))

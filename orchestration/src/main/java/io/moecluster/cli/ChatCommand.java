@@ -11,6 +11,7 @@ import io.moecluster.core.tokenizer.TextTokenizer;
 import io.moecluster.router.chat.ChatTemplate;
 import io.moecluster.router.chat.ChatTemplateException;
 import java.io.BufferedReader;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
@@ -27,6 +28,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.function.Consumer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -127,7 +129,7 @@ final class ChatCommand implements Callable<Integer> {
             resources = http::close;
         }
         InputStream source = oneShot.isEmpty() ? input
-                : new java.io.ByteArrayInputStream((String.join("\n", oneShot) + "\n").getBytes(StandardCharsets.UTF_8));
+                : new ByteArrayInputStream((String.join("\n", oneShot) + "\n").getBytes(StandardCharsets.UTF_8));
         boolean interactive = oneShot.isEmpty() && System.console() != null && input == System.in;
         try (resources; BufferedReader in = new BufferedReader(new InputStreamReader(source, StandardCharsets.UTF_8))) {
             while (true) {
@@ -161,7 +163,7 @@ final class ChatCommand implements Callable<Integer> {
 
     private interface Replier {
         /** Streams the assistant's reply to {@code print} and returns it whole. */
-        String reply(List<Map<String, Object>> conversation, java.util.function.Consumer<String> print) throws Exception;
+        String reply(List<Map<String, Object>> conversation, Consumer<String> print) throws Exception;
     }
 
     private static Map<String, Object> message(String role, String content) {
@@ -190,7 +192,7 @@ final class ChatCommand implements Callable<Integer> {
     }
 
     private String remoteReply(HttpClient http, String base, List<Map<String, Object>> conversation,
-                               java.util.function.Consumer<String> print) throws Exception {
+                               Consumer<String> print) throws Exception {
         ObjectNode body = JSON.createObjectNode();
         body.set("messages", JSON.valueToTree(conversation));
         body.put("stream", true).put("max_tokens", sampling.maxTokens).put("temperature", sampling.temperature)

@@ -14,6 +14,7 @@ import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -73,7 +74,7 @@ final class DemoCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--experts-per-service must be >= 0 (0 = auto), got " + expertsPerService);
         }
         Path model = dir != null ? dir : Path.of("models", "demo-" + arch.modelType() + "-" + preset.id()
-                + (dtype == DType.BF16 ? "" : "-" + dtype.safetensorsName().toLowerCase(java.util.Locale.ROOT)));
+                + (dtype == DType.BF16 ? "" : "-" + dtype.safetensorsName().toLowerCase(Locale.ROOT)));
         if (!Files.isRegularFile(model.resolve("config.json"))) {
             out.println("== generating a random " + arch.modelType() + " " + preset.id() + " " + dtype + " model in " + model);
             out.flush();

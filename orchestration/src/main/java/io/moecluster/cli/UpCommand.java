@@ -5,6 +5,7 @@ import io.moecluster.cli.cluster.LocalClusterLauncher;
 import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.discovery.IdRanges;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.BitSet;
@@ -67,7 +68,7 @@ final class UpCommand implements Callable<Integer> {
         }
         PrintWriter out = spec.commandLine().getOut();
         long start = System.nanoTime();
-        if (chatTemplate != null && !java.nio.file.Files.isRegularFile(chatTemplate)) {
+        if (chatTemplate != null && !Files.isRegularFile(chatTemplate)) {
             throw new IllegalArgumentException("--chat-template: " + chatTemplate + " is not a file");
         }
         LocalClusterLauncher launcher = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model,

@@ -2,13 +2,30 @@ package io.moecluster.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.moecluster.core.engine.BatchGenerator;
 import io.moecluster.core.engine.Engine;
 import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.engine.Sequence;
+import io.moecluster.core.engine.TokenSink;
 import io.moecluster.core.io.NpyFile;
+import io.moecluster.core.sampling.SamplingParams;
+import io.moecluster.core.testing.GoldenModels;
+import io.moecluster.core.tokenizer.TextTokenizer;
+import io.moecluster.cuda.backend.CudaBackendProvider;
+import io.moecluster.router.chat.ChatTemplate;
+import java.io.ByteArrayInputStream;
+import java.io.InputStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -187,7 +204,7 @@ class MoeCommandTest {
         assertThat(whole.exit()).as(whole.err()).isZero();
         String text = whole.out().stripTrailing();
         String stop = text.substring(4, 6);
-        String[] stopped = java.util.stream.Stream.concat(java.util.Arrays.stream(free), java.util.stream.Stream.of(
+        String[] stopped = Stream.concat(Arrays.stream(free), Stream.of(
                 "--stop", stop)).toArray(String[]::new);
         Run r = moe(stopped);
         assertThat(r.exit()).as(r.err()).isZero();
@@ -202,8 +219,8 @@ class MoeCommandTest {
     @Test
     void chatWithAModelReadsTurnsFromStdinAndRepliesWithTheChatTemplate() throws Exception {
         String conversation = "Hello there\n\nHow are you?\n/exit\nnever read\n";
-        java.io.InputStream saved = ChatCommand.input;
-        ChatCommand.input = new java.io.ByteArrayInputStream(conversation.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        InputStream saved = ChatCommand.input;
+        ChatCommand.input = new ByteArrayInputStream(conversation.getBytes(StandardCharsets.UTF_8));
         Run r;
         try {
             r = moe("chat", "--model", mixtral.toString(), "--system", "Be brief.", "--max-tokens", "6", "--ignore-eos");
@@ -212,27 +229,27 @@ class MoeCommandTest {
         }
         assertThat(r.exit()).as(r.err()).isZero();
         // Each turn is the model's greedy reply to the rendered conversation so far.
-        io.moecluster.router.chat.ChatTemplate template = io.moecluster.router.chat.ChatTemplate.load(mixtral, null);
-        java.util.List<java.util.Map<String, Object>> messages = new java.util.ArrayList<>();
-        messages.add(java.util.Map.of("role", "system", "content", "Be brief."));
+        ChatTemplate template = ChatTemplate.load(mixtral, null);
+        List<Map<String, Object>> messages = new ArrayList<>();
+        messages.add(Map.of("role", "system", "content", "Be brief."));
         StringBuilder expected = new StringBuilder();
         try (Engine e = Engine.open(mixtral, EngineOptions.defaults());
-             io.moecluster.core.tokenizer.TextTokenizer tok = io.moecluster.core.tokenizer.TextTokenizer.load(mixtral, 1)) {
+             TextTokenizer tok = TextTokenizer.load(mixtral, 1)) {
             for (String turn : new String[] {"Hello there", "How are you?"}) {
-                messages.add(java.util.Map.of("role", "user", "content", turn));
-                String prompt = template.render(messages, true, java.util.Map.of());
-                io.moecluster.core.engine.BatchGenerator gen = new io.moecluster.core.engine.BatchGenerator(e, 1);
-                io.moecluster.core.engine.Sequence s = gen.submit(tok.encode(prompt, false),
-                        io.moecluster.core.sampling.SamplingParams.greedy(6).withIgnoreEos(true),
-                        io.moecluster.core.engine.TokenSink.NONE);
+                messages.add(Map.of("role", "user", "content", turn));
+                String prompt = template.render(messages, true, Map.of());
+                BatchGenerator gen = new BatchGenerator(e, 1);
+                Sequence s = gen.submit(tok.encode(prompt, false),
+                        SamplingParams.greedy(6).withIgnoreEos(true),
+                        TokenSink.NONE);
                 gen.runToCompletion();
                 String reply = tok.decode(s.generatedTokens(), true);
                 expected.append(reply).append(System.lineSeparator());
-                messages.add(java.util.Map.of("role", "assistant", "content", reply));
+                messages.add(Map.of("role", "assistant", "content", reply));
             }
         }
         assertThat(r.out()).isEqualTo(expected.toString());
-        Run noTemplate = moe("chat", "--model", io.moecluster.core.testing.GoldenModels.dir(io.moecluster.core.testing.GoldenModels.MIXTRAL).toString(), "--message", "x");
+        Run noTemplate = moe("chat", "--model", GoldenModels.dir(GoldenModels.MIXTRAL).toString(), "--message", "x");
         assertThat(noTemplate.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
         assertThat(noTemplate.err()).contains("has no chat template").contains("--chat-template");
     }
@@ -246,8 +263,8 @@ class MoeCommandTest {
         Run malformed = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--device", "cuda:one");
         assertThat(malformed.err().strip()).startsWith("moe: --device: 'cuda:one' is not NAME or NAME:INDEX");
         // These machines have no GPU; where one is usable, the refusals below do not apply.
-        org.junit.jupiter.api.Assumptions.assumeFalse(
-                new io.moecluster.cuda.backend.CudaBackendProvider().availability().available(), "a usable GPU is present");
+        Assumptions.assumeFalse(
+                new CudaBackendProvider().availability().available(), "a usable GPU is present");
         Run generate = moe("generate", "--model", mixtral.toString(), "--prompt", "x", "--device", "cuda");
         assertThat(generate.exit()).isEqualTo(MoeCommand.EXIT_FAILURE);
         assertThat(generate.err().strip()).doesNotContain("\n").startsWith("moe: --device cuda: cannot run on this machine: ");

@@ -24,13 +24,15 @@ import io.moecluster.proto.v1.ClusterStatusRequest;
 import io.moecluster.proto.v1.GenerateRequest;
 import io.moecluster.proto.v1.GenerateStreamResponse;
 import io.moecluster.proto.v1.GetModelInfoRequest;
-import io.moecluster.proto.v1.ModelInfo;
 import io.moecluster.proto.v1.InferenceGrpc;
+import io.moecluster.proto.v1.ModelInfo;
 import io.moecluster.proto.v1.SamplingParameters;
 import io.moecluster.proto.v1.TokenIds;
 import io.moecluster.router.RouterNode;
 import io.moecluster.transport.EmbeddedMediaDriver;
 import java.io.IOException;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -76,7 +78,7 @@ class ClusterEndToEndTest {
         if (!udp) {
             return null;
         }
-        try (java.net.DatagramSocket s = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress())) {
+        try (DatagramSocket s = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
             return "aeron:udp?endpoint=127.0.0.1:" + s.getLocalPort();
         }
     }

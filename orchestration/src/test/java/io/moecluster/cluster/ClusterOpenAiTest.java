@@ -22,6 +22,8 @@ import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
@@ -170,9 +172,9 @@ class ClusterOpenAiTest {
         assertThat(error.get("message").asText()).contains("expert-1");
     }
 
-    static java.util.Set<String> families(String prometheus) {
+    static Set<String> families(String prometheus) {
         return prometheus.lines().filter(l -> l.startsWith("# TYPE ")).map(l -> l.split(" ")[2])
-                .collect(Collectors.toCollection(java.util.TreeSet::new));
+                .collect(Collectors.toCollection(TreeSet::new));
     }
 
     @Test

@@ -16,9 +16,14 @@ import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.EmbeddedMediaDriver;
+import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.trace.SpanKind;
 import io.opentelemetry.sdk.testing.exporter.InMemorySpanExporter;
 import io.opentelemetry.sdk.trace.data.SpanData;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -206,13 +211,13 @@ class ClusterTracingTest {
         try (OpenAiCluster c = new OpenAiCluster(tmp, TracingOptions.exportingTo(exporter, LayerSampling.NONE))) {
             String traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
             String parentId = "00f067aa0ba902b7";
-            java.net.http.HttpResponse<String> r = java.net.http.HttpClient.newHttpClient().send(
-                    java.net.http.HttpRequest.newBuilder(java.net.URI.create(c.base + "/v1/chat/completions"))
+            HttpResponse<String> r = HttpClient.newHttpClient().send(
+                    HttpRequest.newBuilder(URI.create(c.base + "/v1/chat/completions"))
                             .header("content-type", "application/json")
                             .header("traceparent", "00-" + traceId + "-" + parentId + "-01")
-                            .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{\"messages\": [{\"role\": \"user\","
+                            .POST(HttpRequest.BodyPublishers.ofString("{\"messages\": [{\"role\": \"user\","
                                     + " \"content\": \"Hi\"}], \"max_tokens\": 3, \"ignore_eos\": true}")).build(),
-                    java.net.http.HttpResponse.BodyHandlers.ofString());
+                    HttpResponse.BodyHandlers.ofString());
             assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
             List<SpanData> spans = exporter.getFinishedSpanItems();
@@ -226,9 +231,9 @@ class ClusterTracingTest {
             assertThat(service(request)).isEqualTo("moe-router");
             assertThat(request.getTraceId()).as("the client's trace").isEqualTo(traceId);
             assertThat(request.getParentSpanId()).as("the client's span is the parent").isEqualTo(parentId);
-            assertThat(request.getAttributes().get(io.opentelemetry.api.common.AttributeKey.longKey(
+            assertThat(request.getAttributes().get(AttributeKey.longKey(
                     "http.response.status_code"))).isEqualTo(200L);
-            assertThat(request.getAttributes().get(io.opentelemetry.api.common.AttributeKey.stringKey("http.route")))
+            assertThat(request.getAttributes().get(AttributeKey.stringKey("http.route")))
                     .isEqualTo("/v1/chat/completions");
             Map<String, SpanData> byId = spans.stream().collect(Collectors.toMap(SpanData::getSpanId, Function.identity()));
             SpanData run = named(spans, "moe.v1.internal.AttentionWorker/Run").stream()

@@ -3,6 +3,7 @@ package io.moecluster.router;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -243,7 +244,7 @@ class RouterEndToEndTest {
         startCluster(1);
         CompletableFuture<Void> firstToken = new CompletableFuture<>();
         CompletableFuture<Throwable> ended = new CompletableFuture<>();
-        var ctx = io.grpc.Context.current().withCancellation();
+        var ctx = Context.current().withCancellation();
         ctx.run(() -> InferenceGrpc.newStub(channel).generateStream(textRequest(PROMPT, 4000),
                 new StreamObserver<>() {
                     @Override

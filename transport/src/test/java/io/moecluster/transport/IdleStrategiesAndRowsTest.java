@@ -8,9 +8,12 @@ import io.moecluster.sbe.ElementType;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
+import java.nio.file.Path;
 import org.agrona.concurrent.BackoffIdleStrategy;
 import org.agrona.concurrent.BusySpinIdleStrategy;
+import org.agrona.concurrent.NoOpIdleStrategy;
 import org.agrona.concurrent.SleepingIdleStrategy;
+import org.agrona.concurrent.SleepingMillisIdleStrategy;
 import org.agrona.concurrent.UnsafeBuffer;
 import org.agrona.concurrent.YieldingIdleStrategy;
 import org.junit.jupiter.api.Test;
@@ -33,8 +36,8 @@ class IdleStrategiesAndRowsTest {
     void acceptsAeronsIdleStrategyNames() {
         assertThat(IdleStrategies.parse("spin")).isInstanceOf(BusySpinIdleStrategy.class);
         assertThat(IdleStrategies.parse("yield")).isInstanceOf(YieldingIdleStrategy.class);
-        assertThat(IdleStrategies.parse("noop")).isInstanceOf(org.agrona.concurrent.NoOpIdleStrategy.class);
-        assertThat(IdleStrategies.parse("sleep-ms")).isInstanceOf(org.agrona.concurrent.SleepingMillisIdleStrategy.class);
+        assertThat(IdleStrategies.parse("noop")).isInstanceOf(NoOpIdleStrategy.class);
+        assertThat(IdleStrategies.parse("sleep-ms")).isInstanceOf(SleepingMillisIdleStrategy.class);
         assertThat(IdleStrategies.parse("org.agrona.concurrent.BackoffIdleStrategy")).isInstanceOf(BackoffIdleStrategy.class);
         assertThatThrownBy(() -> IdleStrategies.parse("org.example.Missing"))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("org.example.Missing")
@@ -42,7 +45,7 @@ class IdleStrategiesAndRowsTest {
     }
 
     @Test
-    void termLengthMustBeAPowerOfTwo(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) {
+    void termLengthMustBeAPowerOfTwo(@org.junit.jupiter.api.io.TempDir Path dir) {
         assertThatThrownBy(() -> new EmbeddedMediaDriver(dir.resolve("aeron"), IdleStrategies.backoff(), 3 << 20, 1 << 24))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("ipcTermLength");
         assertThat(EmbeddedMediaDriver.maxMessageBytes(64 << 20)).isEqualTo(8 << 20);

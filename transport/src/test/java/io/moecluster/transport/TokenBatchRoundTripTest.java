@@ -3,15 +3,16 @@ package io.moecluster.transport;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.util.Random;
-import java.util.concurrent.atomic.AtomicInteger;
-
 import io.moecluster.core.kernels.Bf16;
 import io.moecluster.core.kernels.Kernels;
 import io.moecluster.sbe.BatchStatus;
 import io.moecluster.sbe.ElementType;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.net.DatagramSocket;
+import java.net.InetAddress;
+import java.util.Random;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 
 class TokenBatchRoundTripTest extends AeronFixture {
@@ -193,7 +194,7 @@ class TokenBatchRoundTripTest extends AeronFixture {
     @Test
     void udpLoopbackRoundTrip() throws Exception {
         int port;
-        try (var socket = new java.net.DatagramSocket(0, java.net.InetAddress.getLoopbackAddress())) {
+        try (var socket = new DatagramSocket(0, InetAddress.getLoopbackAddress())) {
             port = socket.getLocalPort();
         }
         String channel = "aeron:udp?endpoint=127.0.0.1:" + port;

@@ -2,6 +2,7 @@ package io.moecluster.core.attention;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 
 /**
  * The attention cache of one sequence, all layers, f32, off-heap, in planes of
@@ -84,10 +85,10 @@ public final class KvCache implements AutoCloseable {
      * same model): how a sequence that shares this one's prompt starts without prefilling it again.
      */
     public void copyPrefixTo(KvCache target, int positions) {
-        if (target.layers != layers || !java.util.Arrays.equals(target.widths, widths)) {
+        if (target.layers != layers || !Arrays.equals(target.widths, widths)) {
             throw new IllegalArgumentException("KV caches differ in shape: " + layers + " layers x "
-                    + java.util.Arrays.toString(widths) + " vs " + target.layers + " x "
-                    + java.util.Arrays.toString(target.widths));
+                    + Arrays.toString(widths) + " vs " + target.layers + " x "
+                    + Arrays.toString(target.widths));
         }
         if (positions < 0 || positions > capacity || positions > target.capacity) {
             throw new IllegalArgumentException("cannot copy " + positions + " positions from a cache of " + capacity

@@ -1,5 +1,7 @@
 package io.moecluster.core.attention;
 
+import java.util.Arrays;
+
 /**
  * The tokens of one forward step: prefill chunks and decode tokens of any number of sequences,
  * each with its position and KV cache. Arrays are sized once; {@link #clear()} reuses them.
@@ -32,7 +34,7 @@ public final class StepBatch {
     }
 
     public void clear() {
-        java.util.Arrays.fill(caches, 0, size, null);
+        Arrays.fill(caches, 0, size, null);
         size = 0;
         logitRows = 0;
     }

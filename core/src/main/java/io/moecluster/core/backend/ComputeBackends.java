@@ -3,6 +3,7 @@ package io.moecluster.core.backend;
 import io.moecluster.core.parallel.WorkerPool;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.OptionalInt;
 import java.util.ServiceLoader;
 import java.util.stream.Collectors;
 import org.slf4j.Logger;
@@ -73,7 +74,7 @@ public final class ComputeBackends {
     }
 
     static ComputeBackend open(ComputeBackendProvider provider, WorkerPool pool) {
-        return open(new DeviceSpec(provider.name(), java.util.OptionalInt.empty()), provider, pool);
+        return open(new DeviceSpec(provider.name(), OptionalInt.empty()), provider, pool);
     }
 
     private static void check(DeviceSpec spec, ComputeBackendProvider provider) {

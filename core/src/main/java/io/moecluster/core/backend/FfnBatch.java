@@ -2,6 +2,7 @@ package io.moecluster.core.backend;
 
 import io.moecluster.core.model.FfnWeights;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import java.util.Objects;
 
 /**
@@ -58,10 +59,10 @@ public final class FfnBatch {
 
     /** Forgets every entry (and the segments it held). */
     public void clear() {
-        java.util.Arrays.fill(weights, 0, size, null);
-        java.util.Arrays.fill(x, 0, size, null);
-        java.util.Arrays.fill(scales, 0, size, null);
-        java.util.Arrays.fill(out, 0, size, null);
+        Arrays.fill(weights, 0, size, null);
+        Arrays.fill(x, 0, size, null);
+        Arrays.fill(scales, 0, size, null);
+        Arrays.fill(out, 0, size, null);
         size = 0;
     }
 

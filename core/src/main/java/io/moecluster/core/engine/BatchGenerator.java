@@ -10,6 +10,7 @@ import io.moecluster.core.sampling.TokenLogprobs;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -94,7 +95,7 @@ public final class BatchGenerator {
             group[i] = new Sequence(nextId++, i, shared, p, config.vocabSize(), sinks[i]);
         }
         if (group.length > 1) {
-            group[0].siblings(java.util.Arrays.copyOfRange(group, 1, group.length));
+            group[0].siblings(Arrays.copyOfRange(group, 1, group.length));
         }
         waiting.add(group[0]);
         return group;
@@ -162,7 +163,7 @@ public final class BatchGenerator {
         }
         running.clear();
         reservedSlots = 0;
-        java.util.Arrays.fill(rowOwner, null);
+        Arrays.fill(rowOwner, null);
         return aborted;
     }
 

@@ -1,5 +1,6 @@
 package io.moecluster.core.model;
 
+import io.moecluster.core.kernels.Fp8E4m3;
 import io.moecluster.core.safetensors.Checkpoint;
 import io.moecluster.core.safetensors.DType;
 import io.moecluster.core.safetensors.SafetensorsWriter;
@@ -276,7 +277,7 @@ public final class RandomModelGenerator {
                 }
             }
             for (int b = 0; b < scales.length; b++) {
-                scales[b] = Math.max(scales[b], 1e-12f) / io.moecluster.core.kernels.Fp8E4m3.MAX;
+                scales[b] = Math.max(scales[b], 1e-12f) / Fp8E4m3.MAX;
             }
             for (int r = 0; r < rows; r++) {
                 for (int c = 0; c < cols; c++) {

@@ -7,6 +7,7 @@ import io.moecluster.core.safetensors.DType;
 import io.moecluster.core.safetensors.TensorInfo;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Collections;
 import java.util.SortedSet;
 import java.util.TreeSet;
 import java.util.concurrent.atomic.LongAdder;
@@ -58,7 +59,7 @@ public final class WeightLoader implements AutoCloseable, BlockScales.Source {
             LOG.info("{}: skipping {} tensors of layer(s) {} past num_hidden_layers {} (multi-token prediction)",
                     checkpoint.dir(), count, extra, config.numLayers());
         }
-        this.skippedLayers = java.util.Collections.unmodifiableSortedSet(extra);
+        this.skippedLayers = Collections.unmodifiableSortedSet(extra);
     }
 
     /** Layers the checkpoint holds past {@code num_hidden_layers} (DeepSeek-V3's MTP layer), never loaded. */

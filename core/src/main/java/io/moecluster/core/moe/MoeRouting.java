@@ -1,5 +1,7 @@
 package io.moecluster.core.moe;
 
+import java.util.Arrays;
+
 /**
  * The router's decision for one step: for each token its top-k experts (ascending expert id, the
  * order in which contributions are summed) and weights, and the tokens grouped per expert so each
@@ -101,7 +103,7 @@ public final class MoeRouting {
     /** Groups tokens by expert once every token's selections are set; token order is kept within an expert. */
     void group(int tokenCount) {
         this.tokens = tokenCount;
-        java.util.Arrays.fill(expertCount, 0);
+        Arrays.fill(expertCount, 0);
         int n = tokenCount * topK;
         for (int i = 0; i < n; i++) {
             expertCount[experts[i]]++;

@@ -8,6 +8,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -107,7 +108,7 @@ public final class Checkpoint implements AutoCloseable {
         TensorInfo info = info(name);
         if (!info.hasShape(expectedShape)) {
             throw new ModelFormatException(info.file() + ": tensor '" + name + "' has shape " + info.shapeString()
-                    + " but the config implies " + java.util.Arrays.toString(expectedShape));
+                    + " but the config implies " + Arrays.toString(expectedShape));
         }
         return info;
     }

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.moecluster.core.engine.Engine;
 import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.testing.GoldenModels;
+import java.lang.foreign.ValueLayout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -64,7 +65,7 @@ class MultiHeadLatentAttentionTest {
                 // A shared prompt's prefix copies plane by plane, whatever the kind's layout.
                 for (int p = 0; p < 2; p++) {
                     for (long i = 0; i < cache.plane(p).byteSize() / 4; i++) {
-                        cache.plane(p).setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i, p * 1e6f + i);
+                        cache.plane(p).setAtIndex(ValueLayout.JAVA_FLOAT, i, p * 1e6f + i);
                     }
                 }
                 try (KvCache copy = tr.newKvCache(10)) {
@@ -73,10 +74,10 @@ class MultiHeadLatentAttentionTest {
                         for (int l = 0; l < layers; l++) {
                             for (int pos = 0; pos < 10; pos++) {
                                 for (int i = 0; i < cache.width(p); i++) {
-                                    float got = copy.plane(p).getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT,
+                                    float got = copy.plane(p).getAtIndex(ValueLayout.JAVA_FLOAT,
                                             copy.index(p, l, pos) + i);
                                     float expected = pos < 6 ? cache.plane(p).getAtIndex(
-                                            java.lang.foreign.ValueLayout.JAVA_FLOAT, cache.index(p, l, pos) + i) : 0f;
+                                            ValueLayout.JAVA_FLOAT, cache.index(p, l, pos) + i) : 0f;
                                     assertThat(got).as("plane %d layer %d position %d", p, l, pos).isEqualTo(expected);
                                 }
                             }

@@ -4,7 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moecluster.core.model.Architecture;
+import io.moecluster.core.model.HfConfigFilesAccess;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.model.Preset;
 import io.moecluster.core.model.RopeScaling;
@@ -128,8 +130,8 @@ class RotaryEmbeddingTest {
     void yarnTablesMatchTheReference(String name, double factor, Integer original, Double betaFast, Double betaSlow,
                                      Double attentionFactor, boolean truncate, int maxPos) throws Exception {
         for (Architecture arch : new Architecture[] {Architecture.MIXTRAL, Architecture.QWEN2_MOE}) {
-            var n = (com.fasterxml.jackson.databind.node.ObjectNode) new ObjectMapper()
-                    .readTree(io.moecluster.core.model.HfConfigFilesAccess.config(Preset.TINY.config(arch)));
+            var n = (ObjectNode) new ObjectMapper()
+                    .readTree(HfConfigFilesAccess.config(Preset.TINY.config(arch)));
             n.put("max_position_embeddings", maxPos);
             var r = n.putObject("rope_scaling");
             r.put("rope_type", "yarn").put("factor", factor);

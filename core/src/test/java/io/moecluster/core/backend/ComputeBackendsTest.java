@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.moecluster.core.backend.cpu.CpuBackendProvider;
 import io.moecluster.core.parallel.WorkerPool;
 import java.util.List;
+import java.util.OptionalInt;
 import org.junit.jupiter.api.Test;
 
 class ComputeBackendsTest {
@@ -62,7 +63,7 @@ class ComputeBackendsTest {
 
     @Test
     void deviceSpecsNameABackendAndMaybeAnIndex() {
-        assertThat(DeviceSpec.parse("cpu")).isEqualTo(new DeviceSpec("cpu", java.util.OptionalInt.empty()));
+        assertThat(DeviceSpec.parse("cpu")).isEqualTo(new DeviceSpec("cpu", OptionalInt.empty()));
         assertThat(DeviceSpec.parse("cuda:1").index()).hasValue(1);
         assertThat(DeviceSpec.parse("cuda:1").toString()).isEqualTo("cuda:1");
         assertThat(DeviceSpec.parse("cuda").indexOrZero()).isZero();
@@ -86,7 +87,7 @@ class ComputeBackendsTest {
             }
         };
         try (WorkerPool pool = new WorkerPool(1, "t")) {
-            assertThatThrownBy(() -> ComputeBackends.open(new DeviceSpec("gpu-test", java.util.OptionalInt.of(3)),
+            assertThatThrownBy(() -> ComputeBackends.open(new DeviceSpec("gpu-test", OptionalInt.of(3)),
                     List.of(missing), pool)).hasMessage("--device gpu-test:3: cannot run on this machine: "
                             + "device 3 not found: 1 CUDA device");
         }

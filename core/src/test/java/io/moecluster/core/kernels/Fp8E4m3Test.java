@@ -2,6 +2,7 @@ package io.moecluster.core.kernels;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.moecluster.core.safetensors.DType;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -95,7 +96,7 @@ class Fp8E4m3Test {
             MemorySegment scales = arena.allocate(4);
             scales.setAtIndex(ValueLayout.JAVA_FLOAT, 0, 1f);
             BlockScales s = new BlockScales(scales, 16, 16);
-            Fp8Matrix m = (Fp8Matrix) WeightMatrix.of("all", data, io.moecluster.core.safetensors.DType.F8_E4M3, 16, 16,
+            Fp8Matrix m = (Fp8Matrix) WeightMatrix.of("all", data, DType.F8_E4M3, 16, 16,
                     (n, r, c) -> s);
             assertThat(m.hasNan()).isTrue();
             MemorySegment row = arena.allocate(16 * 4);

@@ -8,9 +8,10 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
+import org.assertj.core.data.Offset;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
-import org.junit.jupiter.api.Test;
 
 /**
  * The FP8 block format's kernels against double precision over the dequantised weights
@@ -84,7 +85,7 @@ class Fp8MatrixTest {
                         }
                         float got = y.getAtIndex(F32, (long) b * rows + r);
                         assertThat((double) got).as("row %d token %d of %d", r, b, batch)
-                                .isCloseTo(exact, org.assertj.core.data.Offset.offset(1e-6 * cols * abs + 1e-30));
+                                .isCloseTo(exact, Offset.offset(1e-6 * cols * abs + 1e-30));
                         // A token's result does not depend on its batch-mates (dot4 and dot1 sum alike).
                         assertThat(Float.floatToRawIntBits(got)).as("row %d token %d: batch %d vs alone", r, b, batch)
                                 .isEqualTo(Float.floatToRawIntBits(alone.getAtIndex(F32, (long) b * rows + r)));
@@ -160,7 +161,7 @@ class Fp8MatrixTest {
                     abs += Math.abs(p);
                 }
                 assertThat((double) y.getAtIndex(F32, 2 + c)).as("col %d", c)
-                        .isCloseTo(exact, org.assertj.core.data.Offset.offset(1e-6 * count * abs));
+                        .isCloseTo(exact, Offset.offset(1e-6 * count * abs));
             }
             assertThatThrownBy(() -> m.combineRows(a, 0, 30, 11, y, 0, scratch))
                     .hasMessageContaining("rows [30, 41) outside [0, 40)");

@@ -7,6 +7,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moecluster.core.engine.Engine;
 import io.moecluster.core.engine.EngineOptions;
+import io.moecluster.core.kernels.Bf16;
+import io.moecluster.core.kernels.Fp8E4m3;
 import io.moecluster.core.safetensors.Checkpoint;
 import io.moecluster.core.safetensors.DType;
 import io.moecluster.core.safetensors.SafetensorsWriter;
@@ -107,8 +109,8 @@ class DeepseekCheckpointTest {
                 for (int i = 0; i < v.length; i++) {
                     v[i] = switch (info.dtype()) {
                         case F32 -> data.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i);
-                        case BF16 -> io.moecluster.core.kernels.Bf16.toFloat(data.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i));
-                        case F8_E4M3 -> io.moecluster.core.kernels.Fp8E4m3.toFloat(data.get(ValueLayout.JAVA_BYTE, i));
+                        case BF16 -> Bf16.toFloat(data.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i));
+                        case F8_E4M3 -> Fp8E4m3.toFloat(data.get(ValueLayout.JAVA_BYTE, i));
                         case F16 -> Float.float16ToFloat(data.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i));
                     };
                 }

@@ -1,14 +1,15 @@
 package io.moecluster.core.model;
 
-import io.moecluster.core.io.PythonStyleJson;
-
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moecluster.core.io.PythonStyleJson;
 import io.moecluster.core.safetensors.Checkpoint;
 import io.moecluster.core.safetensors.DType;
 import io.moecluster.core.safetensors.TensorInfo;
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.net.URISyntaxException;
@@ -19,7 +20,6 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.stream.Stream;
-import java.lang.foreign.Arena;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -227,7 +227,7 @@ class RandomModelGeneratorTest {
                 for (DType dtype : DType.values()) {
                     ModelConfig c = preset.config(arch);
                     String json = HfConfigFiles.config(c, dtype);
-                    assertThat(ModelConfig.parse(new com.fasterxml.jackson.databind.ObjectMapper().readTree(json), "x"))
+                    assertThat(ModelConfig.parse(new ObjectMapper().readTree(json), "x"))
                             .isEqualTo(c);
                 }
             }

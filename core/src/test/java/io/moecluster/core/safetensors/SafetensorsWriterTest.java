@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moecluster.core.kernels.Fp8E4m3;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -12,7 +13,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -43,11 +46,11 @@ class SafetensorsWriterTest {
             float[] bBack = readFloats(ckpt, "b");
             for (int i = 0; i < b.length; i++) {
                 assertThat(bBack[i]).isEqualTo(Float.float16ToFloat(Float.floatToFloat16(b[i])));
-                assertThat(bBack[i]).isCloseTo(b[i], org.assertj.core.data.Offset.offset(Math.abs(b[i]) * 1e-3f + 1e-7f));
+                assertThat(bBack[i]).isCloseTo(b[i], Offset.offset(Math.abs(b[i]) * 1e-3f + 1e-7f));
             }
             float[] cBack = readFloats(ckpt, "c");
             for (int i = 0; i < c.length; i++) {
-                assertThat(cBack[i]).isCloseTo(c[i], org.assertj.core.data.Offset.offset(Math.abs(c[i]) / 128));
+                assertThat(cBack[i]).isCloseTo(c[i], Offset.offset(Math.abs(c[i]) / 128));
             }
         }
         try (SafetensorsFile f = SafetensorsFile.open(dir.resolve("model.safetensors"))) {
@@ -129,7 +132,7 @@ class SafetensorsWriterTest {
             }
             for (String name : names) {
                 float tag = name.hashCode();
-                w.write(name, (first, values, count) -> java.util.Arrays.fill(values, 0, count, tag));
+                w.write(name, (first, values, count) -> Arrays.fill(values, 0, count, tag));
             }
             written = w.finish();
         }
@@ -208,7 +211,7 @@ class SafetensorsWriterTest {
                 case F32 -> s.getAtIndex(F32_LE, i);
                 case F16 -> Float.float16ToFloat(s.getAtIndex(I16_LE, i));
                 case BF16 -> Float.intBitsToFloat((s.getAtIndex(I16_LE, i) & 0xffff) << 16);
-                case F8_E4M3 -> io.moecluster.core.kernels.Fp8E4m3.toFloat(s.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i));
+                case F8_E4M3 -> Fp8E4m3.toFloat(s.get(ValueLayout.JAVA_BYTE, i));
             };
         }
         return out;

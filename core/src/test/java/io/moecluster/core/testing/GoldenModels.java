@@ -4,11 +4,14 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moecluster.core.io.NpyFile;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /** The golden models copied from shared/golden into test resources, with their reference cases. */
 public final class GoldenModels {
@@ -25,7 +28,7 @@ public final class GoldenModels {
     private static final String[] FILES = {
         "config.json", "model.safetensors", "tokenizer.json", "cases.json", "logits-short.npy", "logits-sentence.npy"
     };
-    private static final java.util.Map<String, Path> EXTRACTED = new java.util.concurrent.ConcurrentHashMap<>();
+    private static final Map<String, Path> EXTRACTED = new ConcurrentHashMap<>();
 
     /**
      * The model's directory: in place when the test resources are files (this module's tests),
@@ -61,7 +64,7 @@ public final class GoldenModels {
             dir.toFile().deleteOnExit();
             return dir;
         } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e);
+            throw new UncheckedIOException(e);
         }
     }
 

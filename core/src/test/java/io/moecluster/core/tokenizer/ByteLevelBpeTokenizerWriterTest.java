@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.HashSet;
 import java.util.Iterator;
 import java.util.Map;
@@ -59,7 +60,7 @@ class ByteLevelBpeTokenizerWriterTest {
         try (HuggingFaceTokenizer tok = HuggingFaceTokenizer.newInstance(file, Map.of())) {
             Encoding enc = tok.encode(TEXT, false, false);
             long[] ids = enc.getIds();
-            assertThat(java.util.Arrays.stream(ids).allMatch(id -> id >= 3 && id < 32000)).as(java.util.Arrays.toString(ids)).isTrue();
+            assertThat(Arrays.stream(ids).allMatch(id -> id >= 3 && id < 32000)).as(Arrays.toString(ids)).isTrue();
             // Merges are applied: fewer tokens than UTF-8 bytes.
             assertThat(ids.length).isLessThan(TEXT.getBytes(StandardCharsets.UTF_8).length);
             assertThat(tok.decode(ids)).isEqualTo(TEXT);

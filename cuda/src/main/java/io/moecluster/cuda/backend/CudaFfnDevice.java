@@ -13,7 +13,10 @@ import io.moecluster.cuda.bindings.Stream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One GPU as an {@link FfnDevice}: a stream, a cuBLAS handle with its own workspace, the project's
@@ -25,7 +28,7 @@ import java.util.List;
  * and every public entry of the backend calls it.
  */
 public final class CudaFfnDevice implements FfnDevice {
-    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CudaFfnDevice.class);
+    private static final Logger LOG = LoggerFactory.getLogger(CudaFfnDevice.class);
     static final int ARENA_CHUNK_MIB = 256;
     static final long CUBLAS_WORKSPACE = 32L << 20;
 
@@ -88,7 +91,7 @@ public final class CudaFfnDevice implements FfnDevice {
                 + ccMinor + ", " + cudart.attribute(DeviceAttribute.MULTIPROCESSOR_COUNT, index) + " SMs, "
                 + mem[1] / (1L << 20) + " MiB), CUDA runtime " + Cudart.versionString(cudart.runtimeVersion())
                 + ", driver " + Cudart.versionString(cudart.driverVersion()) + ", cuBLAS "
-                + String.join(".", java.util.Arrays.stream(cublas.version()).mapToObj(String::valueOf).toList())
+                + String.join(".", Arrays.stream(cublas.version()).mapToObj(String::valueOf).toList())
                 + (cublas.hasGroupedGemm() ? " (grouped GEMM)" : " (no grouped GEMM: one GEMM per expert)")
                 + ", kernels " + KernelTarget.explain(output, nvrtc.version(), cudart.driverVersion(), ccMajor, ccMinor);
     }

@@ -4,6 +4,7 @@ import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 
 import io.moecluster.core.backend.FfnBatch;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 
 /**
  * The expert FFN of the cuda backend, written once: {@code out_i = s_i * down(silu(gate(x_i)) * up(x_i))}
@@ -130,7 +131,7 @@ public final class ExpertFfnProgram {
             }
             from = end;
         }
-        java.util.Arrays.fill(entryWeights, 0, n, null);
+        Arrays.fill(entryWeights, 0, n, null);
     }
 
     /**

@@ -1,11 +1,14 @@
 package io.moecluster.cuda.bindings;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.function.Consumer;
 import java.util.function.Function;
 
 /**
@@ -69,7 +72,7 @@ public final class CudaLibraries {
         for (LibraryLocator.Folder f : locator.folders()) {
             for (int m : MAJORS) {
                 Path p = f.path().resolve("libcudart.so." + m);
-                if (java.nio.file.Files.isRegularFile(p)) {
+                if (Files.isRegularFile(p)) {
                     found = p;
                     fileMajor = m;
                     break outer;
@@ -147,7 +150,7 @@ public final class CudaLibraries {
             return;
         }
         Path beside = lt.getParent().resolve("libcublas.so." + m);
-        Optional<Path> blas = java.nio.file.Files.isRegularFile(beside) ? Optional.of(beside)
+        Optional<Path> blas = Files.isRegularFile(beside) ? Optional.of(beside)
                 : locator.find("libcublas.so." + m);
         if (blas.isEmpty()) {
             problems.put(CUBLAS, "libcublas.so." + m + " not found (libcublasLt.so." + m + " is in " + lt.getParent() + ")");
@@ -225,7 +228,7 @@ public final class CudaLibraries {
     }
 
     private <T> T attempt(String component, Path path, Function<NativeLibrary, T> bind, Path dependency,
-                          java.util.function.Consumer<NativeLibrary> dependencyBind) {
+                          Consumer<NativeLibrary> dependencyBind) {
         try {
             if (dependency != null) {
                 NativeLibrary dep = NativeLibrary.load(dependency);
@@ -271,7 +274,7 @@ public final class CudaLibraries {
 
     /** What could not be loaded, by component ({@link #RUNTIME}, {@link #NVRTC}, {@link #CUBLAS}, {@link #NCCL}). */
     public Map<String, String> problems() {
-        return java.util.Collections.unmodifiableMap(problems);
+        return Collections.unmodifiableMap(problems);
     }
 
     public Cudart requireCudart() {

@@ -9,6 +9,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -114,7 +116,7 @@ public final class Nvrtc {
                 throw new IllegalStateException("nvrtcCreateProgram(" + name + ") returned success but NULL");
             }
             try {
-                List<String> options = new java.util.ArrayList<>();
+                List<String> options = new ArrayList<>();
                 options.add("--gpu-architecture=" + arch);
                 options.addAll(extraOptions);
                 MemorySegment optv = a.allocate(ADDRESS, options.size());
@@ -127,7 +129,7 @@ public final class Nvrtc {
                 byte[] image = output == Output.CUBIN ? bytes(prog, a, getCubinSize, getCubin, "nvrtcGetCUBIN")
                         : bytes(prog, a, getPtxSize, getPtx, "nvrtcGetPTX");
                 if (output == Output.PTX && image.length > 0 && image[image.length - 1] == 0) {
-                    image = java.util.Arrays.copyOf(image, image.length - 1);
+                    image = Arrays.copyOf(image, image.length - 1);
                 }
                 return new Compiled(name, output, arch, image, log);
             } finally {

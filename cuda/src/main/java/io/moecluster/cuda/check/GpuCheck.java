@@ -5,6 +5,7 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moecluster.core.backend.ComputeBackend;
 import io.moecluster.core.backend.FfnBatch;
 import io.moecluster.core.backend.FfnKernel;
 import io.moecluster.core.backend.cpu.CpuBackend;
@@ -483,7 +484,7 @@ public final class GpuCheck {
     // ---- experts and engines ---------------------------------------------------------------------
 
     /** Every expert of the golden models on {@code backend} against the CPU backend. */
-    void expertFfns(io.moecluster.core.backend.ComputeBackend backend, WorkerPool pool) throws IOException {
+    void expertFfns(ComputeBackend backend, WorkerPool pool) throws IOException {
         report.section("Expert FFNs on the GPU against the CPU backend (golden models)");
         report.line("Tolerance %.0e per row (relative L2): weights and activations are BF16 on the GPU, 8 significant "
                 + "bits, each value moving by up to 2^-9 of itself at each GEMM's input and output; the host emulation "

@@ -4,7 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.moecluster.cuda.bindings.Cublas;
+import io.moecluster.cuda.bindings.Nvrtc;
 import java.lang.foreign.Arena;
+import java.lang.foreign.ValueLayout;
 import org.junit.jupiter.api.Test;
 
 /** The host-side planning of the GPU path: batch layout, offsets and the grouped GEMMs' arguments. */
@@ -69,8 +71,8 @@ class BatchLayoutTest {
             assertThat(down.a(1)).isEqualTo(0x40000);
             assertThat(down.b(1)).isEqualTo(h + 2L * 128 * 2);
             assertThat(down.c(1)).isEqualTo(y + 2L * hidden * 2);
-            assertThat(gateUp.alpha().getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, 1)).isEqualTo(1f);
-            assertThat(gateUp.groupSize().getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, 1)).isEqualTo(1);
+            assertThat(gateUp.alpha().getAtIndex(ValueLayout.JAVA_FLOAT, 1)).isEqualTo(1f);
+            assertThat(gateUp.groupSize().getAtIndex(ValueLayout.JAVA_INT, 1)).isEqualTo(1);
             assertThat(gateUp.flops() + down.flops()).isEqualTo(2.0 * 3 * hidden * (2 * 128 + 5 * 96));
             assertThatThrownBy(() -> l.fill(new DeviceFfn[] {w[1], w[0]}, hidden, x, gu, h, y, gateUp, down))
                     .hasMessageContaining("do not match");
@@ -79,10 +81,10 @@ class BatchLayoutTest {
 
     @Test
     void kernelsGoToCubinWhereNvrtcIsNewerThanTheDriver() {
-        assertThat(KernelTarget.choose(new int[] {13, 1}, 13000)).isEqualTo(io.moecluster.cuda.bindings.Nvrtc.Output.CUBIN);
-        assertThat(KernelTarget.choose(new int[] {13, 0}, 13000)).isEqualTo(io.moecluster.cuda.bindings.Nvrtc.Output.PTX);
-        assertThat(KernelTarget.choose(new int[] {12, 8}, 13000)).isEqualTo(io.moecluster.cuda.bindings.Nvrtc.Output.PTX);
-        assertThat(KernelTarget.explain(io.moecluster.cuda.bindings.Nvrtc.Output.CUBIN, new int[] {13, 1}, 13000, 9, 0))
+        assertThat(KernelTarget.choose(new int[] {13, 1}, 13000)).isEqualTo(Nvrtc.Output.CUBIN);
+        assertThat(KernelTarget.choose(new int[] {13, 0}, 13000)).isEqualTo(Nvrtc.Output.PTX);
+        assertThat(KernelTarget.choose(new int[] {12, 8}, 13000)).isEqualTo(Nvrtc.Output.PTX);
+        assertThat(KernelTarget.explain(Nvrtc.Output.CUBIN, new int[] {13, 1}, 13000, 9, 0))
                 .isEqualTo("CUBIN sm_90 (NVRTC 13.1 is newer than the driver's CUDA 13.0)");
     }
 }

@@ -21,6 +21,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
@@ -162,7 +163,7 @@ class ExpertFfnProgramTest {
             DeviceFfn[] w = layer.experts().stream().map(store::upload).toArray(DeviceFfn[]::new);
             ExpertFfnProgram p = new ExpertFfnProgram(device, store, hidden, w[0].ffn(), 4 * n, n);
             int[] rows = new int[n];
-            java.util.Arrays.fill(rows, 4);
+            Arrays.fill(rows, 4);
             MemorySegment x = gaussian(arena, 4L * n * hidden, new Random(9));
             MemorySegment staged = arena.allocate(4L * n * hidden * 4);
             double flops = p.stage(w, rows, n, x);

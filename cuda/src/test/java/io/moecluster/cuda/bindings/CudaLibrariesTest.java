@@ -6,7 +6,9 @@ import io.moecluster.cuda.testing.NvidiaLibs;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
+import org.assertj.core.api.Assertions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -70,7 +72,7 @@ class CudaLibrariesTest {
                 CudaLibraries.NCCL);
         assertThat(none.problems().get(CudaLibraries.RUNTIME)).isEqualTo("libcudart.so.13 or libcudart.so.12 not found");
         assertThat(none.searched()).isEqualTo(tmp.toString());
-        org.assertj.core.api.Assertions.assertThatThrownBy(none::requireCudart)
+        Assertions.assertThatThrownBy(none::requireCudart)
                 .hasMessage("CUDA runtime: libcudart.so.13 or libcudart.so.12 not found");
     }
 
@@ -80,7 +82,7 @@ class CudaLibrariesTest {
         CudaLibraries l12 = NvidiaLibs.libs12();
         assertThat(l13.requireCudart().library().linked()).containsExactlyInAnyOrder(CUDART);
         assertThat(l12.requireCudart().library().linked()).containsExactlyInAnyOrder(
-                java.util.Arrays.stream(CUDART).filter(f -> !f.startsWith("cudaLibrary")).toArray(String[]::new));
+                Arrays.stream(CUDART).filter(f -> !f.startsWith("cudaLibrary")).toArray(String[]::new));
         assertThat(l12.requireCudart().canLoadKernels()).isFalse();
         assertThat(l13.requireCudart().canLoadKernels()).isTrue();
         assertThat(l13.requireNvrtc().library().linked()).containsExactlyInAnyOrder("nvrtcVersion",

@@ -7,6 +7,7 @@ import io.moecluster.core.backend.ComputeBackends;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.testing.GoldenModels;
 import io.moecluster.cuda.backend.EmulatedCudaBackendProvider;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -22,7 +23,7 @@ class GpuCheckSectionsTest {
     Path out;
 
     /** The golden models side by side, as in core's test resources (from the test-jar they come one per folder). */
-    private Path golden() throws java.io.IOException {
+    private Path golden() throws IOException {
         Path golden = out.resolve("golden");
         for (String model : GpuCheck.MODELS) {
             Path src = GoldenModels.dir(model);

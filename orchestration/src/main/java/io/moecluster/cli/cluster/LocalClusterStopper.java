@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 
 /** Stops a local cluster's processes: SIGTERM in reverse start order, SIGKILL for any that outlive the grace period. */
 public final class LocalClusterStopper {
@@ -26,7 +27,7 @@ public final class LocalClusterStopper {
             }
             p.get().destroy();
             try {
-                p.get().onExit().get(grace.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+                p.get().onExit().get(grace.toMillis(), TimeUnit.MILLISECONDS);
             } catch (Exception timedOut) {
                 p.get().destroyForcibly();
                 killed.add(id);

@@ -13,6 +13,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Predicate;
 import jinjava.javax.el.ELContext;
 import jinjava.javax.el.ELResolver;
 
@@ -418,7 +419,7 @@ final class JinjaCompat {
             };
         }
 
-        private static Boolean anyMatch(Object prefixes, java.util.function.Predicate<String> test) {
+        private static Boolean anyMatch(Object prefixes, Predicate<String> test) {
             if (prefixes instanceof Iterable<?> list) {
                 for (Object p : list) {
                     if (test.test(String.valueOf(p))) {

@@ -3,13 +3,14 @@ package io.moecluster.router.openai;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.moecluster.core.tokenizer.TextTokenizer;
 import io.moecluster.router.GenerationParams;
 import io.moecluster.router.InvalidRequestException;
 import io.moecluster.router.PreparedRequest;
 import io.moecluster.router.RequestValidator;
 import io.moecluster.router.chat.ChatTemplate;
 import io.moecluster.router.chat.ChatTemplateException;
-import io.moecluster.core.tokenizer.TextTokenizer;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -67,7 +68,7 @@ final class OpenAiRequest {
                 throw ApiException.invalid(null, "the request body must be a JSON object");
             }
             return root;
-        } catch (java.io.IOException e) {
+        } catch (IOException e) {
             throw ApiException.invalid(null, "the request body is not valid JSON: " + e.getMessage());
         }
     }

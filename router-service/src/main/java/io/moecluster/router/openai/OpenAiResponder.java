@@ -12,6 +12,8 @@ import io.moecluster.router.GenerationError;
 import io.moecluster.telemetry.HttpServerSpan;
 import io.vertx.core.Context;
 import io.vertx.core.http.HttpServerResponse;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * One request's completions as OpenAI's responses: a {@code chat.completion} or
@@ -290,7 +292,7 @@ final class OpenAiResponder implements CompletionListener {
         if (message == null) {
             return null;
         }
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("^([a-z_]+) must ").matcher(message);
+        Matcher m = Pattern.compile("^([a-z_]+) must ").matcher(message);
         return m.find() ? m.group(1) : null;
     }
 

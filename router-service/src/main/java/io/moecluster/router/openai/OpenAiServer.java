@@ -21,6 +21,9 @@ import io.vertx.core.http.RequestOptions;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URI;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -95,9 +98,9 @@ public final class OpenAiServer implements AutoCloseable {
         } catch (ExecutionException | TimeoutException e) {
             vertx.close();
             Throwable cause = e instanceof ExecutionException ? e.getCause() : e;
-            throw new java.io.UncheckedIOException("cannot listen on " + config.bind() + ":" + config.port()
+            throw new UncheckedIOException("cannot listen on " + config.bind() + ":" + config.port()
                     + " (--http-port): " + cause.getMessage(),
-                    cause instanceof java.io.IOException io ? io : new java.io.IOException(cause));
+                    cause instanceof IOException io ? io : new IOException(cause));
         }
     }
 
@@ -280,7 +283,7 @@ public final class OpenAiServer implements AutoCloseable {
                         "metrics are off; start the router with --metrics-port"));
                 return;
             }
-            java.net.URI uri = java.net.URI.create(config.metricsEndpoint());
+            URI uri = URI.create(config.metricsEndpoint());
             metricsClient.request(new RequestOptions().setMethod(HttpMethod.GET).setHost(uri.getHost())
                             .setPort(uri.getPort()).setURI(uri.getRawPath()))
                     .compose(req -> req.send().compose(res -> res.body().map(b -> {
