@@ -52,6 +52,8 @@ public final class GoldenModels {
     private static Path extract(String model) {
         try {
             Path dir = Files.createTempDirectory("golden-" + model);
+            // deleteOnExit runs in reverse order of registration: the directory goes after its files
+            dir.toFile().deleteOnExit();
             for (String f : FILES) {
                 try (var in = GoldenModels.class.getResourceAsStream("/golden/" + model + "/" + f)) {
                     if (in == null) {
@@ -61,7 +63,6 @@ public final class GoldenModels {
                 }
                 dir.resolve(f).toFile().deleteOnExit();
             }
-            dir.toFile().deleteOnExit();
             return dir;
         } catch (IOException e) {
             throw new UncheckedIOException(e);
