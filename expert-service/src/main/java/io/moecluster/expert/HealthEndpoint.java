@@ -4,6 +4,7 @@ import io.grpc.Server;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
+import io.moecluster.service.MalformedRequests;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -27,7 +28,7 @@ final class HealthEndpoint implements AutoCloseable {
         HealthStatusManager health = new HealthStatusManager();
         try {
             Server server = NettyServerBuilder.forAddress(new InetSocketAddress(bind, port))
-                    .addService(health.getHealthService()).build().start();
+                    .addService(MalformedRequests.guard(health.getHealthService())).build().start();
             health.setStatus("", ServingStatus.SERVING);
             return new HealthEndpoint(server, health);
         } catch (IOException e) {

@@ -13,6 +13,7 @@ import io.moecluster.router.chat.ChatTemplate;
 import io.moecluster.router.openai.OpenAiServer;
 import io.moecluster.core.tokenizer.TextTokenizer;
 import io.moecluster.service.GrpcServers;
+import io.moecluster.service.MalformedRequests;
 import io.moecluster.telemetry.ServiceTracing;
 import io.opentelemetry.api.metrics.Meter;
 import io.opentelemetry.api.metrics.MeterProvider;
@@ -139,10 +140,11 @@ public final class RouterServer implements AutoCloseable {
         HealthStatusManager health = new HealthStatusManager();
         try {
             Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()))
-                    .addService(ServerInterceptors.intercept(new InferenceService(generation), tracing.serverInterceptor()))
-                    .addService(new AdminService(pool, admission, config.contributors()))
-                    .addService(health.getHealthService())
-                    .addService(ProtoReflectionServiceV1.newInstance())
+                    .addService(MalformedRequests.guard(ServerInterceptors.intercept(new InferenceService(generation),
+                            tracing.serverInterceptor())))
+                    .addService(MalformedRequests.guard(new AdminService(pool, admission, config.contributors())))
+                    .addService(MalformedRequests.guard(health.getHealthService()))
+                    .addService(MalformedRequests.guard(ProtoReflectionServiceV1.newInstance()))
                     .build()
                     .start();
             RouterServer router = new RouterServer(server, health, pool, tokenizer, config.bind(), tracing);

@@ -316,6 +316,70 @@ class RouterEndToEndTest {
         }
     }
 
+    /** Raw bytes as a request: what a buggy or hostile client can send. */
+    static final io.grpc.MethodDescriptor.Marshaller<byte[]> BYTES = new io.grpc.MethodDescriptor.Marshaller<>() {
+        @Override
+        public java.io.InputStream stream(byte[] value) {
+            return new java.io.ByteArrayInputStream(value);
+        }
+
+        @Override
+        public byte[] parse(java.io.InputStream stream) {
+            try {
+                return stream.readAllBytes();
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
+    };
+
+    private Status raw(io.grpc.MethodDescriptor<?, ?> method, byte[] request) {
+        io.grpc.MethodDescriptor<byte[], byte[]> m = method.toBuilder(BYTES, BYTES).build();
+        try {
+            if (m.getType() == io.grpc.MethodDescriptor.MethodType.UNARY) {
+                io.grpc.stub.ClientCalls.blockingUnaryCall(channel, m,
+                        io.grpc.CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS), request);
+            } else {
+                io.grpc.stub.ClientCalls.blockingServerStreamingCall(channel, m,
+                        io.grpc.CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS), request).forEachRemaining(b -> { });
+            }
+            return Status.OK;
+        } catch (StatusRuntimeException e) {
+            return e.getStatus();
+        }
+    }
+
+    /**
+     * Invalid UTF-8 in a string field, a truncated message and one nested past protobuf's depth
+     * limit are INVALID_ARGUMENT (not UNKNOWN), on every public method; the router serves on.
+     */
+    @Test
+    void unreadableRequestsAreInvalidArgument() {
+        startCluster(4);
+        byte[] badUtf8Text = {0x0a, 0x02, (byte) 0xc3, 0x28}; // field 1 (text) = C3 28
+        byte[] truncated = {0x0a, 0x09, 0x68, 0x69}; // field 1 claims 9 bytes, 2 follow
+        // SamplingParameters (field 3 of GenerateRequest) holding unknown group fields 200 levels deep.
+        java.io.ByteArrayOutputStream deep = new java.io.ByteArrayOutputStream();
+        for (int i = 0; i < 200; i++) {
+            deep.write(0x0b); // field 1, start group
+        }
+        for (int i = 0; i < 200; i++) {
+            deep.write(0x0c); // field 1, end group
+        }
+        byte[] nested = deep.toByteArray();
+        for (var method : List.of(InferenceGrpc.getTokenizeMethod(), InferenceGrpc.getGenerateMethod(),
+                InferenceGrpc.getGenerateStreamMethod())) {
+            for (byte[] request : List.of(badUtf8Text, truncated, nested)) {
+                Status s = raw(method, request);
+                assertThat(s.getCode()).as("%s %s", method.getBareMethodName(), s).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                assertThat(s.getDescription()).contains("is not a valid message");
+            }
+        }
+        assertThat(raw(AdminGrpc.getGetClusterStatusMethod(), truncated).getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(inference().tokenize(TokenizeRequest.newBuilder().setText(PROMPT).build()).getTokenIdsCount())
+                .isPositive();
+    }
+
     @Test
     void attentionDownGivesUnavailableNotAHang() {
         startCluster(4);
