@@ -419,6 +419,18 @@ class RouterEndToEndTest {
                 .setSampling(SamplingParameters.newBuilder().setTopP(2f)).build(), "sampling.top_p");
         assertInvalid(textRequest("hi", 4).toBuilder()
                 .setSampling(SamplingParameters.newBuilder().setMaxTokens(-1)).build(), "sampling.max_tokens");
+        // Issue 13, defect 6: text past the limit is refused before it is tokenized, on every method.
+        int limit = Math.max(RequestValidator.MIN_MAX_INPUT_CHARS, RequestValidator.MAX_CHARS_PER_POSITION
+                * inference().getModelInfo(GetModelInfoRequest.getDefaultInstance()).getMaxSequenceLength());
+        String huge = "x".repeat(limit + 1);
+        assertInvalid(textRequest(huge, 4), "text has " + huge.length() + " characters; at most");
+        assertThatThrownBy(() -> inference().tokenize(TokenizeRequest.newBuilder().setText(huge).build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription()).contains("text has");
+                });
+        assertThat(inference().tokenize(TokenizeRequest.newBuilder().setText("x".repeat(1000)).build()).getTokenIdsCount())
+                .isPositive();
         assertThatThrownBy(() -> inference().detokenize(DetokenizeRequest.newBuilder().addTokenIds(5000).build()))
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e ->
                         assertThat(e.getStatus().getDescription()).contains("token_ids[0] = 5000"));

@@ -49,7 +49,7 @@ import org.slf4j.LoggerFactory;
 public final class OpenAiServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(OpenAiServer.class);
     /** The largest request body (a long conversation), as vLLM's default is unbounded and OpenAI's is a few MB. */
-    static final long MAX_BODY_BYTES = 32L << 20;
+    static final long MAX_BODY_BYTES = 8L << 20;
 
     /**
      * @param bind the address to listen on
