@@ -121,6 +121,16 @@ public final class AttentionServer implements AutoCloseable {
         return loop;
     }
 
+    /**
+     * Health NOT_SERVING from now on: the replica cannot compute (its Aeron client is gone). Calls
+     * still come in until the process stops; their MoE layers fail, as UNAVAILABLE.
+     */
+    public void notServing() {
+        if (!closed.get()) {
+            health.setStatus("", ServingStatus.NOT_SERVING);
+        }
+    }
+
     /** Stops taking calls, fails the ones in flight (the loop closes), then frees the model; idempotent. */
     @Override
     public void close() {

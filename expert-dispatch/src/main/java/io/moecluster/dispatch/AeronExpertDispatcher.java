@@ -165,6 +165,8 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
     private final AtomicLong redispatches = new AtomicLong();
     private volatile long lastRedispatchEpochMillis;
     private TraceHeader trace;
+    /** Whether the last replica {@link #sendToNextReplica} passed over was skipped as gone. */
+    private boolean lastSkippedGone;
 
     public AeronExpertDispatcher(Context ctx) {
         ctx.conclude();
@@ -238,7 +240,10 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
         b.start(nextBatchId++, layer, expert, rows, row, count, weights, out);
         outstanding++;
         if (!sendToNextReplica(b, System.nanoTime())) {
-            ExpertUnavailableException e = unavailable(b, "unreachable, and no other replica is live");
+            ExpertUnavailableException e = unavailable(b, lastSkippedGone
+                    ? "gone (its publication has had no subscriber for over " + ReplicaPublications.CONNECT_GRACE_NANOS / 1_000_000
+                            + " ms: the process stopped), and no other replica is live"
+                    : "unreachable, and no other replica is live");
             clear();
             throw e;
         }
@@ -249,6 +254,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
      * quarantined and the next one tried. False when none is left.
      */
     private boolean sendToNextReplica(PendingBatch b, long now) {
+        lastSkippedGone = false;
         while (b.attempts < PendingBatch.MAX_ATTEMPTS) {
             ExpertReplica r = ReplicaChoice.choose(placement.replicas(b.layer, b.expert), b.expert, b.tried, b.attempts,
                     now, publications);
@@ -262,8 +268,10 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
                 if (!r.quarantined(now)) {
                     r.failed("disconnected: its publication has no subscriber", now);
                 }
+                lastSkippedGone = true;
                 continue;
             }
+            lastSkippedGone = false;
             try {
                 var writer = publications.writer(r);
                 if (trace != null) {

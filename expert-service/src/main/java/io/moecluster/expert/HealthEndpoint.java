@@ -13,7 +13,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * The gRPC health service of an expert service (which serves its data over Aeron, not gRPC), so
  * Kubernetes probes and {@code grpc-health-probe} see it like any other service: SERVING while it
- * serves, NOT_SERVING once it starts draining.
+ * serves, NOT_SERVING once it starts draining or its Aeron client is gone.
  */
 final class HealthEndpoint implements AutoCloseable {
     private final Server server;
@@ -41,6 +41,11 @@ final class HealthEndpoint implements AutoCloseable {
     }
 
     void draining() {
+        notServing();
+    }
+
+    /** NOT_SERVING from now on (draining, or its Aeron client is gone). */
+    void notServing() {
         health.setStatus("", ServingStatus.NOT_SERVING);
     }
 
