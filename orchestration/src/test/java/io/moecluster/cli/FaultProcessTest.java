@@ -292,7 +292,9 @@ class FaultProcessTest {
      * Defect 4 with real processes, no supervisor. (a) A replica SIGKILLed under load while its
      * experts have another replica: every request completes with the single-process engine's
      * tokens (nothing lost); the router shows it unhealthy within 15 s (5 s liveness) and
-     * {@code moe scale} does not count it. (b) A SIGKILLed expert service with no replica: its
+     * {@code moe scale} does not count it. (a2) A replica stalled (SIGSTOP) for 8 s under load
+     * while its expert has another replica: nothing lost; at SIGCONT it exits (its Aeron client
+     * was dropped). (b) A SIGKILLed expert service with no replica: its
      * requests in flight fail UNAVAILABLE when it disconnects, not at the 10 s layer deadline, and
      * new ones fail at once as "gone". Bounds: those in flight end within 30 s of the kill; 5 new
      * requests in under 10 s together (each took 2 s or more before).
@@ -316,46 +318,14 @@ class FaultProcessTest {
 
         // (a) expert-3 hosts experts 6 and 7; expert-6-r1 and expert-7-r1 are their other replicas.
         long victim = cluster.pids().get("expert-3");
-        long[] killedAtMs = new long[1];
+        long[] killedAt = new long[2];
         int requests = 8;
-        ExecutorService clients = Executors.newFixedThreadPool(requests);
-        open.add(clients::shutdownNow);
-        AtomicInteger started = new AtomicInteger();
-        List<Future<List<Integer>>> results = new ArrayList<>();
-        for (int i = 0; i < requests; i++) {
-            int[] p = LocalScalingProcessTest.prompt(i);
-            results.add(clients.submit(() -> {
-                List<Integer> tokens = new ArrayList<>();
-                var it = InferenceGrpc.newBlockingStub(ch).withDeadlineAfter(120, TimeUnit.SECONDS)
-                        .generateStream(request(p, LocalScalingProcessTest.NEW_TOKENS));
-                while (it.hasNext()) {
-                    var r = it.next();
-                    if (r.hasToken()) {
-                        if (tokens.isEmpty()) {
-                            started.incrementAndGet();
-                        }
-                        tokens.add(r.getToken().getTokenId());
-                    }
-                }
-                return tokens;
-            }));
-        }
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        while (started.get() < requests && System.nanoTime() < deadline) {
-            Thread.sleep(5);
-        }
-        ProcessHandle.of(victim).orElseThrow().destroyForcibly();
-        long kill = System.nanoTime();
-        killedAtMs[0] = System.currentTimeMillis();
-        int lost = 0;
-        for (int i = 0; i < requests; i++) {
-            try {
-                assertThat(results.get(i).get(180, TimeUnit.SECONDS)).as("request %d", i)
-                        .containsExactly(IntStream.of(LocalScalingProcessTest.expected(model, i)).boxed().toArray(Integer[]::new));
-            } catch (java.util.concurrent.ExecutionException e) {
-                lost++;
-            }
-        }
+        int lost = lostUnder(ch, model, requests, () -> {
+            ProcessHandle.of(victim).orElseThrow().destroyForcibly();
+            killedAt[0] = System.nanoTime();
+            killedAt[1] = System.currentTimeMillis();
+        });
+        long kill = killedAt[0];
         long allDoneMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - kill);
         while (healthy(ch, "expert-3")) {
             assertThat(System.nanoTime() - kill).as("unhealthy within 15 s of SIGKILL").isLessThan(TimeUnit.SECONDS.toNanos(15));
@@ -363,7 +333,7 @@ class FaultProcessTest {
         }
         long unhealthyMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - kill);
         ClusterStatus s = status(ch);
-        long redispatchMs = s.getRedispatches() > 0 ? s.getLastRedispatchUnixMs() - killedAtMs[0] : -1;
+        long redispatchMs = s.getRedispatches() > 0 ? s.getLastRedispatchUnixMs() - killedAt[1] : -1;
         figure("SIGKILL of expert-3 (experts 6-7, each with a second replica) under 8 streams: " + lost + " of " + requests
                 + " lost; latest re-dispatch " + redispatchMs + " ms after the kill (" + s.getRedispatches()
                 + " batches re-dispatched); all done " + allDoneMs + " ms after it; unhealthy at the router "
@@ -374,6 +344,28 @@ class FaultProcessTest {
         MoeCommandTest.Run scale = MoeCommandTest.moe("scale", "--expert", "6", "--replicas", "2", "--state-dir", state);
         assertThat(scale.exit()).as(scale.err()).isZero();
         assertThat(scale.out()).contains("expert-3 (hosting expert 6) is not live").contains("started expert-6-r2");
+
+        // (a2) expert-6-r1 stalled (SIGSTOP) for 8 s under load while expert-6-r2 lives: nothing is
+        // lost; at SIGCONT it finds its Aeron client dropped and exits (no supervisor here).
+        long stalled = cluster.pids().get("expert-6-r1");
+        long redispatchesBefore = status(ch).getRedispatches();
+        long[] stoppedAt = new long[1];
+        int lostInStall = lostUnder(ch, model, requests, () -> {
+            signal("STOP", stalled);
+            stoppedAt[0] = System.nanoTime();
+        });
+        long streamsDoneMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - stoppedAt[0]);
+        Thread.sleep(Math.max(0, 8000 - TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - stoppedAt[0])));
+        signal("CONT", stalled);
+        long cont = System.nanoTime();
+        ProcessHandle.of(stalled).ifPresent(h -> h.onExit().orTimeout(30, TimeUnit.SECONDS).join());
+        long exitedMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - cont);
+        figure("stall 8 s of expert-6-r1 (expert 6 has expert-6-r2) under " + requests + " streams: " + lostInStall + " of "
+                + requests + " lost; all done " + streamsDoneMs + " ms after SIGSTOP; "
+                + (status(ch).getRedispatches() - redispatchesBefore) + " batches re-dispatched; the stalled process exited "
+                + exitedMs + " ms after SIGCONT");
+        assertThat(lostInStall).as("requests lost while a replica lives").isZero();
+        assertThat(ProcessHandle.of(stalled).map(ProcessHandle::isAlive).orElse(false)).as("exited after the stall").isFalse();
 
         // (b) expert-0 (experts 0 and 1) has no replica.
         long lone = cluster.pids().get("expert-0");
@@ -413,6 +405,54 @@ class FaultProcessTest {
         figure("SIGKILL of expert-0 (no replica) under 4 streams: all 4 failed UNAVAILABLE, the last "
                 + slowest + " ms after the kill (layer deadline 10 s); 5 new requests failed in " + fiveNewMs + " ms together");
         assertThat(fiveNewMs).isLessThan(10_000);
+    }
+
+    interface Fault {
+        void inject() throws Exception;
+    }
+
+    /**
+     * Streams {@code requests} prompts, injects {@code fault} once each has its first token, and
+     * returns how many failed; those that complete must have the single-process engine's tokens.
+     */
+    int lostUnder(ManagedChannel ch, Path model, int requests, Fault fault) throws Exception {
+        ExecutorService clients = Executors.newFixedThreadPool(requests);
+        open.add(clients::shutdownNow);
+        AtomicInteger started = new AtomicInteger();
+        List<Future<List<Integer>>> results = new ArrayList<>();
+        for (int i = 0; i < requests; i++) {
+            int[] p = LocalScalingProcessTest.prompt(i);
+            results.add(clients.submit(() -> {
+                List<Integer> tokens = new ArrayList<>();
+                var it = InferenceGrpc.newBlockingStub(ch).withDeadlineAfter(120, TimeUnit.SECONDS)
+                        .generateStream(request(p, LocalScalingProcessTest.NEW_TOKENS));
+                while (it.hasNext()) {
+                    var r = it.next();
+                    if (r.hasToken()) {
+                        if (tokens.isEmpty()) {
+                            started.incrementAndGet();
+                        }
+                        tokens.add(r.getToken().getTokenId());
+                    }
+                }
+                return tokens;
+            }));
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (started.get() < requests && System.nanoTime() < deadline) {
+            Thread.sleep(5);
+        }
+        fault.inject();
+        int lost = 0;
+        for (int i = 0; i < requests; i++) {
+            try {
+                assertThat(results.get(i).get(180, TimeUnit.SECONDS)).as("request %d", i)
+                        .containsExactly(IntStream.of(LocalScalingProcessTest.expected(model, i)).boxed().toArray(Integer[]::new));
+            } catch (java.util.concurrent.ExecutionException e) {
+                lost++;
+            }
+        }
+        return lost;
     }
 
     /** Waits for the first token of n streams; each stream's end goes to its future. */
