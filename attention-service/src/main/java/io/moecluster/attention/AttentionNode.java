@@ -13,6 +13,7 @@ import io.moecluster.dispatch.AeronExpertDispatcher;
 import io.moecluster.dispatch.MoeRoutingContext;
 import io.moecluster.dispatch.RouterMetrics;
 import io.moecluster.dispatch.TracedExpertDispatcher;
+import io.moecluster.service.AeronLoss;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.transport.AeronClients;
@@ -101,11 +102,18 @@ public final class AttentionNode implements AutoCloseable {
     private final Closer resources;
     private final AttentionServer server;
     private final ServiceMetrics metrics;
+    private final AeronLoss aeronLoss;
 
-    private AttentionNode(Closer resources, AttentionServer server, ServiceMetrics metrics) {
+    private AttentionNode(Closer resources, AttentionServer server, ServiceMetrics metrics, AeronLoss aeronLoss) {
         this.resources = resources;
         this.server = server;
         this.metrics = metrics;
+        this.aeronLoss = aeronLoss;
+    }
+
+    /** False once its Aeron client is gone ({@link AeronLoss}): its MoE layers cannot be computed. */
+    public boolean serving() {
+        return !aeronLoss.lost();
     }
 
     /** Loads the model and starts serving; on failure closes what it opened and rethrows. */
@@ -115,7 +123,8 @@ public final class AttentionNode implements AutoCloseable {
         ClusterSpec.Attention self = spec.attentionService(ctx.id);
         Closer resources = new Closer();
         try {
-            Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir()));
+            AeronLoss loss = new AeronLoss("attention-service " + ctx.id, ctx.onAeronLost());
+            Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir(), loss));
             ServiceMetrics metrics = resources.add(ServiceMetrics.start("moe-attention", ctx.id, self.host(),
                     ctx.metricsPort()));
             ServiceTracing tracing = resources.add(ctx.tracing().start("moe-attention", ctx.id));
@@ -132,6 +141,7 @@ public final class AttentionNode implements AutoCloseable {
                             routerClient(ctx, aeron, self, config, tracing));
             AttentionServer server = resources.add(AttentionServer.start(new AttentionServer.Config(ctx.model(),
                     self.host(), self.grpcPort(), ctx.engine, ctx.maxRunning, ctx.maxQueued, feedForward), tracing));
+            loss.onLost(server::notServing);
             GenerationLoop loop = server.loop();
             metrics.meter().gaugeBuilder("moe.attention.running_sequences").ofLongs()
                     .setDescription("Sequences holding a KV cache and decoding")
@@ -139,7 +149,7 @@ public final class AttentionNode implements AutoCloseable {
             metrics.meter().gaugeBuilder("moe.attention.queued_sequences").ofLongs()
                     .setDescription("Requests waiting for a slot (queue depth)")
                     .buildWithCallback(m -> m.record(loop.queuedCount()));
-            return new AttentionNode(resources, server, metrics);
+            return new AttentionNode(resources, server, metrics, loss);
         } catch (RuntimeException e) {
             throw resources.closeAfter(e);
         }
@@ -177,6 +187,7 @@ public final class AttentionNode implements AutoCloseable {
     /** Stops the server (which frees the engine), then metrics and the Aeron client. */
     @Override
     public void close() {
+        aeronLoss.closing();
         resources.close();
     }
 }

@@ -11,6 +11,7 @@ import io.moecluster.core.engine.Engine;
 import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.moe.LocalFeedForward;
 import io.moecluster.service.GrpcServers;
+import io.moecluster.service.MalformedRequests;
 import io.moecluster.telemetry.ServiceTracing;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -81,10 +82,10 @@ public final class AttentionServer implements AutoCloseable {
             // The instance id is only known once the port is; Status reads it from a holder.
             String[] instanceId = {config.bind() + ":" + config.port()};
             Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()))
-                    .addService(ServerInterceptors.intercept(
-                            new AttentionWorkerService(loop, instanceId, tracing.enabled()), tracing.serverInterceptor()))
-                    .addService(health.getHealthService())
-                    .addService(ProtoReflectionServiceV1.newInstance())
+                    .addService(MalformedRequests.guard(ServerInterceptors.intercept(
+                            new AttentionWorkerService(loop, instanceId, tracing.enabled()), tracing.serverInterceptor())))
+                    .addService(MalformedRequests.guard(health.getHealthService()))
+                    .addService(MalformedRequests.guard(ProtoReflectionServiceV1.newInstance()))
                     .build()
                     .start();
             instanceId[0] = config.bind() + ":" + server.getPort();
@@ -118,6 +119,16 @@ public final class AttentionServer implements AutoCloseable {
 
     public GenerationLoop loop() {
         return loop;
+    }
+
+    /**
+     * Health NOT_SERVING from now on: the replica cannot compute (its Aeron client is gone). Calls
+     * still come in until the process stops; their MoE layers fail, as UNAVAILABLE.
+     */
+    public void notServing() {
+        if (!closed.get()) {
+            health.setStatus("", ServingStatus.NOT_SERVING);
+        }
     }
 
     /** Stops taking calls, fails the ones in flight (the loop closes), then frees the model; idempotent. */

@@ -20,6 +20,8 @@ public final class GenerationHandle {
     final int n;
     private final GenerationListener listener;
     private final AtomicBoolean cancelRequested = new AtomicBoolean();
+    /** Its place in the loop's capacity was given back (by the loop, or by a cancel on any thread). */
+    private final AtomicBoolean released = new AtomicBoolean();
     /** Set on the loop thread once the generator accepted it: the leader, and all n. */
     Sequence sequence;
     Sequence[] sequences;
@@ -54,7 +56,12 @@ public final class GenerationHandle {
         return done;
     }
 
-    /** Marks the request gone; returns false if it already was (so the loop releases its slot once). */
+    /** True the first time only: the caller gives the request's place back. */
+    boolean release() {
+        return released.compareAndSet(false, true);
+    }
+
+    /** Marks the request gone; returns false if it already was (so its caller is told once). */
     boolean markDone() {
         if (done) {
             return false;

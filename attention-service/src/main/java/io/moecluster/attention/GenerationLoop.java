@@ -14,9 +14,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Queue;
 import java.util.Set;
-import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.IntSupplier;
@@ -32,8 +32,12 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Capacity is {@code maxRunning + maxQueued} requests in flight (queued, waiting or running);
  * past it {@link #submit} throws {@link CapacityExceededException} rather than queueing without
- * bound. If a step throws (a remote expert failed, say), every running sequence is failed with
- * that exception and the loop goes on serving new requests.
+ * bound. A cancelled request gives its place back at once, from the cancelling thread, even while
+ * a step runs: requests still queued here leave the queue then, and those the generator holds
+ * (at most {@code maxRunning} waiting and {@code maxRunning} running, whatever the queue) are ended
+ * at the next step boundary. So a storm of requests opened and cancelled cannot fill the queue for
+ * the requests after it. If a step throws (a remote expert failed, say), every running sequence is
+ * failed with that exception and the loop goes on serving new requests.
  *
  * <p>Built on {@link Engine#step} only: an engine whose transformer's {@code FeedForward} is the
  * cluster's remote MoE works unchanged.
@@ -49,7 +53,8 @@ public final class GenerationLoop implements AutoCloseable {
     private final int maxRunning;
     private final int capacity;
     private final AtomicInteger inFlight = new AtomicInteger();
-    private final BlockingQueue<GenerationHandle> submissions;
+    /** Requests not yet handed to the generator; a cancelled one is taken out at once ({@link #requestCancel}). */
+    private final BlockingQueue<GenerationHandle> submissions = new LinkedBlockingQueue<>();
     /** Bounded in practice: each handle enqueues itself at most once. */
     private final Queue<GenerationHandle> cancellations = new ConcurrentLinkedQueue<>();
     /** Loop thread only: the handle of every sequence the generator holds (a request of n has n). */
@@ -89,7 +94,6 @@ public final class GenerationLoop implements AutoCloseable {
         this.step = stepDecorator.apply(generator::step);
         this.maxRunning = maxRunning;
         this.capacity = maxRunning + maxQueued;
-        this.submissions = new ArrayBlockingQueue<>(capacity);
         this.stepTracing = tracing.enabled() ? new StepTracing(tracing, maxRunning) : null;
         this.thread = Thread.ofPlatform().name("generation-loop").daemon(true).unstarted(this::run);
         thread.start();
@@ -158,21 +162,27 @@ public final class GenerationLoop implements AutoCloseable {
         }
         GenerationHandle h = new GenerationHandle(this, prompt.clone(), params, n, listener);
         h.traceContext = traceContext;
-        // Cannot fail: inFlight counts queued handles too, and the queue holds capacity of them.
         submissions.add(h);
         return h;
     }
 
+    /**
+     * Any thread, once per handle: its place is given back now. Still queued, it just leaves the
+     * queue; otherwise the loop ends its sequences at the next step boundary.
+     */
     void requestCancel(GenerationHandle h) {
-        cancellations.add(h);
+        if (!submissions.remove(h)) {
+            cancellations.add(h);
+        }
+        release(h);
     }
 
     /** Called by a handle's sink when the generator finished its sequence. */
     void finished(GenerationHandle h) {
         if (h.markDone()) {
             forget(h);
-            inFlight.decrementAndGet();
         }
+        release(h);
     }
 
     private void forget(GenerationHandle h) {
@@ -208,9 +218,13 @@ public final class GenerationLoop implements AutoCloseable {
         }
     }
 
+    /**
+     * Hands queued requests to the generator while fewer than max-running wait there: enough to
+     * fill every slot that frees up, and the rest stay in the queue, where a cancel removes them at once.
+     */
     private void drainSubmissions() {
         GenerationHandle h;
-        while ((h = submissions.poll()) != null) {
+        while (generator.waitingCount() < maxRunning && (h = submissions.poll()) != null) {
             admit(h);
         }
     }
@@ -228,6 +242,7 @@ public final class GenerationLoop implements AutoCloseable {
             }
             handles.add(h);
         } catch (IllegalArgumentException e) {
+            h.markDone();
             release(h);
             h.fail(e);
         }
@@ -236,14 +251,14 @@ public final class GenerationLoop implements AutoCloseable {
     private void applyCancellations() {
         GenerationHandle h;
         while ((h = cancellations.poll()) != null) {
-            if (h.sequences != null && !h.isDone()) {
+            if (h.sequences != null && h.markDone()) {
                 for (Sequence s : h.sequences) {
                     generator.cancel(s);
                 }
                 forget(h);
-                release(h);
             }
             // A handle not yet admitted is dropped by admit(); one already done needs nothing.
+            // Its place was given back when the cancel was asked for.
         }
     }
 
@@ -266,7 +281,8 @@ public final class GenerationLoop implements AutoCloseable {
                 GenerationHandle h = active.get(s);
                 if (h != null) {
                     forget(h);
-                    if (release(h)) {
+                    if (h.markDone()) {
+                        release(h);
                         failed.add(h);
                     }
                 }
@@ -277,12 +293,11 @@ public final class GenerationLoop implements AutoCloseable {
         }
     }
 
-    private boolean release(GenerationHandle h) {
-        if (h.markDone()) {
+    /** Gives the request's place back, once, whichever thread gets here first. */
+    private void release(GenerationHandle h) {
+        if (h.release()) {
             inFlight.decrementAndGet();
-            return true;
         }
-        return false;
     }
 
     /** Stops the loop thread; requests still in flight are failed with an IllegalStateException. */
@@ -305,7 +320,8 @@ public final class GenerationLoop implements AutoCloseable {
             for (Sequence s : h.sequences) {
                 generator.cancel(s);
             }
-            if (release(h)) {
+            release(h);
+            if (h.markDone()) {
                 h.fail(cause);
             }
         }
@@ -313,7 +329,8 @@ public final class GenerationLoop implements AutoCloseable {
         handles.clear();
         GenerationHandle h;
         while ((h = submissions.poll()) != null) {
-            if (release(h)) {
+            release(h);
+            if (h.markDone()) {
                 h.fail(cause);
             }
         }

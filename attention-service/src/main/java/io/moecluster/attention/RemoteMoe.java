@@ -187,6 +187,19 @@ public final class RemoteMoe implements FeedForward, ReplyAwaiter.Progress, Auto
         return answered;
     }
 
+    /**
+     * Nothing arrived: a router-service that went away (its subscription is gone: stopped, killed
+     * and timed out by the driver, or its Aeron client lost) fails the layer now instead of at
+     * the layer's deadline.
+     */
+    @Override
+    public void onQuiet(long nowNanos) {
+        if (!answered && awaiting != 0 && !writer.publisher().publication().isConnected()) {
+            error = "router-service disconnected while layer batch " + awaiting + " was out";
+            answered = true;
+        }
+    }
+
     private void onResult(BatchResultView r) {
         if (r.batchId() != awaiting || answered) {
             return; // an answer to a request already given up on

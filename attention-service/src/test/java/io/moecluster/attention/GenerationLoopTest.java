@@ -17,6 +17,8 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.IntSupplier;
+import java.util.function.UnaryOperator;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -44,6 +46,93 @@ class GenerationLoopTest {
         @Override
         public void onError(Throwable cause) {
             done.completeExceptionally(cause);
+        }
+    }
+
+    /** Holds the loop's first step until {@link #goOn}, so that a test can act while a step runs. */
+    static final class HeldStep implements UnaryOperator<IntSupplier> {
+        final AtomicBoolean holdNext = new AtomicBoolean(true);
+        final CountDownLatch inStep = new CountDownLatch(1);
+        final CountDownLatch goOn = new CountDownLatch(1);
+
+        @Override
+        public IntSupplier apply(IntSupplier step) {
+            return () -> {
+                if (holdNext.getAndSet(false)) {
+                    inStep.countDown();
+                    try {
+                        goOn.await();
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+                return step.getAsInt();
+            };
+        }
+    }
+
+    /**
+     * Issue 13, defect 3: requests opened and cancelled while a step runs (here: while it is held)
+     * give their places back at once, so after a storm of 300 of them a normal request is accepted
+     * rather than refused for capacity, and completes once the step goes on.
+     */
+    @Test
+    void aCancelStormDuringAStepLeavesRoomForTheNextRequest() throws Exception {
+        RandomModelGenerator.generate(Architecture.MIXTRAL, Preset.TINY, DType.F32, 3, modelDir);
+        HeldStep held = new HeldStep();
+        try (Engine engine = Engine.open(modelDir, AttentionServerTest.ENGINE);
+             GenerationLoop loop = new GenerationLoop(engine, 1, 4, held)) {
+            try {
+                SamplingParams params = SamplingParams.greedy(3).withIgnoreEos(true);
+                Recorder running = new Recorder();
+                loop.submit(new int[] {1, 5, 6}, params, running);
+                assertThat(held.inStep.await(10, TimeUnit.SECONDS)).isTrue();
+                for (int i = 0; i < 300; i++) {
+                    loop.submit(new int[] {1, 7 + i % 50}, params, new Recorder()).cancel();
+                }
+                assertThat(loop.queuedCount()).as("cancelled requests hold no place (the running one may count)")
+                        .isLessThanOrEqualTo(1);
+                Recorder normal = new Recorder();
+                loop.submit(new int[] {1, 9}, params, normal);
+                // Capacity 5 (1 running + 4 queued) is still enforced for requests that stay.
+                GenerationHandle[] more = new GenerationHandle[3];
+                for (int i = 0; i < more.length; i++) {
+                    more[i] = loop.submit(new int[] {1, 11 + i}, params, new Recorder());
+                }
+                assertThatThrownBy(() -> loop.submit(new int[] {1, 20}, params, new Recorder()))
+                        .isInstanceOf(CapacityExceededException.class);
+                for (GenerationHandle h : more) {
+                    h.cancel();
+                }
+                held.goOn.countDown();
+                assertThat(normal.done.get(10, TimeUnit.SECONDS)).isEqualTo(FinishReason.LENGTH);
+                assertThat(normal.tokens).hasSize(3);
+                assertThat(running.done.get(10, TimeUnit.SECONDS)).isEqualTo(FinishReason.LENGTH);
+            } finally {
+                held.goOn.countDown(); // a failed assertion must not leave the loop held: close() joins it
+            }
+        }
+    }
+
+    /** A running request cancelled mid-step gives its place back at once, not at the end of the step. */
+    @Test
+    void aRunningRequestCancelledMidStepGivesItsPlaceBackAtOnce() throws Exception {
+        RandomModelGenerator.generate(Architecture.MIXTRAL, Preset.TINY, DType.F32, 3, modelDir);
+        HeldStep held = new HeldStep();
+        try (Engine engine = Engine.open(modelDir, AttentionServerTest.ENGINE);
+             GenerationLoop loop = new GenerationLoop(engine, 1, 0, held)) {
+            try {
+                GenerationHandle first = loop.submit(new int[] {1, 5, 6}, SamplingParams.greedy(50).withIgnoreEos(true),
+                        new Recorder());
+                assertThat(held.inStep.await(10, TimeUnit.SECONDS)).isTrue();
+                first.cancel();
+                Recorder next = new Recorder();
+                loop.submit(new int[] {1, 9}, SamplingParams.greedy(3).withIgnoreEos(true), next); // capacity 1
+                held.goOn.countDown();
+                assertThat(next.done.get(10, TimeUnit.SECONDS)).isEqualTo(FinishReason.LENGTH);
+            } finally {
+                held.goOn.countDown();
+            }
         }
     }
 

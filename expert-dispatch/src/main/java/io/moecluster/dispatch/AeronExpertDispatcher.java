@@ -165,6 +165,8 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
     private final AtomicLong redispatches = new AtomicLong();
     private volatile long lastRedispatchEpochMillis;
     private TraceHeader trace;
+    /** Whether the last replica {@link #sendToNextReplica} passed over was skipped as gone. */
+    private boolean lastSkippedGone;
 
     public AeronExpertDispatcher(Context ctx) {
         ctx.conclude();
@@ -184,6 +186,18 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
         for (int i = 0; i < slots.length; i++) {
             slots[i] = new PendingBatch();
         }
+        // Publications to every replica now, so that they are connected by the first layer and the
+        // status reports which replicas are there before any traffic.
+        refreshPublications();
+    }
+
+    /**
+     * Whether {@code replica} can take batches now: its publication has a subscriber (the process
+     * is there: a SIGKILLed one loses it when the media driver times its client out, 5 s) and it
+     * is not in quarantine. Any thread (the status).
+     */
+    public boolean live(ExpertReplica replica, long nowNanos) {
+        return !replica.quarantined(nowNanos) && publications.connected(replica);
     }
 
     public long malformedReplies() {
@@ -226,7 +240,10 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
         b.start(nextBatchId++, layer, expert, rows, row, count, weights, out);
         outstanding++;
         if (!sendToNextReplica(b, System.nanoTime())) {
-            ExpertUnavailableException e = unavailable(b, "unreachable, and no other replica is live");
+            ExpertUnavailableException e = unavailable(b, lastSkippedGone
+                    ? "gone (its publication has had no subscriber for over " + ReplicaPublications.CONNECT_GRACE_NANOS / 1_000_000
+                            + " ms: the process stopped), and no other replica is live"
+                    : "unreachable, and no other replica is live");
             clear();
             throw e;
         }
@@ -237,6 +254,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
      * quarantined and the next one tried. False when none is left.
      */
     private boolean sendToNextReplica(PendingBatch b, long now) {
+        lastSkippedGone = false;
         while (b.attempts < PendingBatch.MAX_ATTEMPTS) {
             ExpertReplica r = ReplicaChoice.choose(placement.replicas(b.layer, b.expert), b.expert, b.tried, b.attempts,
                     now, publications);
@@ -244,6 +262,16 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
                 return false;
             }
             b.tried[b.attempts++] = r;
+            if (publications.gone(r, now)) {
+                // No subscriber for a while: the process is gone (or stalled past the driver's
+                // liveness timeout). Not waited for: the next replica, or failing at once.
+                if (!r.quarantined(now)) {
+                    r.failed("disconnected: its publication has no subscriber", now);
+                }
+                lastSkippedGone = true;
+                continue;
+            }
+            lastSkippedGone = false;
             try {
                 var writer = publications.writer(r);
                 if (trace != null) {
@@ -252,6 +280,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
                 writer.send(b.batchId, b.layer, b.expert, senderId, replyStreamId, b.rows, (long) b.row * hidden, b.count,
                         hidden, wire, b.weights, b.row);
                 r.sent(b.expert, b.count);
+                b.holder = r;
                 b.sentAtNanos = now;
                 return true;
             } catch (TransportException e) {
@@ -300,21 +329,22 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
     /**
      * Nothing arrived: batches whose replica went away (its publication lost its subscriber) or is
      * slower than the attempt timeout go to another replica; with none left, a disconnected replica
-     * fails the batch at once and a slow one keeps it until the layer's deadline.
+     * fails the batch at once (also after it was given its last chance as merely slow), and a slow
+     * one keeps it until the layer's deadline.
      */
     @Override
     public void onQuiet(long now) {
         for (int i = 0; i < pending; i++) {
             PendingBatch b = slots[i];
-            if (!b.open() || b.lastChance) {
+            if (!b.open()) {
                 continue;
             }
             ExpertReplica r = b.current();
             if (!publications.connected(r)) {
-                if (!moveOn(b, r, FailReason.DISCONNECTED, "disconnected", now)) {
+                if (b.lastChance || !moveOn(b, r, FailReason.DISCONNECTED, "disconnected", now)) {
                     fail(b, "disconnected, and no other replica is reachable");
                 }
-            } else if (now - b.sentAtNanos >= attemptTimeoutNanos) {
+            } else if (!b.lastChance && now - b.sentAtNanos >= attemptTimeoutNanos) {
                 if (!moveOn(b, r, FailReason.SLOW, "no answer within " + attemptTimeoutNanos / 1_000_000 + " ms", now)) {
                     b.lastChance = true;
                 }
@@ -377,8 +407,8 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
     private void clear() {
         for (int i = 0; i < pending; i++) {
             PendingBatch b = slots[i];
-            if (b.open() && b.attempts > 0) {
-                b.current().settled(b.count);
+            if (b.open() && b.holder != null) {
+                b.holder.settled(b.count);
             }
             b.clear();
         }

@@ -21,8 +21,14 @@ final class PendingBatch {
     MemorySegment weights;
     /** Where the answer's rows go; null once answered or given up on (late duplicates are then dropped). */
     MemorySegment out;
+    /** Replicas chosen for this batch, in order, whether or not the send reached them. */
     final ExpertReplica[] tried = new ExpertReplica[MAX_ATTEMPTS];
     int attempts;
+    /**
+     * The replica holding the batch: the last one it was sent to. Only it counts the batch's tokens
+     * as outstanding, so only it is settled; null until a send succeeds.
+     */
+    ExpertReplica holder;
     long sentAtNanos;
     /** No other replica is left: the current one keeps the batch until the layer's deadline. */
     boolean lastChance;
@@ -40,6 +46,7 @@ final class PendingBatch {
         this.weights = weights;
         this.out = out;
         this.attempts = 0;
+        this.holder = null;
         this.lastChance = false;
         this.failure = null;
     }
@@ -48,14 +55,9 @@ final class PendingBatch {
         return out != null;
     }
 
-    /** The replica it was last sent to. */
+    /** The replica it was last sent to (null before the first send reached one). */
     ExpertReplica current() {
-        return tried[attempts - 1];
-    }
-
-    void sentTo(ExpertReplica replica, long nowNanos) {
-        tried[attempts++] = replica;
-        sentAtNanos = nowNanos;
+        return holder;
     }
 
     /** The ids of the replicas tried, for error messages. */
@@ -76,5 +78,6 @@ final class PendingBatch {
             tried[i] = null;
         }
         attempts = 0;
+        holder = null;
     }
 }

@@ -11,6 +11,7 @@ import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.Checkpoint;
 import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.service.AeronLoss;
 import io.moecluster.service.ServiceContext;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
@@ -88,12 +89,14 @@ public final class ExpertNode implements AutoCloseable {
     private final Closer resources;
     private final ExpertWorker worker;
     private final ServiceMetrics metrics;
+    private final AeronLoss aeronLoss;
     private volatile HealthEndpoint health;
 
-    private ExpertNode(Closer resources, ExpertWorker worker, ServiceMetrics metrics) {
+    private ExpertNode(Closer resources, ExpertWorker worker, ServiceMetrics metrics, AeronLoss aeronLoss) {
         this.resources = resources;
         this.worker = worker;
         this.metrics = metrics;
+        this.aeronLoss = aeronLoss;
     }
 
     /** Loads the hosted experts and starts serving; on failure closes what it opened and rethrows. */
@@ -114,14 +117,15 @@ public final class ExpertNode implements AutoCloseable {
             int last = Math.min(self.lastLayer(), config.numLayers() - 1);
             ExpertBank bank = resources.add(new ExpertBank(config, loader, experts, self.firstLayer(), last, backend,
                     ctx.maxRows));
-            Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir()));
+            AeronLoss loss = new AeronLoss("expert-service " + ctx.id, ctx.onAeronLost());
+            Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir(), loss));
             ExpertWorker worker = resources.add(new ExpertWorker(ctx.id, aeron, spec.channelOf(self), self.streamId(),
                     config, bank, spec.experts().indexOf(self) + 100, spec::replyChannel, ctx.publicationDeadline(),
                     tracing));
             AgentRunner runner = resources.add(AgentRunners.start(worker.agent(), IdleStrategies.parse(ctx.idleStrategy())));
             ServiceMetrics metrics = resources.add(ServiceMetrics.start("moe-expert", ctx.id, "127.0.0.1", ctx.metricsPort()));
             ExpertMetrics.register(metrics.meter(), worker);
-            return new ExpertNode(resources, worker, metrics);
+            return new ExpertNode(resources, worker, metrics, loss);
         } catch (RuntimeException e) {
             throw resources.closeAfter(e);
         }
@@ -133,12 +137,19 @@ public final class ExpertNode implements AutoCloseable {
      * @return the port
      */
     public int serveHealth(String bind, int port) {
-        health = resources.add(HealthEndpoint.start(bind, port));
-        return health.port();
+        HealthEndpoint h = resources.add(HealthEndpoint.start(bind, port));
+        health = h;
+        aeronLoss.onLost(h::notServing);
+        return h.port();
     }
 
     public ExpertWorker worker() {
         return worker;
+    }
+
+    /** False once its Aeron client is gone ({@link AeronLoss}): it can serve nothing more. */
+    public boolean serving() {
+        return !aeronLoss.lost();
     }
 
     /** The Prometheus scrape URL, or null without metrics. */
@@ -151,6 +162,11 @@ public final class ExpertNode implements AutoCloseable {
      * batches the routers sent before they dropped this service are answered, then closes.
      */
     public void drainAndClose(Duration quiet, Duration max) {
+        if (aeronLoss.lost()) {
+            close(); // nothing can arrive any more: no drain
+            return;
+        }
+        aeronLoss.closing();
         if (health != null) {
             health.draining();
         }
@@ -168,6 +184,7 @@ public final class ExpertNode implements AutoCloseable {
     /** Stops serving (health first, then metrics, the agent, Aeron), then frees the weights. */
     @Override
     public void close() {
+        aeronLoss.closing();
         resources.close();
     }
 }

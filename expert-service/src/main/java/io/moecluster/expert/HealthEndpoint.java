@@ -4,6 +4,7 @@ import io.grpc.Server;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
+import io.moecluster.service.MalformedRequests;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -12,7 +13,7 @@ import java.util.concurrent.TimeUnit;
 /**
  * The gRPC health service of an expert service (which serves its data over Aeron, not gRPC), so
  * Kubernetes probes and {@code grpc-health-probe} see it like any other service: SERVING while it
- * serves, NOT_SERVING once it starts draining.
+ * serves, NOT_SERVING once it starts draining or its Aeron client is gone.
  */
 final class HealthEndpoint implements AutoCloseable {
     private final Server server;
@@ -27,7 +28,7 @@ final class HealthEndpoint implements AutoCloseable {
         HealthStatusManager health = new HealthStatusManager();
         try {
             Server server = NettyServerBuilder.forAddress(new InetSocketAddress(bind, port))
-                    .addService(health.getHealthService()).build().start();
+                    .addService(MalformedRequests.guard(health.getHealthService())).build().start();
             health.setStatus("", ServingStatus.SERVING);
             return new HealthEndpoint(server, health);
         } catch (IOException e) {
@@ -40,6 +41,11 @@ final class HealthEndpoint implements AutoCloseable {
     }
 
     void draining() {
+        notServing();
+    }
+
+    /** NOT_SERVING from now on (draining, or its Aeron client is gone). */
+    void notServing() {
         health.setStatus("", ServingStatus.NOT_SERVING);
     }
 

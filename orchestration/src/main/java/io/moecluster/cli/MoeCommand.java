@@ -31,6 +31,7 @@ import picocli.CommandLine;
             DrainCommand.class,
             AutoscaleCommand.class,
             ServeCommand.class,
+            SuperviseCommand.class,
             LoadgenCommand.class,
             CommandLine.HelpCommand.class
         })

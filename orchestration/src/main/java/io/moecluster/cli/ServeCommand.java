@@ -14,6 +14,7 @@ import io.moecluster.discovery.StaticFileRegistry;
 import io.moecluster.dispatch.MoeRoutingContext;
 import io.moecluster.expert.ExpertNode;
 import io.moecluster.router.RouterNode;
+import io.moecluster.service.AeronLoss;
 import io.moecluster.service.ServiceContext;
 import io.moecluster.telemetry.LayerSampling;
 import io.moecluster.telemetry.TracingOptions;
@@ -28,6 +29,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.function.Consumer;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
@@ -137,6 +139,28 @@ final class ServeCommand implements Runnable {
             return traceLayers == null ? t : t.withLayers(LayerSampling.parse(traceLayers));
         }
 
+        /**
+         * What {@code moe serve} does when the service's Aeron client dies under it (a stall past the
+         * driver's liveness timeout, a driver that went away): the service has already said
+         * NOT_SERVING and ended its calls; it records why (for {@code moe status}) and exits with
+         * status {@value AeronLoss#EXIT_STATUS}, so that its supervisor ({@code moe up}, Kubernetes)
+         * starts a fresh process with a fresh client. If stopping hangs, it halts after 30 s.
+         */
+        Consumer<Throwable> exitOnAeronLoss(String id) {
+            return cause -> Thread.ofPlatform().name("exit-" + id).start(() -> {
+                ClusterState.writeExitReason(stateDir, id, "its Aeron client was lost: " + cause);
+                Thread.ofPlatform().daemon().name("halt-" + id).start(() -> {
+                    try {
+                        Thread.sleep(30_000);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                    Runtime.getRuntime().halt(AeronLoss.EXIT_STATUS);
+                });
+                System.exit(AeronLoss.EXIT_STATUS);
+            });
+        }
+
         /** These flags' settings on a service's context, with {@code cluster} (the --cluster file, maybe amended). */
         <C extends ServiceContext<C>> C applyTo(C context, ClusterSpec cluster) {
             return context.cluster(cluster).metricsPort(metricsPort).tracing(tracing());
@@ -236,7 +260,8 @@ final class ServeCommand implements Runnable {
         @Override
         public Integer call() throws Exception {
             ClusterSpec cluster = withOverrides(ClusterSpec.read(flags.cluster), engineConfig());
-            ExpertNode node = ExpertNode.launch(flags.applyTo(new ExpertNode.Context(), cluster).id(id).model(model)
+            ExpertNode node = ExpertNode.launch(flags.applyTo(new ExpertNode.Context(), cluster)
+                    .onAeronLost(flags.exitOnAeronLoss(id)).id(id).model(model)
                     .threads(compute.threads).device(compute.device).maxRows(maxRows));
             int healthPort = grpcPort > 0 ? node.serveHealth("0.0.0.0", grpcPort) : 0;
             ClusterSpec.Expert self = cluster.expertService(id);
@@ -337,7 +362,7 @@ final class ServeCommand implements Runnable {
         public Integer call() throws Exception {
             ClusterSpec cluster = ClusterSpec.read(flags.cluster);
             AttentionNode node = AttentionNode.launch(replicas.applyTo(flags.applyTo(new AttentionNode.Context(), cluster),
-                    flags).id(id).model(engine.requireModel(spec)).engine(engine.options()).maxRunning(maxRunning)
+                    flags).onAeronLost(flags.exitOnAeronLoss(id)).id(id).model(engine.requireModel(spec)).engine(engine.options()).maxRunning(maxRunning)
                     .maxQueued(maxQueued).moeTimeout(Duration.ofMillis(moeTimeoutMs)));
             ClusterSpec.Attention self = cluster.attentionService(id);
             return flags.serve(new ServiceInstance(id, ServiceRole.ATTENTION, self.host(), self.grpcPort(), Map.of()),
@@ -386,7 +411,7 @@ final class ServeCommand implements Runnable {
         public Integer call() throws Exception {
             ClusterSpec cluster = ClusterSpec.read(flags.cluster);
             RouterNode node = RouterNode.launch(replicas.applyTo(flags.applyTo(new RouterNode.Context(), cluster), flags)
-                    .model(engine.requireModel(spec)).maxActiveRequests(maxActive).maxSeqLen(engine.maxSeqLen)
+                    .onAeronLost(flags.exitOnAeronLoss("router")).model(engine.requireModel(spec)).maxActiveRequests(maxActive).maxSeqLen(engine.maxSeqLen)
                     .maxBatchTokens(engine.maxBatchTokens).threads(engine.compute.threads).device(engine.compute.device)
                     .expertTimeout(Duration.ofMillis(expertTimeoutMs)).httpPort(httpPort).chatTemplate(chatTemplate)
                     .servedModelName(servedModelName));

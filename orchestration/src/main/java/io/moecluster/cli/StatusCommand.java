@@ -1,6 +1,10 @@
 package io.moecluster.cli;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import io.moecluster.cli.cluster.ClusterState;
+import io.moecluster.cli.cluster.LocalSupervisor;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moecluster.proto.v1.AdminGrpc;
 import io.moecluster.proto.v1.ClusterStatus;
@@ -8,9 +12,11 @@ import io.moecluster.proto.v1.ClusterStatusRequest;
 import io.moecluster.proto.v1.ExpertLoad;
 import io.moecluster.proto.v1.ReplicaLoad;
 import io.moecluster.proto.v1.ServiceStatus;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.time.Instant;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
@@ -34,15 +40,57 @@ final class StatusCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         String target = server != null ? server : ServerAddress.local(stateDir.state());
+        PrintWriter out = spec.commandLine().getOut();
+        if (server == null) {
+            printProcesses(stateDir.state(), out);
+        }
         ManagedChannel channel = NettyChannelBuilder.forTarget(target).usePlaintext().build();
         try {
             ClusterStatus s = AdminGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
                     .getClusterStatus(ClusterStatusRequest.getDefaultInstance());
-            print(s, target, spec.commandLine().getOut());
+            print(s, target, out);
+        } catch (StatusRuntimeException e) {
+            if (server != null) {
+                throw e;
+            }
+            out.flush();
+            throw new IllegalStateException("router " + target + " is not answering (" + e.getStatus().getCode()
+                    + "); the processes above are what the local state says");
         } finally {
             channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         }
         return 0;
+    }
+
+    /**
+     * The local cluster's processes as its state says: each service's pid and whether it runs, and,
+     * under a supervisor, how often it was restarted and how it last ended.
+     */
+    static void printProcesses(ClusterState state, PrintWriter out) throws IOException {
+        if (!state.exists()) {
+            return;
+        }
+        Map<String, Long> pids = state.pids();
+        JsonNode report = state.supervisorReport();
+        Long supervisor = pids.get(LocalSupervisor.ID);
+        boolean supervised = supervisor != null && ProcessHandle.of(supervisor).map(ProcessHandle::isAlive).orElse(false);
+        out.printf(Locale.ROOT, "local cluster in %s: %s%n", state.dir(), supervised
+                ? "supervisor pid " + supervisor + " (" + (report == null ? "starting" : report.path("backoff").asText()) + ")"
+                : supervisor == null ? "no supervisor (moe up --no-supervise): services that exit stay down"
+                : "supervisor pid " + supervisor + " is NOT running: services that exit stay down");
+        out.printf(Locale.ROOT, "%-14s %-8s %-8s %-8s %s%n", "PROCESS", "PID", "RUNNING", "RESTARTS", "LAST EXIT");
+        for (Map.Entry<String, Long> e : pids.entrySet()) {
+            if (e.getKey().equals(LocalSupervisor.ID)) {
+                continue;
+            }
+            boolean alive = ProcessHandle.of(e.getValue()).map(ProcessHandle::isAlive).orElse(false);
+            JsonNode s = report == null ? null : report.path("services").get(e.getKey());
+            String restarts = s == null ? "-" : s.path("restarts").asText();
+            String last = s == null || !s.has("lastExit") ? "" : s.path("lastExit").asText() + " at "
+                    + s.path("lastExitAt").asText() + (alive ? "" : "; " + s.path("state").asText());
+            out.printf(Locale.ROOT, "%-14s %-8d %-8s %-8s %s%n", e.getKey(), e.getValue(), alive ? "yes" : "NO", restarts,
+                    last);
+        }
     }
 
     static void print(ClusterStatus s, String target, PrintWriter out) {

@@ -9,6 +9,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.BitSet;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -57,6 +59,15 @@ final class UpCommand implements Callable<Integer> {
             description = "How long each service may take to start (default: ${DEFAULT-VALUE}).")
     int startTimeoutSeconds;
 
+    @Option(names = "--heap", paramLabel = "ROLE=SIZE",
+            description = "A role's JVM heap (-Xmx) instead of the default (media-driver=128m, expert=512m, attention=1g, "
+                    + "router=1g, supervisor=64m), e.g. --heap router=2g; repeatable.")
+    Map<String, String> heaps = new LinkedHashMap<>();
+
+    @Option(names = "--no-supervise",
+            description = "Start no supervisor: a service that exits stays down (by default one is restarted, with backoff).")
+    boolean noSupervise;
+
     @Mixin
     StateDirFlag stateDir;
 
@@ -73,8 +84,11 @@ final class UpCommand implements Callable<Integer> {
         }
         LocalClusterLauncher launcher = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model,
                 expertsPerService, embeddedRouter, grpcPort, threads, maxBatchTokens, Duration.ofSeconds(startTimeoutSeconds),
-                httpPort, chatTemplate));
+                httpPort, chatTemplate, heaps, !noSupervise));
         ClusterSpec c = launcher.start();
+        if (!noSupervise) {
+            launcher.startSupervisor();
+        }
         for (ClusterSpec.Expert e : c.experts()) {
             BitSet ids = new BitSet();
             e.experts().forEach(ids::set);
@@ -83,6 +97,8 @@ final class UpCommand implements Callable<Integer> {
         out.printf("  %-10s %s:%d%s%n", "attention", c.attention().getFirst().host(), c.attention().getFirst().grpcPort(),
                 c.embeddedRouter() ? " (embedded MoE router)" : "");
         launcher.metricsEndpoints().forEach((id, url) -> out.printf("  %-10s metrics %s%n", id, url));
+        out.printf("  %-10s %s%n", "supervisor", noSupervise ? "none (--no-supervise): a service that exits stays down"
+                : "restarts a service that exits (backoff 1 s doubling to 30 s; 'moe status' shows restarts)");
         // "gRPC API on HOST:PORT " stays as it was: scripts read the address from it.
         out.printf("cluster up in %.1f s: gRPC API on %s:%d %s(state in %s; stop with 'moe down')%n",
                 (System.nanoTime() - start) / 1e9, c.router().host(), c.router().grpcPort(),

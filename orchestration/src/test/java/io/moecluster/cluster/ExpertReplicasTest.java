@@ -1,6 +1,7 @@
 package io.moecluster.cluster;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.aeron.Aeron;
 import io.aeron.Subscription;
@@ -214,6 +215,81 @@ class ExpertReplicasTest {
             runLoad(() -> { });
             assertThat(tokensRoutedTo(status(), "expert-1b")).isEqualTo(before);
         }
+    }
+
+    static ServiceStatus service(ClusterStatus s, String id) {
+        return s.getServicesList().stream().filter(x -> x.getInstanceId().equals(id)).findFirst().orElseThrow();
+    }
+
+    /**
+     * Issue 13, defect 4: dead is dead. A replica whose process went away shows unhealthy (here a
+     * clean stop, seen at once; a SIGKILL within the driver's 5 s client timeout, see
+     * MoeFaultProcessTest), also to a router started after it died; no replica's outstanding tokens
+     * go below zero; while it is dead, requests that need its experts fail at once (the other
+     * replica, if any, serves them). Bounds: 10 s for a status to change (it takes milliseconds).
+     */
+    @Test
+    void aDeadReplicaShowsUnhealthyEvenToARouterStartedAfterItDied() throws Exception {
+        start(false, List.of("expert-1", "expert-1b"), Duration.ofSeconds(2));
+        runLoad(() -> experts.remove("expert-1b").close());
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (service(status(), "expert-1b").getHealthy() && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        ClusterStatus s = status();
+        assertThat(service(s, "expert-1b").getHealthy()).as("the stopped replica").isFalse();
+        assertThat(service(s, "expert-1").getHealthy()).isTrue();
+        assertThat(service(s, "expert-0").getHealthy()).isTrue();
+        assertThat(s.getServicesList()).allSatisfy(x -> assertThat(x.getOutstandingTokens()).isNotNegative());
+
+        // A second router over the same cluster file, started now: it never saw expert-1b alive.
+        ClusterSpec second = new ClusterSpec(spec.aeronDir(), spec.channel(), false,
+                new ClusterSpec.Router("router-1", "127.0.0.1", ClusterEndToEndTest.freePort(), 1002, 1003),
+                spec.attention(), ClusterSpec.read(clusterFile).experts());
+        RouterNode restarted = RouterNode.launch(ClusterEndToEndTest.router(second, model)
+                .registry(new StaticFileRegistry(clusterFile, 20)));
+        open.add(restarted);
+        ManagedChannel ch = NettyChannelBuilder.forTarget(restarted.address()).usePlaintext().build();
+        open.add(() -> ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
+        var admin = AdminGrpc.newBlockingStub(ch);
+        ClusterStatus fresh = admin.withDeadlineAfter(10, TimeUnit.SECONDS).getClusterStatus(ClusterStatusRequest.getDefaultInstance());
+        assertThat(service(fresh, "expert-1b").getHealthy()).as("dead expert at a router started after it died").isFalse();
+        deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (!service(fresh, "expert-1").getHealthy() && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+            fresh = admin.withDeadlineAfter(10, TimeUnit.SECONDS).getClusterStatus(ClusterStatusRequest.getDefaultInstance());
+        }
+        assertThat(service(fresh, "expert-1").getHealthy()).as("live expert at the new router").isTrue();
+    }
+
+    /**
+     * Issue 13, defect 4: with no replica left, requests that need the dead expert fail at once
+     * with UNAVAILABLE naming it; before, each waited the 2 s publication deadline, and one in
+     * flight the layer's deadline. Bound: 8 requests in under 8 s together (they take milliseconds;
+     * the old code needed 16 s or more). Outstanding tokens stay at zero.
+     */
+    @Test
+    void aDeadExpertWithNoReplicaFailsRequestsAtOnce() throws Exception {
+        start(false, List.of("expert-1"), Duration.ofSeconds(2));
+        experts.remove("expert-1").close();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (service(status(), "expert-1").getHealthy() && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        Thread.sleep(1200); // past the connect grace (1 s) a just-disconnected publication gets
+        ClusterEndToEndTest.Cluster c = new ClusterEndToEndTest.Cluster(spec, model, null, channel);
+        long t0 = System.nanoTime();
+        for (int i = 0; i < 8; i++) {
+            int[] p = ClusterEndToEndTest.prompt(3 + i, i);
+            assertThatThrownBy(() -> c.inference().generate(GenerateRequest.newBuilder(ClusterEndToEndTest.request(p))
+                    .setSampling(SamplingParameters.newBuilder().setMaxTokens(4).setIgnoreEos(true)).build()))
+                    .isInstanceOfSatisfying(io.grpc.StatusRuntimeException.class, e -> {
+                        assertThat(e.getStatus().getCode()).isEqualTo(io.grpc.Status.Code.UNAVAILABLE);
+                        assertThat(e.getStatus().getDescription()).contains("expert-1");
+                    });
+        }
+        assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(8));
+        assertThat(status().getServicesList()).allSatisfy(x -> assertThat(x.getOutstandingTokens()).isZero());
     }
 
     @Test

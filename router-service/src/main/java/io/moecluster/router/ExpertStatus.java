@@ -12,8 +12,11 @@ import io.moecluster.proto.v1.ServiceStatus;
 
 /**
  * The expert side of the cluster status, as the router sees it: every replica in its placement
- * table (healthy unless in quarantine, tokens outstanding, last failure), tokens per second per
- * expert, and per expert of each replica.
+ * table (healthy while its publication has a subscriber and it is not in quarantine, tokens
+ * outstanding, last failure), tokens per second per expert, and per expert of each replica. A
+ * replica whose process is gone shows unhealthy once the media driver has dropped its
+ * subscription (at once on a clean stop, within the driver's 5 s client liveness timeout after a
+ * SIGKILL), also to a router that started after it died.
  */
 final class ExpertStatus implements ClusterStatusContributor {
     private final MoeBlock router;
@@ -33,7 +36,7 @@ final class ExpertStatus implements ClusterStatusContributor {
             ServiceStatus.Builder s = ServiceStatus.newBuilder().setInstanceId(r.id())
                     .setRole(ServiceRole.SERVICE_ROLE_EXPERT)
                     .setEndpoint(r.channel() + " stream " + r.streamId())
-                    .setHealthy(!r.quarantined(now))
+                    .setHealthy(dispatcher.live(r, now))
                     .addAllExperts(r.service().experts())
                     .setFirstLayer(r.service().firstLayer())
                     .setLastLayer(r.service().lastLayer())
@@ -49,7 +52,7 @@ final class ExpertStatus implements ClusterStatusContributor {
         }
         for (ExpertReplica r : dispatcher.placement().leaving()) {
             status.addServices(ServiceStatus.newBuilder().setInstanceId(r.id()).setRole(ServiceRole.SERVICE_ROLE_EXPERT)
-                    .setEndpoint(r.channel() + " stream " + r.streamId()).setHealthy(!r.quarantined(now))
+                    .setEndpoint(r.channel() + " stream " + r.streamId()).setHealthy(dispatcher.live(r, now))
                     .addAllExperts(r.service().experts()).setDraining(true).setOutstandingTokens(r.outstandingTokens()));
         }
         for (int e = 0; e < router.expertSlots(); e++) {

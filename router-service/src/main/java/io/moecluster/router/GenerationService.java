@@ -2,6 +2,9 @@ package io.moecluster.router;
 
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.tokenizer.TextTokenizer;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The router's generation logic, whatever the client's API (the gRPC Inference service, the
@@ -20,6 +23,9 @@ public final class GenerationService {
     private final AdmissionControl admission;
     private final RequestValidator validator;
     private final RequestMetrics metrics;
+    /** Admitted requests still running, so that a stop can end them with UNAVAILABLE (not a cut connection). */
+    private final Set<GenerationSession> running = ConcurrentHashMap.newKeySet();
+    private volatile String stopped;
 
     public GenerationService(ModelConfig config, TextTokenizer tokenizer, AttentionPool attention,
                              AdmissionControl admission, RequestValidator validator, RequestMetrics metrics) {
@@ -55,17 +61,48 @@ public final class GenerationService {
      * @return the running call, to {@link GenerationCall#cancel()} when the client leaves
      */
     public GenerationCall start(PreparedRequest request, CompletionListener listener) {
+        String stop = stopped;
+        if (stop != null) {
+            listener.onFailed(new GenerationError(GenerationError.Kind.UNAVAILABLE, stop));
+            return () -> { };
+        }
         if (!admission.tryAcquire()) {
             listener.onFailed(new GenerationError(GenerationError.Kind.RESOURCE_EXHAUSTED,
                     "cluster at capacity (" + admission.maxActive() + " active requests)"));
             return () -> { };
         }
-        GenerationSession session = new GenerationSession(request, tokenizer, listener, admission::release, metrics);
+        GenerationSession[] self = new GenerationSession[1];
+        GenerationSession session = new GenerationSession(request, tokenizer, listener, () -> {
+            admission.release();
+            running.remove(self[0]);
+        }, metrics);
+        self[0] = session;
+        running.add(session);
         try {
             attention.run(request.run(), session);
         } catch (RuntimeException e) {
             session.onError(e);
         }
+        if (stopped != null) {
+            session.abort(stopped);
+        }
         return session;
+    }
+
+    /**
+     * From now on requests fail with UNAVAILABLE saying {@code why}, and those running are ended
+     * that way now (their attention runs cancelled): what clients see when this router stops or
+     * can no longer compute, rather than a cancelled call.
+     */
+    public void stop(String why) {
+        stopped = why;
+        for (GenerationSession s : List.copyOf(running)) {
+            s.abort(why);
+        }
+    }
+
+    /** Requests admitted and not yet ended. */
+    public int runningRequests() {
+        return running.size();
     }
 }

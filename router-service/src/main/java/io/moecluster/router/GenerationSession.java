@@ -206,6 +206,20 @@ final class GenerationSession implements ClientResponseObserver<RunRequest, RunE
         }
     }
 
+    /** The router stops (or cannot compute): the request fails UNAVAILABLE saying {@code why}, its attention run is cancelled. */
+    synchronized void abort(String why) {
+        if (ended) {
+            return;
+        }
+        ended = true;
+        releaseSlot.run();
+        metrics.failed(completionTokens);
+        if (call != null) {
+            call.cancel(why, null);
+        }
+        listener.onFailed(new GenerationError(GenerationError.Kind.UNAVAILABLE, why));
+    }
+
     /** The client went away: stop the attention run and give the slot back. */
     @Override
     public synchronized void cancel() {

@@ -183,7 +183,8 @@ public final class InferenceService extends InferenceGrpc.InferenceImplBase {
                 if (r.getText().isEmpty()) {
                     throw new InvalidRequestException("text", "text is empty");
                 }
-                yield tokenizer.encode(r.getText(), !r.hasAddBos() || r.getAddBos());
+                yield tokenizer.encode(generation.validator().checkTextSize(r.getText(), "text"),
+                        !r.hasAddBos() || r.getAddBos());
             }
             case TOKEN_IDS -> generation.validator().tokenIds(r.getTokenIds().getIdsList(), "token_ids.ids");
             default -> throw new InvalidRequestException(null, "input is missing: set text or token_ids");
@@ -217,6 +218,12 @@ public final class InferenceService extends InferenceGrpc.InferenceImplBase {
 
     @Override
     public void tokenize(TokenizeRequest request, StreamObserver<TokenizeResponse> responses) {
+        try {
+            generation.validator().checkTextSize(request.getText(), "text");
+        } catch (InvalidRequestException e) {
+            responses.onError(Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException());
+            return;
+        }
         int[] ids = tokenizer.encode(request.getText(), !request.hasAddBos() || request.getAddBos());
         TokenizeResponse.Builder out = TokenizeResponse.newBuilder();
         for (int id : ids) {

@@ -46,6 +46,32 @@ public final class RequestValidator {
         return maxSequenceLength;
     }
 
+    /** Characters of input text read per position of max-seq-len; no token of a real vocabulary is longer. */
+    public static final int MAX_CHARS_PER_POSITION = 32;
+    /** The text limit never drops below this (64 Ki characters), whatever max-seq-len. */
+    public static final int MIN_MAX_INPUT_CHARS = 64 * 1024;
+
+    /**
+     * The most characters of text one request may bring to be tokenized (a prompt, a Tokenize
+     * call, a rendered chat): {@value #MAX_CHARS_PER_POSITION} per position of max-seq-len, at
+     * least {@value #MIN_MAX_INPUT_CHARS}. A longer text could not fit max-seq-len anyway (a token
+     * covers at least one character); refusing it before the tokenizer runs bounds what one
+     * request costs the router's memory and time.
+     */
+    public int maxInputChars() {
+        return Math.max(MIN_MAX_INPUT_CHARS, MAX_CHARS_PER_POSITION * maxSequenceLength);
+    }
+
+    /** Refuses {@code text} longer than {@link #maxInputChars()}, naming {@code field}; before it is tokenized. */
+    public String checkTextSize(String text, String field) throws InvalidRequestException {
+        if (text.length() > maxInputChars()) {
+            throw new InvalidRequestException(field, field + " has " + text.length() + " characters; at most "
+                    + maxInputChars() + " are read (" + MAX_CHARS_PER_POSITION + " per position of max-seq-len "
+                    + maxSequenceLength + ")");
+        }
+        return text;
+    }
+
     public GenerationDefaults defaults() {
         return defaults;
     }

@@ -19,6 +19,7 @@ import io.moecluster.dispatch.TracedExpertDispatcher;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ServiceRole;
 import io.moecluster.proto.v1.ServiceStatus;
+import io.moecluster.service.AeronLoss;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.transport.AeronClients;
@@ -142,12 +143,19 @@ public final class RouterNode implements AutoCloseable {
     private final RouterServer server;
     private final MoeService moe;
     private final ServiceMetrics metrics;
+    private final AeronLoss aeronLoss;
 
-    private RouterNode(Closer resources, RouterServer server, MoeService moe, ServiceMetrics metrics) {
+    private RouterNode(Closer resources, RouterServer server, MoeService moe, ServiceMetrics metrics, AeronLoss aeronLoss) {
         this.resources = resources;
         this.server = server;
         this.moe = moe;
         this.metrics = metrics;
+        this.aeronLoss = aeronLoss;
+    }
+
+    /** False once its Aeron client is gone ({@link AeronLoss}; standalone MoE router only). */
+    public boolean serving() {
+        return !aeronLoss.lost();
     }
 
     /** Starts the API (and the MoE data plane); on failure closes what it opened and rethrows. */
@@ -166,10 +174,11 @@ public final class RouterNode implements AutoCloseable {
             ServiceTracing tracing = resources.add(ctx.tracing().start("moe-router", spec.router().id()));
             MoeService moe = null;
             ClusterStatusContributor experts;
+            AeronLoss loss = new AeronLoss("router-service " + spec.router().id(), ctx.onAeronLost());
             if (spec.embeddedRouter()) {
                 experts = status -> listedExperts(status, spec);
             } else {
-                Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir()));
+                Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir(), loss));
                 AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(ctx.dispatcher(aeron, config,
                         spec.channelOf(spec.router()), spec.router().replyStreamId(), ClusterSpec.ROUTER_SENDER));
                 moe = startMoeService(ctx, config, aeron, dispatcher, tracing, resources);
@@ -182,7 +191,9 @@ public final class RouterNode implements AutoCloseable {
                     spec.router().host(), spec.router().grpcPort(), attention, ctx.maxActiveRequests, ctx.maxSeqLen,
                     List.of(experts), metrics.meter()).withHttp(ctx.httpPort, ctx.chatTemplate, ctx.servedModelName,
                     metrics.endpoint()), tracing));
-            return new RouterNode(resources, server, moe, metrics);
+            loss.onLost(() -> server.notServing("router-service " + spec.router().id()
+                    + " lost its data plane (its Aeron client is gone) and is restarting"));
+            return new RouterNode(resources, server, moe, metrics, loss);
         } catch (RuntimeException e) {
             throw resources.closeAfter(e);
         }
@@ -257,6 +268,7 @@ public final class RouterNode implements AutoCloseable {
     /** Stops the API first, then the MoE data plane, then frees the model and the Aeron client. */
     @Override
     public void close() {
+        aeronLoss.closing();
         resources.close();
     }
 }

@@ -13,6 +13,7 @@ import io.moecluster.router.chat.ChatTemplate;
 import io.moecluster.router.openai.OpenAiServer;
 import io.moecluster.core.tokenizer.TextTokenizer;
 import io.moecluster.service.GrpcServers;
+import io.moecluster.service.MalformedRequests;
 import io.moecluster.telemetry.ServiceTracing;
 import io.opentelemetry.api.metrics.Meter;
 import io.opentelemetry.api.metrics.MeterProvider;
@@ -84,6 +85,7 @@ public final class RouterServer implements AutoCloseable {
     private final Server server;
     private final HealthStatusManager health;
     private final AttentionPool pool;
+    private final GenerationService generation;
     private final TextTokenizer tokenizer;
     private final String host;
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -91,12 +93,13 @@ public final class RouterServer implements AutoCloseable {
     private final ServiceTracing tracing;
     private volatile OpenAiServer http;
 
-    private RouterServer(Server server, HealthStatusManager health, AttentionPool pool, TextTokenizer tokenizer, String host,
-                         ServiceTracing tracing) {
+    private RouterServer(Server server, HealthStatusManager health, AttentionPool pool, GenerationService generation,
+                         TextTokenizer tokenizer, String host, ServiceTracing tracing) {
         this.tracing = tracing;
         this.server = server;
         this.health = health;
         this.pool = pool;
+        this.generation = generation;
         this.tokenizer = tokenizer;
         this.host = host;
     }
@@ -139,13 +142,14 @@ public final class RouterServer implements AutoCloseable {
         HealthStatusManager health = new HealthStatusManager();
         try {
             Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()))
-                    .addService(ServerInterceptors.intercept(new InferenceService(generation), tracing.serverInterceptor()))
-                    .addService(new AdminService(pool, admission, config.contributors()))
-                    .addService(health.getHealthService())
-                    .addService(ProtoReflectionServiceV1.newInstance())
+                    .addService(MalformedRequests.guard(ServerInterceptors.intercept(new InferenceService(generation),
+                            tracing.serverInterceptor())))
+                    .addService(MalformedRequests.guard(new AdminService(pool, admission, config.contributors())))
+                    .addService(MalformedRequests.guard(health.getHealthService()))
+                    .addService(MalformedRequests.guard(ProtoReflectionServiceV1.newInstance()))
                     .build()
                     .start();
-            RouterServer router = new RouterServer(server, health, pool, tokenizer, config.bind(), tracing);
+            RouterServer router = new RouterServer(server, health, pool, generation, tokenizer, config.bind(), tracing);
             if (config.httpPort() > 0) {
                 try {
                     router.http = OpenAiServer.start(new OpenAiServer.Config(config.bind(), config.httpPort(),
@@ -166,7 +170,21 @@ public final class RouterServer implements AutoCloseable {
     }
 
     private boolean serving() {
-        return !closed.get();
+        return !closed.get() && !notServing;
+    }
+
+    private volatile boolean notServing;
+
+    /**
+     * It cannot compute any more (the standalone MoE router lost its Aeron client): health
+     * NOT_SERVING, and every request, running or new, fails UNAVAILABLE saying {@code why}.
+     */
+    public void notServing(String why) {
+        notServing = true;
+        if (!closed.get()) {
+            health.setStatus("", ServingStatus.NOT_SERVING);
+        }
+        generation.stop(why);
     }
 
     /** The OpenAI-compatible API's base URL ({@code http://host:port/v1}), or null when it is off. */
@@ -195,10 +213,12 @@ public final class RouterServer implements AutoCloseable {
         if (!closed.compareAndSet(false, true)) {
             return;
         }
+        // Calls in flight get the grace period; those still running then fail UNAVAILABLE (both
+        // APIs), not cut off, and only then is the HTTP server closed.
+        GrpcServers.stop(server, health, () -> { }, () -> generation.stop("router-service is stopping"));
         if (http != null) {
             http.close();
         }
-        GrpcServers.stop(server, health, () -> { });
         pool.close();
         tokenizer.close();
         tracing.close();

@@ -289,6 +289,123 @@ class RouterEndToEndTest {
         assertThat(inference().generate(textRequest("x", 2)).getUsage().getCompletionTokens()).isEqualTo(2);
     }
 
+    /**
+     * The in-process experts, with MoE layer 0 held while {@link #hold} is set: the attention
+     * replica's step stops there, as a long step or a slow expert would stop it.
+     */
+    static final class HeldFeedForward implements io.moecluster.core.attention.FeedForward, AutoCloseable {
+        final io.moecluster.core.moe.LocalFeedForward inner;
+        final java.util.concurrent.atomic.AtomicBoolean hold;
+        final java.util.concurrent.CountDownLatch held;
+        final java.util.concurrent.CountDownLatch goOn;
+
+        HeldFeedForward(io.moecluster.core.moe.LocalFeedForward inner, java.util.concurrent.atomic.AtomicBoolean hold,
+                        java.util.concurrent.CountDownLatch held, java.util.concurrent.CountDownLatch goOn) {
+            this.inner = inner;
+            this.hold = hold;
+            this.held = held;
+            this.goOn = goOn;
+        }
+
+        @Override
+        public void forward(int layer, java.lang.foreign.MemorySegment input, int tokens,
+                            java.lang.foreign.MemorySegment output) {
+            if (layer == 0 && hold.getAndSet(false)) {
+                held.countDown();
+                try {
+                    goOn.await();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            inner.forward(layer, input, tokens, output);
+        }
+
+        @Override
+        public void close() throws Exception {
+            inner.close();
+        }
+    }
+
+    /**
+     * Issue 13, defect 3, through the router: 300 streams opened while the attention replica's step
+     * is held (its queue fills, the rest are refused), then the open ones cancelled. The replica's
+     * queue empties at once (not when the step ends), the router counts only the request still
+     * running, and a normal request is accepted and completes instead of RESOURCE_EXHAUSTED.
+     * Bound: the cancellations cross one gRPC hop; 30 s is generous for that on a loaded machine.
+     */
+    @Test
+    void aCancelStormThroughTheRouterLeavesNothingQueued() throws Exception {
+        var hold = new java.util.concurrent.atomic.AtomicBoolean();
+        var held = new java.util.concurrent.CountDownLatch(1);
+        var goOn = new java.util.concurrent.CountDownLatch(1);
+        attention = AttentionServer.start(new AttentionServer.Config(modelDir, "127.0.0.1", 0, ENGINE, 2, 8,
+                (config, loader, backend, maxTokens) -> new HeldFeedForward(
+                        new io.moecluster.core.moe.LocalFeedForward(config, loader, backend, maxTokens), hold, held, goOn)));
+        toClose.add(attention);
+        toClose.add(goOn::countDown); // closed before the attention server: never leave its loop held
+        RouterServer router = RouterServer.start(new RouterServer.Config(modelDir, "127.0.0.1", 0,
+                List.of(attention.address()), 64, 0, List.of()));
+        toClose.add(router);
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", router.port()).usePlaintext().build();
+        ManagedChannel ch = channel;
+        toClose.add(() -> ch.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
+
+        hold.set(true);
+        CompletableFuture<Throwable> first = streamInBackground(textRequest(PROMPT, 3));
+        assertThat(held.await(30, TimeUnit.SECONDS)).isTrue();
+        List<Context.CancellableContext> storm = new ArrayList<>();
+        List<CompletableFuture<Throwable>> ends = new ArrayList<>();
+        for (int i = 0; i < 300; i++) {
+            Context.CancellableContext ctx = Context.current().withCancellation();
+            storm.add(ctx);
+            GenerateRequest r = textRequest("storm " + i, 8);
+            ends.add(ctx.wrap(() -> streamInBackground(r)).call());
+        }
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (attention.loop().queuedCount() < 7 && System.nanoTime() < deadline) {
+            Thread.sleep(10); // the replica's queue fills (1 running + 1 waiting slot + 8 queued, less the first)
+        }
+        assertThat(attention.loop().queuedCount()).as("queued at the replica before the cancels").isGreaterThanOrEqualTo(7);
+        storm.forEach(ctx -> ctx.cancel(null));
+        for (CompletableFuture<Throwable> end : ends) {
+            assertThat(end.get(30, TimeUnit.SECONDS)).isInstanceOf(StatusRuntimeException.class);
+        }
+        while (attention.loop().queuedCount() > 1 && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+        assertThat(attention.loop().queuedCount()).as("queued at the replica after the cancels, step still held")
+                .isLessThanOrEqualTo(1);
+        ClusterStatus status = AdminGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .getClusterStatus(ClusterStatusRequest.getDefaultInstance());
+        assertThat(status.getActiveRequests()).isEqualTo(1);
+        CompletableFuture<Throwable> normal = streamInBackground(textRequest("a normal request", 3));
+        goOn.countDown();
+        assertThat(normal.get(30, TimeUnit.SECONDS)).as("the normal request's end").isNull();
+        assertThat(first.get(30, TimeUnit.SECONDS)).isNull();
+    }
+
+    /** A stream read to its end in the background: null when it completed, else what it failed with. */
+    private CompletableFuture<Throwable> streamInBackground(GenerateRequest r) {
+        CompletableFuture<Throwable> end = new CompletableFuture<>();
+        InferenceGrpc.newStub(channel).generateStream(r, new StreamObserver<>() {
+            @Override
+            public void onNext(GenerateStreamResponse value) {
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                end.complete(t);
+            }
+
+            @Override
+            public void onCompleted() {
+                end.complete(null);
+            }
+        });
+        return end;
+    }
+
     @Test
     void badInputIsRefusedNamingTheField() {
         startCluster(4);
@@ -302,6 +419,18 @@ class RouterEndToEndTest {
                 .setSampling(SamplingParameters.newBuilder().setTopP(2f)).build(), "sampling.top_p");
         assertInvalid(textRequest("hi", 4).toBuilder()
                 .setSampling(SamplingParameters.newBuilder().setMaxTokens(-1)).build(), "sampling.max_tokens");
+        // Issue 13, defect 6: text past the limit is refused before it is tokenized, on every method.
+        int limit = Math.max(RequestValidator.MIN_MAX_INPUT_CHARS, RequestValidator.MAX_CHARS_PER_POSITION
+                * inference().getModelInfo(GetModelInfoRequest.getDefaultInstance()).getMaxSequenceLength());
+        String huge = "x".repeat(limit + 1);
+        assertInvalid(textRequest(huge, 4), "text has " + huge.length() + " characters; at most");
+        assertThatThrownBy(() -> inference().tokenize(TokenizeRequest.newBuilder().setText(huge).build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription()).contains("text has");
+                });
+        assertThat(inference().tokenize(TokenizeRequest.newBuilder().setText("x".repeat(1000)).build()).getTokenIdsCount())
+                .isPositive();
         assertThatThrownBy(() -> inference().detokenize(DetokenizeRequest.newBuilder().addTokenIds(5000).build()))
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e ->
                         assertThat(e.getStatus().getDescription()).contains("token_ids[0] = 5000"));
@@ -314,6 +443,70 @@ class RouterEndToEndTest {
                 assertThat(e.getStatus().getDescription()).contains(message);
             });
         }
+    }
+
+    /** Raw bytes as a request: what a buggy or hostile client can send. */
+    static final io.grpc.MethodDescriptor.Marshaller<byte[]> BYTES = new io.grpc.MethodDescriptor.Marshaller<>() {
+        @Override
+        public java.io.InputStream stream(byte[] value) {
+            return new java.io.ByteArrayInputStream(value);
+        }
+
+        @Override
+        public byte[] parse(java.io.InputStream stream) {
+            try {
+                return stream.readAllBytes();
+            } catch (java.io.IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+        }
+    };
+
+    private Status raw(io.grpc.MethodDescriptor<?, ?> method, byte[] request) {
+        io.grpc.MethodDescriptor<byte[], byte[]> m = method.toBuilder(BYTES, BYTES).build();
+        try {
+            if (m.getType() == io.grpc.MethodDescriptor.MethodType.UNARY) {
+                io.grpc.stub.ClientCalls.blockingUnaryCall(channel, m,
+                        io.grpc.CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS), request);
+            } else {
+                io.grpc.stub.ClientCalls.blockingServerStreamingCall(channel, m,
+                        io.grpc.CallOptions.DEFAULT.withDeadlineAfter(10, TimeUnit.SECONDS), request).forEachRemaining(b -> { });
+            }
+            return Status.OK;
+        } catch (StatusRuntimeException e) {
+            return e.getStatus();
+        }
+    }
+
+    /**
+     * Invalid UTF-8 in a string field, a truncated message and one nested past protobuf's depth
+     * limit are INVALID_ARGUMENT (not UNKNOWN), on every public method; the router serves on.
+     */
+    @Test
+    void unreadableRequestsAreInvalidArgument() {
+        startCluster(4);
+        byte[] badUtf8Text = {0x0a, 0x02, (byte) 0xc3, 0x28}; // field 1 (text) = C3 28
+        byte[] truncated = {0x0a, 0x09, 0x68, 0x69}; // field 1 claims 9 bytes, 2 follow
+        // SamplingParameters (field 3 of GenerateRequest) holding unknown group fields 200 levels deep.
+        java.io.ByteArrayOutputStream deep = new java.io.ByteArrayOutputStream();
+        for (int i = 0; i < 200; i++) {
+            deep.write(0x0b); // field 1, start group
+        }
+        for (int i = 0; i < 200; i++) {
+            deep.write(0x0c); // field 1, end group
+        }
+        byte[] nested = deep.toByteArray();
+        for (var method : List.of(InferenceGrpc.getTokenizeMethod(), InferenceGrpc.getGenerateMethod(),
+                InferenceGrpc.getGenerateStreamMethod())) {
+            for (byte[] request : List.of(badUtf8Text, truncated, nested)) {
+                Status s = raw(method, request);
+                assertThat(s.getCode()).as("%s %s", method.getBareMethodName(), s).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                assertThat(s.getDescription()).contains("is not a valid message");
+            }
+        }
+        assertThat(raw(AdminGrpc.getGetClusterStatusMethod(), truncated).getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+        assertThat(inference().tokenize(TokenizeRequest.newBuilder().setText(PROMPT).build()).getTokenIdsCount())
+                .isPositive();
     }
 
     @Test

@@ -18,13 +18,26 @@ public final class GrpcServers {
      * calls to finish before cancelling the rest.
      */
     public static void stop(Server server, HealthStatusManager health, Runnable meanwhile) {
+        stop(server, health, meanwhile, () -> { });
+    }
+
+    /**
+     * As {@link #stop(Server, HealthStatusManager, Runnable)}; calls still running after the grace
+     * period are first given {@code endTheRest} (which ends them with a status of the service's
+     * choosing, UNAVAILABLE, say) and a second to send it, before the rest are cancelled (which a
+     * client sees as CANCELLED).
+     */
+    public static void stop(Server server, HealthStatusManager health, Runnable meanwhile, Runnable endTheRest) {
         health.enterTerminalState();
         server.shutdown();
         meanwhile.run();
         try {
             if (!server.awaitTermination(GRACE_SECONDS, TimeUnit.SECONDS)) {
-                server.shutdownNow();
-                server.awaitTermination(GRACE_SECONDS, TimeUnit.SECONDS);
+                endTheRest.run();
+                if (!server.awaitTermination(1, TimeUnit.SECONDS)) {
+                    server.shutdownNow();
+                    server.awaitTermination(GRACE_SECONDS, TimeUnit.SECONDS);
+                }
             }
         } catch (InterruptedException e) {
             server.shutdownNow();

@@ -5,6 +5,7 @@ import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.DataPlaneSettings;
 import java.nio.file.Path;
 import java.util.Objects;
+import java.util.function.Consumer;
 
 /**
  * The settings every service of a cluster has, whatever its role: the cluster file, the model,
@@ -19,6 +20,7 @@ public abstract class ServiceContext<C extends ServiceContext<C>> extends DataPl
     private Path model;
     private int metricsPort;
     private TracingOptions tracing;
+    private Consumer<Throwable> onAeronLost = cause -> { };
 
     /** The cluster file: where every service is, the Aeron directory. Required. */
     public C cluster(ClusterSpec cluster) {
@@ -58,6 +60,21 @@ public abstract class ServiceContext<C extends ServiceContext<C>> extends DataPl
 
     public TracingOptions tracing() {
         return tracing;
+    }
+
+    /**
+     * What to do, besides reporting NOT_SERVING, when the service's Aeron client dies under it
+     * ({@link AeronLoss}); runs on an Aeron thread and must not block. Default: nothing more (a
+     * service in a test, or embedded in another program). {@code moe serve} exits the process with
+     * {@link AeronLoss#EXIT_STATUS} so that its supervisor restarts it.
+     */
+    public C onAeronLost(Consumer<Throwable> onAeronLost) {
+        this.onAeronLost = Objects.requireNonNull(onAeronLost, "onAeronLost");
+        return self();
+    }
+
+    public Consumer<Throwable> onAeronLost() {
+        return onAeronLost;
     }
 
     @Override

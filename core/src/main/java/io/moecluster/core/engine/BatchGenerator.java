@@ -11,6 +11,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 
 /**
@@ -19,8 +20,13 @@ import java.util.List;
  * prompt chunks of sequences still prefilling; new sequences join between steps, finished ones
  * leave and free their KV cache.
  *
- * <p>Decode tokens go first so that running sequences keep their inter-token latency while long
- * prompts are admitted in chunks. Single-threaded: one caller submits and steps.
+ * <p>The step's token budget ({@code --max-batch-tokens}) is spent in this order: one decode token
+ * for every running sequence first, so running sequences keep their inter-token latency while long
+ * prompts are admitted in chunks; then prompt chunks, the shortest remaining prompt first, so a
+ * short request is not stuck behind a long prompt's prefill. A long prompt therefore slows every
+ * other request by a bounded factor: each of their steps holds at most the budget's tokens, and a
+ * short prompt (up to the budget minus the running sequences) is prefilled in the first step after
+ * it is admitted. Single-threaded: one caller submits and steps.
  *
  * <p>A group of sequences with one prompt ({@link #submitGroup}: a request for n completions) is
  * prefilled once: its leader is admitted with slots held for the others, and in the step that
@@ -39,6 +45,9 @@ public final class BatchGenerator {
     private long nextId = 1;
     /** Slots held for siblings of admitted leaders that have not forked yet. */
     private int reservedSlots;
+    /** Scratch of {@link #step()}: the running sequences with prompt left, in the order they get budget. */
+    private final List<Sequence> prefilling = new ArrayList<>();
+    private static final Comparator<Sequence> SHORTEST_PROMPT_FIRST = Comparator.comparingInt(Sequence::promptRemaining);
 
     /** @param maxRunning most sequences holding a KV cache at once; the rest wait in order */
     public BatchGenerator(Engine engine, int maxRunning) {
@@ -199,10 +208,21 @@ public final class BatchGenerator {
                 s.advance(1); // the batch holds the position; the sequence's count moves on now
             }
         }
+        // The rest of the budget goes to prompts, shortest remaining first: a short request that
+        // arrives while a long prompt is being prefilled is prefilled in the next step and starts
+        // decoding, instead of waiting until the long prompt is in (head-of-line blocking). The
+        // long one takes what is left of every step, so it still finishes.
+        prefilling.clear();
         for (Sequence s : running) {
+            if (s.promptRemaining() > 0) {
+                prefilling.add(s);
+            }
+        }
+        prefilling.sort(SHORTEST_PROMPT_FIRST); // stable: equal ones in admission order
+        for (Sequence s : prefilling) {
             int remaining = s.promptRemaining();
-            if (remaining == 0 || batch.remaining() == 0) {
-                continue;
+            if (batch.remaining() == 0) {
+                break;
             }
             int chunk = Math.min(remaining, batch.remaining());
             int start = s.cached();
@@ -215,6 +235,7 @@ public final class BatchGenerator {
             }
             s.advance(chunk);
         }
+        prefilling.clear();
         int tokens = batch.size();
         if (tokens == 0) {
             return 0;

@@ -40,6 +40,46 @@ class BatchGeneratorTest {
         return p;
     }
 
+    /**
+     * Issue 13, defect 2: a short request that arrives while a long prompt is being prefilled is
+     * not stuck behind it. Counted in steps and tokens, not time: with a budget of 8 tokens a step,
+     * a 120-token prompt needs 15+ steps of prefill; the 2-token request sent during it is
+     * prefilled in the next step and done 2 steps later, while a sequence already decoding gets
+     * one token in every step (decode first) and no step holds more than the budget. Every
+     * sequence still gets its own greedy tokens.
+     */
+    @Test
+    void aShortRequestIsNotStuckBehindALongPrefill() {
+        int budget = 8;
+        try (Engine engine = Engine.open(GoldenModels.dir(GoldenModels.MIXTRAL), new EngineOptions(1, budget, 256))) {
+            BatchGenerator gen = new BatchGenerator(engine, 4);
+            Sequence decoding = gen.submit(prompt(3, 7), SamplingParams.greedy(30).withIgnoreEos(true), TokenSink.NONE);
+            gen.step();
+            Sequence longPrompt = gen.submit(prompt(120, 1), SamplingParams.greedy(4).withIgnoreEos(true), TokenSink.NONE);
+            gen.step();
+            gen.step();
+            int longLeft = longPrompt.promptRemaining();
+            assertThat(longLeft).as("the long prompt is being prefilled").isBetween(100, 119);
+            Sequence shortRequest = gen.submit(prompt(2, 2), SamplingParams.greedy(3).withIgnoreEos(true), TokenSink.NONE);
+            int steps = 0;
+            while (!shortRequest.isFinished()) {
+                int decodedBefore = decoding.generatedCount();
+                int tokens = gen.step();
+                steps++;
+                assertThat(tokens).as("step %d", steps).isBetween(1, budget);
+                assertThat(decoding.generatedCount()).as("decode first: a token per step").isEqualTo(decodedBefore + 1);
+                assertThat(steps).as("steps the short request took").isLessThanOrEqualTo(3);
+            }
+            assertThat(steps).isEqualTo(3);
+            assertThat(longPrompt.promptRemaining()).as("still prefilling the long prompt").isPositive();
+            assertThat(longPrompt.promptRemaining()).as("and it made progress").isLessThan(longLeft);
+            gen.runToCompletion();
+            assertThat(shortRequest.generatedTokens()).containsExactly(naiveGreedy(engine, prompt(2, 2), 3));
+            assertThat(longPrompt.generatedTokens()).containsExactly(naiveGreedy(engine, prompt(120, 1), 4));
+            assertThat(decoding.generatedTokens()).containsExactly(naiveGreedy(engine, prompt(3, 7), 30));
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {GoldenModels.MIXTRAL, GoldenModels.QWEN2_MOE})
     void continuousBatchingGivesEachSequenceItsOwnGreedyTokens(String model) {

@@ -19,18 +19,53 @@ import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Starts a local cluster as separate processes, one JVM per service, each {@code moe serve ROLE}
- * on this JVM's runtime and class path: the media driver first, then the expert services, the
- * attention service and the router. Each step waits for its services' ready markers and fails
- * with the service's log tail if one dies or does not come up in time; whatever was started is
- * stopped again on failure.
+ * on this JVM's runtime and class path, each with its role's heap limit ({@link #DEFAULT_HEAPS}):
+ * the media driver first, then the expert services, the attention service and the router. Each
+ * step waits for its services' ready markers and fails with the service's log tail if one dies or
+ * does not come up in time; whatever was started is stopped again on failure. Every command line
+ * is recorded ({@link ClusterState#commands()}), so that the supervisor
+ * ({@link LocalSupervisor}, {@link #startSupervisor()}) can start a service again the same way.
+ * Logs are appended to, never overwritten; {@code moe up} rotates the previous run's first.
  */
 public final class LocalClusterLauncher {
     /**
+     * The JVM heap ({@code -Xmx}) of each role unless {@code moe up --heap ROLE=SIZE} says otherwise.
+     * Weights are mapped, and activations and KV caches live off the heap, so heaps hold requests,
+     * tokenizer and gRPC buffers: small and bounded, so that a burst of large requests fails one
+     * request rather than growing a process without limit.
+     */
+    public static final Map<String, String> DEFAULT_HEAPS = Map.of("media-driver", "128m", "expert", "512m",
+            "attention", "1g", "router", "1g", "supervisor", "64m");
+
+    /**
      * @param httpPort the router's OpenAI-compatible API: 0 picks a free port, a negative one turns it off
      * @param chatTemplate a chat template file replacing the model's, or null
+     * @param heaps {@code -Xmx} values by role that replace {@link #DEFAULT_HEAPS}' (empty: the defaults)
+     * @param supervise whether a supervisor restarts services that exit
      */
     public record Options(Path model, int expertsPerService, boolean embeddedRouter, int grpcPort, int threads,
-                          int maxBatchTokens, Duration startTimeout, int httpPort, Path chatTemplate) {
+                          int maxBatchTokens, Duration startTimeout, int httpPort, Path chatTemplate,
+                          Map<String, String> heaps, boolean supervise) {
+        public Options {
+            heaps = Map.copyOf(heaps);
+            for (Map.Entry<String, String> h : heaps.entrySet()) {
+                if (!DEFAULT_HEAPS.containsKey(h.getKey())) {
+                    throw new IllegalArgumentException("--heap: unknown role '" + h.getKey() + "' (roles: "
+                            + String.join(", ", new java.util.TreeSet<>(DEFAULT_HEAPS.keySet())) + ")");
+                }
+                if (!h.getValue().matches("[0-9]+[kKmMgG]?")) {
+                    throw new IllegalArgumentException("--heap: '" + h.getValue() + "' is not a heap size like 512m or 2g");
+                }
+            }
+        }
+
+        /** Default heaps, supervised. */
+        public Options(Path model, int expertsPerService, boolean embeddedRouter, int grpcPort, int threads,
+                       int maxBatchTokens, Duration startTimeout, int httpPort, Path chatTemplate) {
+            this(model, expertsPerService, embeddedRouter, grpcPort, threads, maxBatchTokens, startTimeout, httpPort,
+                    chatTemplate, Map.of(), true);
+        }
+
         /** With the HTTP API on a free port and the model's chat template. */
         public Options(Path model, int expertsPerService, boolean embeddedRouter, int grpcPort, int threads,
                        int maxBatchTokens, Duration startTimeout) {
@@ -39,7 +74,12 @@ public final class LocalClusterLauncher {
 
         Options withHttpPort(int port) {
             return new Options(model, expertsPerService, embeddedRouter, grpcPort, threads, maxBatchTokens, startTimeout,
-                    port, chatTemplate);
+                    port, chatTemplate, heaps, supervise);
+        }
+
+        /** The {@code -Xmx} value of {@code role}. */
+        public String heap(String role) {
+            return heaps.getOrDefault(role, DEFAULT_HEAPS.get(role));
         }
     }
 
@@ -108,8 +148,11 @@ public final class LocalClusterLauncher {
     /** Starts everything and returns the cluster file; on failure stops what it started and rethrows. */
     public ClusterSpec start() throws IOException, InterruptedException {
         ModelConfig config = ModelConfig.load(options.model());
+        state.rotateLogs();
         Files.createDirectories(state.dir().resolve("logs"));
         deleteTree(state.dir().resolve("ready"));
+        Files.deleteIfExists(state.commandsFile());
+        Files.deleteIfExists(state.supervisorFile());
         ClusterSpec spec = layout(config, options, newAeronDir());
         if (options.httpPort() == 0) {
             options = options.withHttpPort(freePort());
@@ -170,7 +213,8 @@ public final class LocalClusterLauncher {
         } catch (IllegalStateException e) {
             ProcessHandle.of(pids.get(service.id())).ifPresent(ProcessHandle::destroyForcibly);
             pids.remove(service.id());
-            state.writePids(pids);
+            state.updatePids(m -> m.remove(service.id()));
+            state.writeCommand(service.id(), null);
             throw e;
         }
     }
@@ -194,14 +238,42 @@ public final class LocalClusterLauncher {
         return Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / services));
     }
 
-    private void launch(String id, List<String> args) throws IOException {
+    /** The role of a service id, as {@link #DEFAULT_HEAPS} names it. */
+    static String role(List<String> args) {
+        return args.get(0).equals("serve") ? args.get(1) : args.get(0);
+    }
+
+    /** {@code java} with the moe JVM options, the heap limit of {@code role}, and {@code moe ARGS}. */
+    private List<String> javaCommand(String role, List<String> args) {
         List<String> cmd = new ArrayList<>();
         cmd.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         cmd.addAll(JvmOptions.read());
+        cmd.add("-Xmx" + options.heap(role));
+        // A service out of heap exits (its supervisor restarts it) rather than limping on.
+        cmd.add("-XX:+ExitOnOutOfMemoryError");
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add("io.moecluster.cli.MoeCommand");
         cmd.addAll(args);
+        return cmd;
+    }
+
+    /**
+     * Starts the supervisor of this cluster ({@code moe supervise}), which restarts any service that
+     * exits, with backoff ({@link LocalSupervisor}); it is recorded in the pid file as
+     * {@code supervisor} and is the first thing {@code moe down} stops.
+     */
+    public void startSupervisor() throws IOException {
+        List<String> cmd = javaCommand("supervisor", List.of("supervise", "--state-dir",
+                state.dir().toAbsolutePath().toString()));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(state.log("supervisor").toFile())).start();
+        pids.put(LocalSupervisor.ID, p.pid());
+        state.updatePids(m -> m.put(LocalSupervisor.ID, p.pid()));
+    }
+
+    private void launch(String id, List<String> args) throws IOException {
+        List<String> cmd = javaCommand(role(args), args);
         cmd.add("--cluster");
         cmd.add(state.clusterFile().toAbsolutePath().toString());
         cmd.add("--state-dir");
@@ -212,10 +284,11 @@ public final class LocalClusterLauncher {
             cmd.add(Integer.toString(port));
             metrics.put(id, "http://127.0.0.1:" + port + "/metrics");
         }
+        state.writeCommand(id, cmd);
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
-                .redirectOutput(state.log(id).toFile()).start();
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(state.log(id).toFile())).start();
         pids.put(id, p.pid());
-        state.writePids(pids);
+        state.updatePids(m -> m.put(id, p.pid()));
     }
 
     private void await(List<String> ids) throws IOException, InterruptedException {

@@ -15,9 +15,17 @@ public final class LocalClusterStopper {
     private LocalClusterStopper() {
     }
 
-    /** @return the ids that had to be killed */
+    /**
+     * The supervisor goes first, whatever its place in the start order (replicas {@code moe scale}
+     * added come after it), so that nothing stopped here is started again.
+     *
+     * @return the ids that had to be killed
+     */
     public static List<String> stop(ClusterState state, Map<String, Long> pids, Duration grace) throws IOException {
         List<String> ids = new ArrayList<>(pids.keySet());
+        if (ids.remove(LocalSupervisor.ID)) {
+            ids.add(LocalSupervisor.ID);
+        }
         List<String> killed = new ArrayList<>();
         for (int i = ids.size() - 1; i >= 0; i--) {
             String id = ids.get(i);

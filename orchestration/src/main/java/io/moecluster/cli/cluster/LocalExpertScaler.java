@@ -47,7 +47,25 @@ public final class LocalExpertScaler implements AutoCloseable {
         return spec.experts().stream().filter(e -> e.experts().contains(expert)).toList();
     }
 
-    /** Adds or removes replicas of {@code expert} until {@code replicas} services host it. */
+    /**
+     * Whether expert service {@code id} counts as a replica: its process is alive and the router
+     * reports it healthy (its publication has a subscriber and it is not in quarantine). A dead
+     * one stays listed (the supervisor may bring it back) but is not counted.
+     */
+    private boolean live(String id, Map<String, Long> pids) {
+        boolean alive = Optional.ofNullable(pids.get(id)).flatMap(ProcessHandle::of).map(ProcessHandle::isAlive)
+                .orElse(false);
+        if (!alive) {
+            return false;
+        }
+        ClusterSpec spec = state.spec();
+        if (spec.embeddedRouter()) {
+            return true; // embedded routers report no placement; the process is what there is to go by
+        }
+        return status(spec).getServicesList().stream().anyMatch(s -> s.getInstanceId().equals(id) && s.getHealthy());
+    }
+
+    /** Adds or removes replicas of {@code expert} until {@code replicas} live services host it. */
     public void scale(int expert, int replicas) throws IOException, InterruptedException {
         ClusterSpec spec = state.spec();
         ModelConfig config = ModelConfig.load(state.launchOptions().model());
@@ -58,7 +76,16 @@ public final class LocalExpertScaler implements AutoCloseable {
         if (replicas < 1) {
             throw new IllegalArgumentException("--replicas must be >= 1, got " + replicas);
         }
-        List<ClusterSpec.Expert> now = hosting(spec, expert);
+        Map<String, Long> pids = state.pids();
+        List<ClusterSpec.Expert> now = new ArrayList<>();
+        for (ClusterSpec.Expert e : hosting(spec, expert)) {
+            if (live(e.id(), pids)) {
+                now.add(e);
+            } else {
+                out.printf("%s (hosting expert %d) is not live (process %s, or unhealthy at the router): not counted%n",
+                        e.id(), expert, pids.containsKey(e.id()) ? "exited" : "unknown");
+            }
+        }
         if (now.size() == replicas) {
             out.printf("expert %d already has %d replicas: %s%n", expert, replicas, ids(now));
             return;
@@ -85,7 +112,7 @@ public final class LocalExpertScaler implements AutoCloseable {
         int left = now.size();
         for (int i = candidates.size() - 1; i >= 0 && left > replicas; i--) {
             ClusterSpec.Expert c = candidates.get(i);
-            if (uncovered(state.spec(), c.id()) == null && c.experts().size() == 1) {
+            if (uncovered(state.spec(), c.id(), aliveIds()) == null && c.experts().size() == 1) {
                 drain(c.id(), false);
                 left--;
             }
@@ -94,7 +121,7 @@ public final class LocalExpertScaler implements AutoCloseable {
             if (left <= replicas) {
                 break;
             }
-            if (state.spec().experts().contains(c) && uncovered(state.spec(), c.id()) == null) {
+            if (state.spec().experts().contains(c) && uncovered(state.spec(), c.id(), aliveIds()) == null) {
                 drain(c.id(), false);
                 left--;
             }
@@ -116,7 +143,7 @@ public final class LocalExpertScaler implements AutoCloseable {
             throw new IllegalArgumentException("the local cluster has no expert service '" + id + "' (expert services: "
                     + ids(spec.experts()) + ")");
         }
-        String uncovered = uncovered(spec, id);
+        String uncovered = uncovered(spec, id, aliveIds());
         if (uncovered != null && !force) {
             throw new IllegalArgumentException("draining " + id + " would leave " + uncovered
                     + " without a replica; add one first (moe scale) or pass --force");
@@ -137,20 +164,34 @@ public final class LocalExpertScaler implements AutoCloseable {
                 out.printf("%s did not stop within %d s and was killed%n", id, timeout.toSeconds());
             }
         }
-        Map<String, Long> pids = state.pids();
-        pids.remove(id);
-        state.writePids(pids);
+        state.updatePids(m -> m.remove(id));
+        state.writeCommand(id, null);
         Files.deleteIfExists(state.readyMarker(id));
         out.printf("drained %s in %.1f s%n", id, (System.nanoTime() - start) / 1e9);
     }
 
-    /** The first (layer, expert) only {@code id} hosts, described; null when every one has another replica. */
-    static String uncovered(ClusterSpec spec, String id) {
+    /** The services of the pid file whose process is alive. */
+    private Set<String> aliveIds() throws IOException {
+        Set<String> alive = new HashSet<>();
+        state.pids().forEach((id, pid) -> {
+            if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+                alive.add(id);
+            }
+        });
+        return alive;
+    }
+
+    /**
+     * The first (layer, expert) only {@code id} hosts, described; null when every one has another
+     * replica whose process is alive (a dead one covers nothing).
+     */
+    static String uncovered(ClusterSpec spec, String id, Set<String> alive) {
         ClusterSpec.Expert leaving = spec.experts().stream().filter(e -> e.id().equals(id)).findFirst().orElseThrow();
         for (int e : leaving.experts()) {
             for (int l = leaving.firstLayer(); l <= leaving.lastLayer(); l++) {
                 int layer = l;
-                boolean other = spec.experts().stream().anyMatch(s -> !s.id().equals(id) && s.experts().contains(e)
+                boolean other = spec.experts().stream().anyMatch(s -> !s.id().equals(id) && alive.contains(s.id())
+                        && s.experts().contains(e)
                         && s.firstLayer() <= layer && layer <= s.lastLayer());
                 if (!other) {
                     return "expert " + e + " of layer " + l;

@@ -122,6 +122,7 @@ final class OpenAiRequest {
             }
             throw ApiException.invalid("messages", e.getMessage());
         }
+        checkTextSize(validator, text, "messages");
         // The template writes the special tokens it wants (BOS among them), as vLLM has it.
         int[] prompt = tokenizer.encode(text, false);
         if (prompt.length == 0) {
@@ -134,6 +135,15 @@ final class OpenAiRequest {
         RequestValidator.FieldNames names = names(maxName, "top_logprobs");
         return new OpenAiRequest(true, prepare(validator, prompt, p, names), stream(body), includeUsage(body),
                 logprobs, null, bool(body, "return_token_ids", false));
+    }
+
+    /** Text longer than the validator's limit is refused (400) before the tokenizer sees it. */
+    private static void checkTextSize(RequestValidator validator, String text, String param) throws ApiException {
+        try {
+            validator.checkTextSize(text, param);
+        } catch (InvalidRequestException e) {
+            throw ApiException.invalid(param, e.getMessage());
+        }
     }
 
     static OpenAiRequest completion(JsonNode body, RequestValidator validator, TextTokenizer tokenizer)
@@ -151,6 +161,7 @@ final class OpenAiRequest {
                 throw ApiException.invalid("prompt", "prompt is empty");
             }
             promptText = prompt.asText();
+            checkTextSize(validator, promptText, "prompt");
             ids = tokenizer.encode(promptText, true);
         } else if (prompt.isArray() && (prompt.isEmpty() || prompt.get(0).isIntegralNumber())) {
             List<Integer> list = new ArrayList<>();

@@ -49,7 +49,7 @@ import org.slf4j.LoggerFactory;
 public final class OpenAiServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(OpenAiServer.class);
     /** The largest request body (a long conversation), as vLLM's default is unbounded and OpenAI's is a few MB. */
-    static final long MAX_BODY_BYTES = 32L << 20;
+    static final long MAX_BODY_BYTES = 8L << 20;
 
     /**
      * @param bind the address to listen on
@@ -284,8 +284,9 @@ public final class OpenAiServer implements AutoCloseable {
                 return;
             }
             URI uri = URI.create(config.metricsEndpoint());
+            // Bounded: a metrics endpoint that does not answer is a 503 after 10 s, not a hung request.
             metricsClient.request(new RequestOptions().setMethod(HttpMethod.GET).setHost(uri.getHost())
-                            .setPort(uri.getPort()).setURI(uri.getRawPath()))
+                            .setPort(uri.getPort()).setURI(uri.getRawPath()).setConnectTimeout(2_000).setIdleTimeout(10_000))
                     .compose(req -> req.send().compose(res -> res.body().map(b -> {
                         rc.response().setStatusCode(res.statusCode());
                         String type = res.getHeader("content-type");

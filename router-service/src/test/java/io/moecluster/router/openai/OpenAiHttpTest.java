@@ -311,6 +311,16 @@ class OpenAiHttpTest {
                 "stream_options");
         assertError(post("/v1/completions", "not json"), 400, null);
         assertError(post("/v1/completions", "{\"prompt\": \"x\", \"echo\": true, \"logprobs\": 1}"), 400, "echo");
+        // Issue 13, defect 6: text past the limit is refused before it is tokenized.
+        int limit = Math.max(io.moecluster.router.RequestValidator.MIN_MAX_INPUT_CHARS,
+                io.moecluster.router.RequestValidator.MAX_CHARS_PER_POSITION
+                        * models.body().get("data").get(0).get("max_model_len").asInt());
+        String huge = "x".repeat(limit + 1);
+        Reply tooLong = post("/v1/completions", "{\"prompt\": \"" + huge + "\"}");
+        assertError(tooLong, 400, "prompt");
+        assertThat(tooLong.body().get("error").get("message").asText()).contains("characters; at most");
+        assertError(post("/v1/chat/completions", "{\"messages\": [{\"role\": \"user\", \"content\": \"" + huge + "\"}]}"),
+                400, "messages");
         Reply wrongModel = post("/v1/completions", "{\"model\": \"gpt-4\", \"prompt\": \"x\"}");
         assertThat(wrongModel.status()).isEqualTo(404);
         assertThat(wrongModel.body().get("error").get("code").asText()).isEqualTo("model_not_found");
