@@ -13,6 +13,7 @@ import io.moecluster.dispatch.AeronExpertDispatcher;
 import io.moecluster.dispatch.MoeRoutingContext;
 import io.moecluster.dispatch.RouterMetrics;
 import io.moecluster.dispatch.TracedExpertDispatcher;
+import io.moecluster.service.DataPlaneMetrics;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.transport.AeronClients;
@@ -119,6 +120,7 @@ public final class AttentionNode implements AutoCloseable {
             ServiceMetrics metrics = resources.add(ServiceMetrics.start("moe-attention", ctx.id, self.host(),
                     ctx.metricsPort()));
             ServiceTracing tracing = resources.add(ctx.tracing().start("moe-attention", ctx.id));
+            DataPlaneMetrics.register(metrics.meter(), ctx.dataPlaneAuth());
             FeedForwardFactory feedForward = spec.embeddedRouter()
                     ? (config, loader, backend, maxTokens) -> {
                         AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(ctx.dispatcher(aeron, config,
@@ -158,6 +160,7 @@ public final class AttentionNode implements AutoCloseable {
                 .timeout(ctx.moeTimeout)
                 .publicationDeadline(ctx.publicationDeadline())
                 .idleStrategy(ctx.idleStrategy())
+                .dataPlaneAuth(ctx.dataPlaneAuth())
                 .tracing(tracing));
     }
 

@@ -5,6 +5,7 @@ import io.aeron.Publication;
 import io.moecluster.dispatch.placement.ExpertReplica;
 import io.moecluster.dispatch.placement.ReplicaChoice;
 import io.moecluster.transport.BoundedPublisher;
+import io.moecluster.transport.DataPlaneAuth;
 import io.moecluster.transport.IdleStrategies;
 import io.moecluster.transport.TokenBatchWriter;
 import java.time.Duration;
@@ -19,19 +20,21 @@ import java.util.concurrent.ConcurrentHashMap;
 final class ReplicaPublications implements ReplicaChoice.Links, AutoCloseable {
     private final Aeron aeron;
     private final Duration deadline;
+    private final DataPlaneAuth auth;
     // Concurrent: the metrics scrape reads the publishers' counters from another thread.
     private final Map<ExpertReplica, TokenBatchWriter> writers = new ConcurrentHashMap<>();
 
-    ReplicaPublications(Aeron aeron, Duration deadline) {
+    ReplicaPublications(Aeron aeron, Duration deadline, DataPlaneAuth auth) {
         this.aeron = aeron;
         this.deadline = deadline;
+        this.auth = auth;
     }
 
     TokenBatchWriter writer(ExpertReplica r) {
         TokenBatchWriter w = writers.get(r); // a plain get: this runs per expert per layer
         if (w == null) {
             Publication p = aeron.addPublication(r.channel(), r.streamId());
-            w = new TokenBatchWriter(new BoundedPublisher(p, IdleStrategies.backoff(), deadline));
+            w = new TokenBatchWriter(new BoundedPublisher(p, IdleStrategies.backoff(), deadline), auth);
             writers.put(r, w);
         }
         return w;

@@ -11,6 +11,7 @@ import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.Checkpoint;
 import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.service.DataPlaneMetrics;
 import io.moecluster.service.ServiceContext;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
@@ -117,10 +118,11 @@ public final class ExpertNode implements AutoCloseable {
             Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir()));
             ExpertWorker worker = resources.add(new ExpertWorker(ctx.id, aeron, spec.channelOf(self), self.streamId(),
                     config, bank, spec.experts().indexOf(self) + 100, spec::replyChannel, ctx.publicationDeadline(),
-                    tracing));
+                    ctx.dataPlaneAuth(), tracing));
             AgentRunner runner = resources.add(AgentRunners.start(worker.agent(), IdleStrategies.parse(ctx.idleStrategy())));
             ServiceMetrics metrics = resources.add(ServiceMetrics.start("moe-expert", ctx.id, "127.0.0.1", ctx.metricsPort()));
             ExpertMetrics.register(metrics.meter(), worker);
+            DataPlaneMetrics.register(metrics.meter(), ctx.dataPlaneAuth());
             return new ExpertNode(resources, worker, metrics);
         } catch (RuntimeException e) {
             throw resources.closeAfter(e);

@@ -17,6 +17,7 @@ import io.moecluster.router.RouterNode;
 import io.moecluster.service.ServiceContext;
 import io.moecluster.telemetry.LayerSampling;
 import io.moecluster.telemetry.TracingOptions;
+import io.moecluster.transport.DataPlaneAuth;
 import io.moecluster.transport.EmbeddedMediaDriver;
 import io.moecluster.transport.IdleStrategies;
 import java.io.PrintWriter;
@@ -94,6 +95,12 @@ final class ServeCommand implements Runnable {
                         + "http://127.0.0.1:8500).")
         String consul;
 
+        @Option(names = "--data-plane-secret-file", paramLabel = "FILE",
+                description = "The cluster's data-plane secret (one per line; the first signs, all verify): every Aeron "
+                        + "message is signed and checked with it. Default: $" + DataPlaneAuth.ENV_SECRET_FILE + ", else $"
+                        + DataPlaneAuth.ENV_SECRET + ", else none (unauthenticated; README, Security).")
+        Path dataPlaneSecretFile;
+
         private ServiceRegistry registry;
 
         /** One registry per process: what it watches and what it announces go through the same client. */
@@ -139,7 +146,8 @@ final class ServeCommand implements Runnable {
 
         /** These flags' settings on a service's context, with {@code cluster} (the --cluster file, maybe amended). */
         <C extends ServiceContext<C>> C applyTo(C context, ClusterSpec cluster) {
-            return context.cluster(cluster).metricsPort(metricsPort).tracing(tracing());
+            return context.cluster(cluster).metricsPort(metricsPort).tracing(tracing())
+                    .dataPlaneSecretFile(dataPlaneSecretFile);
         }
 
         /**

@@ -19,6 +19,7 @@ import io.moecluster.dispatch.TracedExpertDispatcher;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ServiceRole;
 import io.moecluster.proto.v1.ServiceStatus;
+import io.moecluster.service.DataPlaneMetrics;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.transport.AeronClients;
@@ -164,6 +165,7 @@ public final class RouterNode implements AutoCloseable {
             ServiceMetrics metrics = resources.add(ServiceMetrics.start("moe-router", spec.router().id(),
                     spec.router().host(), ctx.metricsPort()));
             ServiceTracing tracing = resources.add(ctx.tracing().start("moe-router", spec.router().id()));
+            DataPlaneMetrics.register(metrics.meter(), ctx.dataPlaneAuth());
             MoeService moe = null;
             ClusterStatusContributor experts;
             if (spec.embeddedRouter()) {
@@ -216,7 +218,8 @@ public final class RouterNode implements AutoCloseable {
                 .maxTokens(ctx.maxBatchTokens)
                 .replyChannels(spec::replyChannel)
                 .tracing(tracing)
-                .publicationDeadline(ctx.publicationDeadline())));
+                .publicationDeadline(ctx.publicationDeadline())
+                .dataPlaneAuth(ctx.dataPlaneAuth())));
         resources.add(AgentRunners.start(moe.agent(), IdleStrategies.parse(ctx.idleStrategy())));
         return moe;
     }

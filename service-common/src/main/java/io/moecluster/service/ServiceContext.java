@@ -5,6 +5,8 @@ import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.DataPlaneSettings;
 import java.nio.file.Path;
 import java.util.Objects;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The settings every service of a cluster has, whatever its role: the cluster file, the model,
@@ -15,6 +17,7 @@ import java.util.Objects;
  * @param <C> the concrete context, returned by every setter for chaining
  */
 public abstract class ServiceContext<C extends ServiceContext<C>> extends DataPlaneSettings<C> {
+    private static final Logger LOG = LoggerFactory.getLogger(ServiceContext.class);
     private ClusterSpec cluster;
     private Path model;
     private int metricsPort;
@@ -71,6 +74,11 @@ public abstract class ServiceContext<C extends ServiceContext<C>> extends DataPl
             tracing = TracingOptions.fromEnvironment();
         }
         concludeService();
+        if (dataPlaneAuth().enabled()) {
+            LOG.info(dataPlaneAuth().describe());
+        } else {
+            LOG.warn(dataPlaneAuth().describe());
+        }
     }
 
     /** The service's own defaults and checks. */
