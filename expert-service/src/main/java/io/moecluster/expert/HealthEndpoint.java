@@ -4,6 +4,7 @@ import io.grpc.Server;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
+import io.moecluster.service.security.ServiceSecurity;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -24,9 +25,15 @@ final class HealthEndpoint implements AutoCloseable {
     }
 
     static HealthEndpoint start(String bind, int port) {
+        return start(bind, port, ServiceSecurity.none());
+    }
+
+    /** With TLS when {@code security} has it (client certificates optional: health is open to probes that can do TLS). */
+    static HealthEndpoint start(String bind, int port, ServiceSecurity security) {
         HealthStatusManager health = new HealthStatusManager();
         try {
-            Server server = NettyServerBuilder.forAddress(new InetSocketAddress(bind, port))
+            Server server = NettyServerBuilder.forAddress(new InetSocketAddress(bind, port),
+                            security.serverCredentials(false))
                     .addService(health.getHealthService()).build().start();
             health.setStatus("", ServingStatus.SERVING);
             return new HealthEndpoint(server, health);
@@ -37,6 +44,10 @@ final class HealthEndpoint implements AutoCloseable {
 
     int port() {
         return server.getPort();
+    }
+
+    HealthStatusManager health() {
+        return health;
     }
 
     void draining() {

@@ -20,6 +20,7 @@ import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ServiceRole;
 import io.moecluster.proto.v1.ServiceStatus;
 import io.moecluster.service.DataPlaneMetrics;
+import io.moecluster.service.security.ServiceSecurity;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.transport.AeronClients;
@@ -166,6 +167,8 @@ public final class RouterNode implements AutoCloseable {
                     spec.router().host(), ctx.metricsPort()));
             ServiceTracing tracing = resources.add(ctx.tracing().start("moe-router", spec.router().id()));
             DataPlaneMetrics.register(metrics.meter(), ctx.dataPlaneAuth());
+            ServiceSecurity security = resources.add(ctx.security());
+            security.logSummary("router-service");
             MoeService moe = null;
             ClusterStatusContributor experts;
             if (spec.embeddedRouter()) {
@@ -183,7 +186,10 @@ public final class RouterNode implements AutoCloseable {
             RouterServer server = resources.add(RouterServer.start(new RouterServer.Config(ctx.model(),
                     spec.router().host(), spec.router().grpcPort(), attention, ctx.maxActiveRequests, ctx.maxSeqLen,
                     List.of(experts), metrics.meter()).withHttp(ctx.httpPort, ctx.chatTemplate, ctx.servedModelName,
-                    metrics.endpoint()), tracing));
+                    metrics.endpoint()), tracing, security));
+            if (ctx.healthPort() > 0) {
+                server.servePlainHealth(ctx.healthPort());
+            }
             return new RouterNode(resources, server, moe, metrics);
         } catch (RuntimeException e) {
             throw resources.closeAfter(e);
