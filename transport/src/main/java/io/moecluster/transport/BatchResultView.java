@@ -48,7 +48,7 @@ public final class BatchResultView {
                 BatchResultDecoder.BLOCK_LENGTH, "BatchResult");
         decoder.wrap(buffer, offset + MessageHeaderDecoder.ENCODED_LENGTH, blockLength, header.version());
         long batchId = decoder.batchId();
-        BatchStatus st = decoder.status();
+        BatchStatus st = MessageHeaderCheck.status(decoder.statusRaw());
         if (st == BatchStatus.NULL_VAL) {
             throw new MalformedMessageException(MalformedMessageException.BAD_STATUS, "BatchResult " + batchId
                     + ": status " + decoder.statusRaw() + " is not OK or ERROR");
@@ -57,7 +57,7 @@ public final class BatchResultView {
         MessageHeaderCheck.checkPayloadFits("BatchResult", batchId, payload, blockLength, length);
         int tokens = decoder.tokenCount();
         int hidden = decoder.hiddenSize();
-        ElementType type = decoder.elementType();
+        ElementType type = MessageHeaderCheck.elementType(decoder.elementTypeRaw());
         if (st == BatchStatus.OK) {
             MessageHeaderCheck.checkDimensions("BatchResult", batchId, tokens, hidden);
             if (type == ElementType.NULL_VAL) {

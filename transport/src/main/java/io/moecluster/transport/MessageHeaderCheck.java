@@ -1,5 +1,7 @@
 package io.moecluster.transport;
 
+import io.moecluster.sbe.BatchStatus;
+import io.moecluster.sbe.ElementType;
 import io.moecluster.sbe.MessageHeaderDecoder;
 import org.agrona.DirectBuffer;
 
@@ -51,6 +53,28 @@ final class MessageHeaderCheck {
                     + " bytes, shorter than header + block of " + (MessageHeaderDecoder.ENCODED_LENGTH + blockLength));
         }
         return blockLength;
+    }
+
+    /**
+     * The element type a raw byte names; NULL_VAL for any other value. (The generated decoder's
+     * {@code elementType()} throws IllegalArgumentException for an unknown byte: found by fuzzing.)
+     */
+    static ElementType elementType(short raw) {
+        return switch (raw) {
+            case 0 -> ElementType.F32;
+            case 1 -> ElementType.BF16;
+            case 2 -> ElementType.F16;
+            default -> ElementType.NULL_VAL;
+        };
+    }
+
+    /** The status a raw byte names; NULL_VAL for any other value (as {@link #elementType}). */
+    static BatchStatus status(short raw) {
+        return switch (raw) {
+            case 0 -> BatchStatus.OK;
+            case 1 -> BatchStatus.ERROR;
+            default -> BatchStatus.NULL_VAL;
+        };
     }
 
     // Messages are built only on failure: the hot path must not allocate.

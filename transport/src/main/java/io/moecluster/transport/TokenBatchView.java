@@ -51,7 +51,7 @@ public final class TokenBatchView {
         int tokens = decoder.tokenCount();
         int hidden = decoder.hiddenSize();
         MessageHeaderCheck.checkDimensions("TokenBatch", decoder.batchId(), tokens, hidden);
-        ElementType type = decoder.elementType();
+        ElementType type = MessageHeaderCheck.elementType(decoder.elementTypeRaw());
         if (type == ElementType.NULL_VAL) {
             throw new MalformedMessageException(MalformedMessageException.BAD_ELEMENT_TYPE, "TokenBatch "
                     + decoder.batchId() + ": elementType " + decoder.elementTypeRaw() + " is not F32, BF16 or F16");
