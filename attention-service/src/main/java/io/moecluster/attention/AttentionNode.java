@@ -14,6 +14,8 @@ import io.moecluster.dispatch.MoeRoutingContext;
 import io.moecluster.dispatch.RouterMetrics;
 import io.moecluster.dispatch.TracedExpertDispatcher;
 import io.moecluster.service.AeronLoss;
+import io.moecluster.service.DataPlaneMetrics;
+import io.moecluster.service.security.ServiceSecurity;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.transport.AeronClients;
@@ -128,6 +130,9 @@ public final class AttentionNode implements AutoCloseable {
             ServiceMetrics metrics = resources.add(ServiceMetrics.start("moe-attention", ctx.id, self.host(),
                     ctx.metricsPort()));
             ServiceTracing tracing = resources.add(ctx.tracing().start("moe-attention", ctx.id));
+            DataPlaneMetrics.register(metrics.meter(), ctx.dataPlaneAuth());
+            ServiceSecurity security = resources.add(ctx.security());
+            security.logSummary("attention-service " + ctx.id);
             FeedForwardFactory feedForward = spec.embeddedRouter()
                     ? (config, loader, backend, maxTokens) -> {
                         AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(ctx.dispatcher(aeron, config,
@@ -140,8 +145,12 @@ public final class AttentionNode implements AutoCloseable {
                     : (config, loader, backend, maxTokens) -> new FeedForwardLayers(config, loader, backend, maxTokens,
                             routerClient(ctx, aeron, self, config, tracing));
             AttentionServer server = resources.add(AttentionServer.start(new AttentionServer.Config(ctx.model(),
-                    self.host(), self.grpcPort(), ctx.engine, ctx.maxRunning, ctx.maxQueued, feedForward), tracing));
+                    self.host(), self.grpcPort(), ctx.engine, ctx.maxRunning, ctx.maxQueued, feedForward), tracing,
+                    security));
             loss.onLost(server::notServing);
+            if (ctx.healthPort() > 0) {
+                server.servePlainHealth(ctx.healthPort());
+            }
             GenerationLoop loop = server.loop();
             metrics.meter().gaugeBuilder("moe.attention.running_sequences").ofLongs()
                     .setDescription("Sequences holding a KV cache and decoding")
@@ -168,6 +177,7 @@ public final class AttentionNode implements AutoCloseable {
                 .timeout(ctx.moeTimeout)
                 .publicationDeadline(ctx.publicationDeadline())
                 .idleStrategy(ctx.idleStrategy())
+                .dataPlaneAuth(ctx.dataPlaneAuth())
                 .tracing(tracing));
     }
 

@@ -10,13 +10,19 @@ import io.moecluster.core.attention.FeedForwardFactory;
 import io.moecluster.core.engine.Engine;
 import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.moe.LocalFeedForward;
+import io.moecluster.proto.internal.v1.AttentionWorkerGrpc;
 import io.moecluster.service.GrpcServers;
 import io.moecluster.service.MalformedRequests;
+import io.moecluster.service.HealthPort;
+import io.moecluster.service.security.AccessPolicy;
+import io.moecluster.service.security.Role;
+import io.moecluster.service.security.ServiceSecurity;
 import io.moecluster.telemetry.ServiceTracing;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -45,6 +51,7 @@ public final class AttentionServer implements AutoCloseable {
     private final HealthStatusManager health;
     private final String host;
     private final AtomicBoolean closed = new AtomicBoolean();
+    private volatile HealthPort plainHealth;
 
     private final ServiceTracing tracing;
 
@@ -68,6 +75,15 @@ public final class AttentionServer implements AutoCloseable {
      * metadata) and a span per scheduling step. The server owns {@code tracing} and closes it last.
      */
     public static AttentionServer start(Config config, ServiceTracing tracing) {
+        return start(config, tracing, ServiceSecurity.none());
+    }
+
+    /**
+     * As {@link #start(Config, ServiceTracing)}, secured: with TLS, mutual TLS (a client must
+     * present a certificate of the cluster CA) and the AttentionWorker API for operators only
+     * (the router's certificate is one); health stays open. The caller owns {@code security}.
+     */
+    public static AttentionServer start(Config config, ServiceTracing tracing, ServiceSecurity security) {
         Engine engine;
         try {
             engine = Engine.open(config.model(), config.engine(), config.feedForward());
@@ -81,7 +97,9 @@ public final class AttentionServer implements AutoCloseable {
             HealthStatusManager health = new HealthStatusManager();
             // The instance id is only known once the port is; Status reads it from a holder.
             String[] instanceId = {config.bind() + ":" + config.port()};
-            Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()))
+            Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()),
+                            security.serverCredentials(true))
+                    .intercept(new AccessPolicy(security, Map.of(AttentionWorkerGrpc.SERVICE_NAME, Role.OPERATOR)))
                     .addService(MalformedRequests.guard(ServerInterceptors.intercept(
                             new AttentionWorkerService(loop, instanceId, tracing.enabled()), tracing.serverInterceptor())))
                     .addService(MalformedRequests.guard(health.getHealthService()))
@@ -131,6 +149,18 @@ public final class AttentionServer implements AutoCloseable {
         }
     }
 
+    /**
+     * Serves this service's gRPC health, alone, on a plaintext port (for probes that speak no TLS);
+     * it stops with the service.
+     *
+     * @return the port
+     */
+    public int servePlainHealth(int port) {
+        HealthPort p = HealthPort.start(host, port, health);
+        plainHealth = p;
+        return p.port();
+    }
+
     /** Stops taking calls, fails the ones in flight (the loop closes), then frees the model; idempotent. */
     @Override
     public void close() {
@@ -138,6 +168,9 @@ public final class AttentionServer implements AutoCloseable {
             return;
         }
         GrpcServers.stop(server, health, loop::close);
+        if (plainHealth != null) {
+            plainHealth.close();
+        }
         engine.close();
         tracing.close();
     }

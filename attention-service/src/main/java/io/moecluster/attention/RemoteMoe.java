@@ -126,9 +126,9 @@ public final class RemoteMoe implements FeedForward, ReplyAwaiter.Progress, Auto
         this.tracing = settings.tracing.enabled() ? settings.tracing : null;
         this.writer = new TokenBatchWriter(new BoundedPublisher(
                 settings.aeron.addPublication(settings.routerChannel, settings.routerStreamId),
-                IdleStrategies.backoff(), settings.publicationDeadline()));
+                IdleStrategies.backoff(), settings.publicationDeadline()), settings.dataPlaneAuth());
         this.replies = settings.aeron.addSubscription(settings.replyChannel, settings.replyStreamId);
-        this.awaiter = new ReplyAwaiter(new MessagePoller(replies).onBatchResult(this::onResult),
+        this.awaiter = new ReplyAwaiter(new MessagePoller(replies, settings.dataPlaneAuth()).onBatchResult(this::onResult),
                 IdleStrategies.parse(settings.idleStrategy()), 8);
     }
 

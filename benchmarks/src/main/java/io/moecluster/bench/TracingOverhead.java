@@ -7,10 +7,7 @@ import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.expert.ExpertNode;
-import io.moecluster.proto.v1.GenerateRequest;
 import io.moecluster.proto.v1.InferenceGrpc;
-import io.moecluster.proto.v1.SamplingParameters;
-import io.moecluster.proto.v1.TokenIds;
 import io.moecluster.router.RouterNode;
 import io.moecluster.telemetry.LayerSampling;
 import io.moecluster.telemetry.TracingOptions;
@@ -18,8 +15,6 @@ import io.moecluster.transport.EmbeddedMediaDriver;
 import io.opentelemetry.sdk.common.CompletableResultCode;
 import io.opentelemetry.sdk.trace.data.SpanData;
 import io.opentelemetry.sdk.trace.export.SpanExporter;
-import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -31,7 +26,6 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -177,7 +171,7 @@ public final class TracingOverhead {
         try {
             EmbeddedMediaDriver driver = new EmbeddedMediaDriver(EmbeddedMediaDriver.newTempDir());
             open.add(driver);
-            ClusterSpec spec = spec(driver, config, embedded);
+            ClusterSpec spec = OneJvmCluster.spec(driver, config, embedded);
             EngineOptions engine = new EngineOptions(threads, 256, 0);
             for (ClusterSpec.Expert e : spec.experts()) {
                 open.add(ExpertNode.launch(new ExpertNode.Context().cluster(spec).id(e.id()).model(model)
@@ -195,9 +189,9 @@ public final class TracingOverhead {
             var stub = InferenceGrpc.newBlockingStub(channel);
             SplittableRandom rnd = new SplittableRandom(42);
 
-            load(clients, stub, concurrency, concurrency, prompt, Math.min(8, tokens), config, rnd); // warm-up
+            OneJvmCluster.load(clients, stub, concurrency, prompt, Math.min(8, tokens), config, rnd); // warm-up
             long start = System.nanoTime();
-            done = load(clients, stub, concurrency, requests, prompt, tokens, config, rnd);
+            done = OneJvmCluster.load(clients, stub, requests, prompt, tokens, config, rnd);
             seconds = (System.nanoTime() - start) / 1e9;
         } finally {
             clients.shutdownNow();
@@ -207,47 +201,5 @@ public final class TracingOverhead {
         }
         // Closing flushed the batch processors: every span of the run (warm-up included) is counted.
         return new Result(done, seconds, exporter.spans.get());
-    }
-
-    private static long load(ExecutorService clients, InferenceGrpc.InferenceBlockingStub stub, int concurrency,
-                             int requests, int prompt, int tokens, ModelConfig config, SplittableRandom rnd)
-            throws Exception {
-        List<Future<Integer>> futures = new ArrayList<>();
-        for (int r = 0; r < requests; r++) {
-            TokenIds.Builder ids = TokenIds.newBuilder().addIds(1);
-            for (int i = 1; i < prompt; i++) {
-                ids.addIds(3 + rnd.nextInt(config.vocabSize() - 3));
-            }
-            GenerateRequest req = GenerateRequest.newBuilder().setTokenIds(ids)
-                    .setSampling(SamplingParameters.newBuilder().setMaxTokens(tokens).setIgnoreEos(true)).build();
-            futures.add(clients.submit(() -> stub.withDeadlineAfter(600, TimeUnit.SECONDS).generate(req)
-                    .getTokenIdsCount()));
-        }
-        long total = 0;
-        for (Future<Integer> f : futures) {
-            total += f.get();
-        }
-        return total;
-    }
-
-    private static ClusterSpec spec(EmbeddedMediaDriver driver, ModelConfig config, boolean embedded) throws IOException {
-        int slots = config.expertSlots();
-        List<Integer> low = new ArrayList<>();
-        List<Integer> high = new ArrayList<>();
-        for (int e = 0; e < slots; e++) {
-            (e < slots / 2 ? low : high).add(e);
-        }
-        int last = config.numLayers() - 1;
-        return new ClusterSpec(driver.aeronDirectoryName(), "aeron:ipc", embedded,
-                new ClusterSpec.Router("router-0", "127.0.0.1", freePort(), 1000, 1001),
-                List.of(new ClusterSpec.Attention("attention-0", "127.0.0.1", freePort(), 1100)),
-                List.of(new ClusterSpec.Expert("expert-0", low, 0, last, 2000),
-                        new ClusterSpec.Expert("expert-1", high, 0, last, 2001)));
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
     }
 }

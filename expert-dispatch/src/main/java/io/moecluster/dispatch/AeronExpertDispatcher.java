@@ -14,6 +14,7 @@ import io.moecluster.sbe.ElementType;
 import io.moecluster.transport.BatchResultView;
 import io.moecluster.transport.DataPlaneSettings;
 import io.moecluster.transport.IdleStrategies;
+import io.moecluster.transport.MalformedMessageException;
 import io.moecluster.transport.MessagePoller;
 import io.moecluster.transport.ReplyAwaiter;
 import io.moecluster.transport.TraceHeader;
@@ -178,9 +179,9 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
         this.wire = ctx.wire;
         this.timeoutNanos = ctx.replyTimeout.toNanos();
         this.attemptTimeoutNanos = ctx.attemptTimeout.toNanos();
-        this.publications = new ReplicaPublications(ctx.aeron, ctx.publicationDeadline());
+        this.publications = new ReplicaPublications(ctx.aeron, ctx.publicationDeadline(), ctx.dataPlaneAuth());
         this.replies = ctx.aeron.addSubscription(ctx.replyChannel, ctx.replyStreamId);
-        this.poller = new MessagePoller(replies).onBatchResult(this::onResult);
+        this.poller = new MessagePoller(replies, ctx.dataPlaneAuth()).onBatchResult(this::onResult);
         this.awaiter = new ReplyAwaiter(poller, IdleStrategies.parse(ctx.idleStrategy()), 16);
         this.slots = new PendingBatch[ctx.expertSlots];
         for (int i = 0; i < slots.length; i++) {
@@ -202,6 +203,11 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
 
     public long malformedReplies() {
         return poller.counter().total();
+    }
+
+    /** Replies dropped because their authTag did not verify (also counted in {@link #malformedReplies()}). */
+    public long unauthenticatedReplies() {
+        return poller.counter().count(MalformedMessageException.UNAUTHENTICATED);
     }
 
     /** Trace context for the batches sent from now on ({@link TracedExpertDispatcher} fills it per layer). */

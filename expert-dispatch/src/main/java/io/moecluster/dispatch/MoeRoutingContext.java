@@ -77,6 +77,7 @@ public abstract class MoeRoutingContext<C extends MoeRoutingContext<C>> extends 
                 .replyTimeout(layerTimeout())
                 .attemptTimeout(replicaTimeout)
                 .publicationDeadline(publicationDeadline())
-                .idleStrategy(idleStrategy());
+                .idleStrategy(idleStrategy())
+                .dataPlaneAuth(dataPlaneAuth());
     }
 }

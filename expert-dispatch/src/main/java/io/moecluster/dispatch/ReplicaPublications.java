@@ -5,6 +5,7 @@ import io.aeron.Publication;
 import io.moecluster.dispatch.placement.ExpertReplica;
 import io.moecluster.dispatch.placement.ReplicaChoice;
 import io.moecluster.transport.BoundedPublisher;
+import io.moecluster.transport.DataPlaneAuth;
 import io.moecluster.transport.IdleStrategies;
 import io.moecluster.transport.TokenBatchWriter;
 import java.time.Duration;
@@ -28,6 +29,7 @@ final class ReplicaPublications implements ReplicaChoice.Links, AutoCloseable {
 
     private final Aeron aeron;
     private final Duration deadline;
+    private final DataPlaneAuth auth;
     // Concurrent: the status and metrics threads read the links while the dispatcher uses them.
     private final Map<ExpertReplica, Link> links = new ConcurrentHashMap<>();
 
@@ -49,9 +51,10 @@ final class ReplicaPublications implements ReplicaChoice.Links, AutoCloseable {
         }
     }
 
-    ReplicaPublications(Aeron aeron, Duration deadline) {
+    ReplicaPublications(Aeron aeron, Duration deadline, DataPlaneAuth auth) {
         this.aeron = aeron;
         this.deadline = deadline;
+        this.auth = auth;
     }
 
     private Link link(ExpertReplica r) {
@@ -59,7 +62,7 @@ final class ReplicaPublications implements ReplicaChoice.Links, AutoCloseable {
         if (l == null) {
             l = links.computeIfAbsent(r, k -> {
                 Publication p = aeron.addPublication(k.channel(), k.streamId());
-                return new Link(new TokenBatchWriter(new BoundedPublisher(p, IdleStrategies.backoff(), deadline)));
+                return new Link(new TokenBatchWriter(new BoundedPublisher(p, IdleStrategies.backoff(), deadline), auth));
             });
         }
         return l;

@@ -12,6 +12,9 @@ import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.Checkpoint;
 import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.service.AeronLoss;
+import io.moecluster.service.DataPlaneMetrics;
+import io.moecluster.service.HealthPort;
+import io.moecluster.service.security.ServiceSecurity;
 import io.moecluster.service.ServiceContext;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
@@ -90,13 +93,18 @@ public final class ExpertNode implements AutoCloseable {
     private final ExpertWorker worker;
     private final ServiceMetrics metrics;
     private final AeronLoss aeronLoss;
+    private final ServiceSecurity security;
+    private final int plainHealthPort;
     private volatile HealthEndpoint health;
 
-    private ExpertNode(Closer resources, ExpertWorker worker, ServiceMetrics metrics, AeronLoss aeronLoss) {
+    private ExpertNode(Closer resources, ExpertWorker worker, ServiceMetrics metrics, AeronLoss aeronLoss,
+                       ServiceSecurity security, int plainHealthPort) {
         this.resources = resources;
         this.worker = worker;
         this.metrics = metrics;
         this.aeronLoss = aeronLoss;
+        this.security = security;
+        this.plainHealthPort = plainHealthPort;
     }
 
     /** Loads the hosted experts and starts serving; on failure closes what it opened and rethrows. */
@@ -110,6 +118,7 @@ public final class ExpertNode implements AutoCloseable {
         Closer resources = new Closer();
         try {
             ServiceTracing tracing = resources.add(ctx.tracing().start("moe-expert", ctx.id));
+            ServiceSecurity security = resources.add(ctx.security());
             Checkpoint checkpoint = resources.add(Checkpoint.open(ctx.model()));
             WeightLoader loader = resources.add(new WeightLoader(checkpoint, config));
             WorkerPool pool = resources.add(new WorkerPool(EngineOptions.resolveThreads(ctx.threads), "expert-" + ctx.id));
@@ -121,25 +130,30 @@ public final class ExpertNode implements AutoCloseable {
             Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir(), loss));
             ExpertWorker worker = resources.add(new ExpertWorker(ctx.id, aeron, spec.channelOf(self), self.streamId(),
                     config, bank, spec.experts().indexOf(self) + 100, spec::replyChannel, ctx.publicationDeadline(),
-                    tracing));
+                    ctx.dataPlaneAuth(), tracing));
             AgentRunner runner = resources.add(AgentRunners.start(worker.agent(), IdleStrategies.parse(ctx.idleStrategy())));
             ServiceMetrics metrics = resources.add(ServiceMetrics.start("moe-expert", ctx.id, "127.0.0.1", ctx.metricsPort()));
             ExpertMetrics.register(metrics.meter(), worker);
-            return new ExpertNode(resources, worker, metrics, loss);
+            DataPlaneMetrics.register(metrics.meter(), ctx.dataPlaneAuth());
+            return new ExpertNode(resources, worker, metrics, loss, security, ctx.healthPort());
         } catch (RuntimeException e) {
             throw resources.closeAfter(e);
         }
     }
 
     /**
-     * Serves the gRPC health service on {@code bind:port} (0 = a free port) for probes.
+     * Serves the gRPC health service on {@code bind:port} (0 = a free port) for probes, with TLS
+     * when the service has it; and, with a {@code --health-port}, on that plaintext port too.
      *
      * @return the port
      */
     public int serveHealth(String bind, int port) {
-        HealthEndpoint h = resources.add(HealthEndpoint.start(bind, port));
+        HealthEndpoint h = resources.add(HealthEndpoint.start(bind, port, security));
         health = h;
         aeronLoss.onLost(h::notServing);
+        if (plainHealthPort > 0) {
+            resources.add(HealthPort.start(bind, plainHealthPort, h.health()));
+        }
         return h.port();
     }
 

@@ -6,6 +6,7 @@ import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.discovery.IdRanges;
 import io.moecluster.telemetry.BinaryTraceContext;
 import io.moecluster.telemetry.ServiceTracing;
+import io.moecluster.transport.DataPlaneAuth;
 import io.moecluster.transport.TokenBatchServer;
 import io.moecluster.transport.TokenBatchView;
 import io.opentelemetry.api.trace.Span;
@@ -52,7 +53,7 @@ public final class ExpertWorker implements TokenBatchServer.Handler, AutoCloseab
      */
     public ExpertWorker(String id, Aeron aeron, String channel, int streamId, ModelConfig config, ExpertBank bank,
                         int senderId, IntFunction<String> replyChannels, Duration publicationDeadline,
-                        ServiceTracing tracing) {
+                        DataPlaneAuth auth, ServiceTracing tracing) {
         this.id = id;
         this.channel = channel;
         this.streamId = streamId;
@@ -65,7 +66,7 @@ public final class ExpertWorker implements TokenBatchServer.Handler, AutoCloseab
         this.tokensPerExpert = new AtomicLongArray(config.expertSlots());
         this.tracer = tracing.enabled() ? tracing.tracer() : null;
         this.server = new TokenBatchServer("expert-" + id, aeron, channel, streamId, replyChannels, senderId, 8,
-                publicationDeadline, this);
+                publicationDeadline, auth, this);
     }
 
     /** The agent that polls this service's stream and answers; run it with an AgentRunner. */
@@ -105,6 +106,11 @@ public final class ExpertWorker implements TokenBatchServer.Handler, AutoCloseab
 
     public long malformedDropped() {
         return server.malformedDropped();
+    }
+
+    /** Batches dropped because their authTag did not verify (also counted in {@link #malformedDropped()}). */
+    public long unauthenticatedDropped() {
+        return server.unauthenticatedDropped();
     }
 
     @Override

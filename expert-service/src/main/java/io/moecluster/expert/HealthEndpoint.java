@@ -5,6 +5,7 @@ import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.moecluster.service.MalformedRequests;
+import io.moecluster.service.security.ServiceSecurity;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
@@ -25,9 +26,15 @@ final class HealthEndpoint implements AutoCloseable {
     }
 
     static HealthEndpoint start(String bind, int port) {
+        return start(bind, port, ServiceSecurity.none());
+    }
+
+    /** With TLS when {@code security} has it (client certificates optional: health is open to probes that can do TLS). */
+    static HealthEndpoint start(String bind, int port, ServiceSecurity security) {
         HealthStatusManager health = new HealthStatusManager();
         try {
-            Server server = NettyServerBuilder.forAddress(new InetSocketAddress(bind, port))
+            Server server = NettyServerBuilder.forAddress(new InetSocketAddress(bind, port),
+                            security.serverCredentials(false))
                     .addService(MalformedRequests.guard(health.getHealthService())).build().start();
             health.setStatus("", ServingStatus.SERVING);
             return new HealthEndpoint(server, health);
@@ -38,6 +45,10 @@ final class HealthEndpoint implements AutoCloseable {
 
     int port() {
         return server.getPort();
+    }
+
+    HealthStatusManager health() {
+        return health;
     }
 
     void draining() {

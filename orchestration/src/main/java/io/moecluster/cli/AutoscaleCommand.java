@@ -1,7 +1,7 @@
 package io.moecluster.cli;
 
 import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.moecluster.service.security.ClientSecurity;
 import io.moecluster.cli.cluster.AutoscalePolicy;
 import io.moecluster.cli.cluster.ClusterState;
 import io.moecluster.cli.cluster.LocalExpertScaler;
@@ -55,6 +55,9 @@ final class AutoscaleCommand implements Callable<Integer> {
     @Mixin
     StateDirFlag stateDir;
 
+    @Mixin
+    ClientSecurityFlags client;
+
     @Override
     public Integer call() throws Exception {
         ClusterState state = stateDir.state();
@@ -66,9 +69,9 @@ final class AutoscaleCommand implements Callable<Integer> {
         AutoscalePolicy policy = new AutoscalePolicy(threshold, sustain, maxReplicas, minRate);
         PrintWriter out = spec.commandLine().getOut();
         long end = durationSeconds > 0 ? System.nanoTime() + TimeUnit.SECONDS.toNanos(durationSeconds) : Long.MAX_VALUE;
-        ManagedChannel channel = NettyChannelBuilder.forAddress(cluster.router().host(), cluster.router().grpcPort())
-                .usePlaintext().build();
-        try (LocalExpertScaler scaler = new LocalExpertScaler(state, out, Duration.ofSeconds(180))) {
+        ClientSecurity security = client.security();
+        ManagedChannel channel = security.channel(cluster.router().host(), cluster.router().grpcPort());
+        try (LocalExpertScaler scaler = new LocalExpertScaler(state, out, Duration.ofSeconds(180), security)) {
             out.printf(Locale.ROOT, "autoscale: a replica for any expert above %.0f%% of routed tokens for %d samples "
                     + "%d s apart (at most %d replicas)%n", threshold * 100, sustain, intervalSeconds, maxReplicas);
             out.flush();

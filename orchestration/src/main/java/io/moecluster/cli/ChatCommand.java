@@ -30,6 +30,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.function.Consumer;
 import picocli.CommandLine.Command;
+import io.moecluster.service.security.ClientSecurity;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -63,6 +64,12 @@ final class ChatCommand implements Callable<Integer> {
 
     @Mixin
     StateDirFlag stateDir;
+
+    @Mixin
+    ClientSecurityFlags client;
+
+    /** The bearer token of remote requests, or null. */
+    private String token;
 
     @Option(names = "--server", paramLabel = "HOST:PORT",
             description = "The router's HTTP API (moe up prints it; http://HOST:PORT/v1 works too).")
@@ -123,8 +130,14 @@ final class ChatCommand implements Callable<Integer> {
                 e.close();
             };
         } else {
-            String base = baseUrl(server != null ? server : localServer());
-            HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+            ClientSecurity security = client.security();
+            String base = baseUrl(server != null ? server : localServer(), security.tls());
+            HttpClient.Builder builder = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10));
+            if (security.tls() || base.startsWith("https:")) {
+                builder.sslContext(security.sslContext());
+            }
+            token = security.token();
+            HttpClient http = builder.build();
             replier = (conversation, print) -> remoteReply(http, base, conversation, print);
             resources = http::close;
         }
@@ -184,7 +197,12 @@ final class ChatCommand implements Callable<Integer> {
 
     /** {@code http://HOST:PORT} from {@code HOST:PORT}, {@code http://HOST:PORT} or {@code http://HOST:PORT/v1}. */
     static String baseUrl(String server) {
-        String s = server.contains("://") ? server : "http://" + server;
+        return baseUrl(server, false);
+    }
+
+    /** As {@link #baseUrl(String)}; a bare {@code HOST:PORT} gets {@code https://} when {@code tls}. */
+    static String baseUrl(String server, boolean tls) {
+        String s = server.contains("://") ? server : (tls ? "https://" : "http://") + server;
         while (s.endsWith("/")) {
             s = s.substring(0, s.length() - 1);
         }
@@ -208,10 +226,13 @@ final class ChatCommand implements Callable<Integer> {
         }
         HttpResponse<InputStream> r;
         try {
-            r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions"))
+            HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions"))
                     .header("content-type", "application/json").timeout(Duration.ofMinutes(10))
-                    .POST(HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body))).build(),
-                    HttpResponse.BodyHandlers.ofInputStream());
+                    .POST(HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body)));
+            if (token != null) {
+                request.header("authorization", "Bearer " + token);
+            }
+            r = http.send(request.build(), HttpResponse.BodyHandlers.ofInputStream());
         } catch (IOException e) {
             throw new IllegalArgumentException("cannot reach " + base + ": " + e);
         }

@@ -30,10 +30,13 @@ final class DrainCommand implements Callable<Integer> {
     @Mixin
     StateDirFlag stateDir;
 
+    @Mixin
+    ClientSecurityFlags client;
+
     @Override
     public Integer call() throws Exception {
         try (LocalExpertScaler scaler = new LocalExpertScaler(stateDir.state(), spec.commandLine().getOut(),
-                Duration.ofSeconds(timeoutSeconds))) {
+                Duration.ofSeconds(timeoutSeconds), client.security())) {
             scaler.drain(instance, force);
         }
         return 0;

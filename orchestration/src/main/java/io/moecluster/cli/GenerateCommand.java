@@ -31,6 +31,9 @@ final class GenerateCommand implements Callable<Integer> {
             description = "Ask a cluster's router over gRPC instead of running the model here.")
     String server;
 
+    @Mixin
+    ClientSecurityFlags client;
+
     @Override
     public Integer call() throws Exception {
         PrintWriter out = spec.commandLine().getOut();
@@ -40,7 +43,7 @@ final class GenerateCommand implements Callable<Integer> {
             if (engine.model != null) {
                 throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--model and --server exclude each other");
             }
-            return GrpcGenerate.run(server, prompt, sampling, out, err);
+            return GrpcGenerate.run(server, prompt, sampling, out, err, client.security());
         }
         try (Engine e = Engine.open(engine.requireModel(spec), engine.options());
              TextTokenizer tokenizer = TextTokenizer.load(engine.model, e.config().bosTokenId())) {

@@ -2,12 +2,12 @@ package io.moecluster.cli;
 
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moecluster.proto.v1.Finished;
 import io.moecluster.proto.v1.GenerateRequest;
 import io.moecluster.proto.v1.GenerateStreamResponse;
 import io.moecluster.proto.v1.InferenceGrpc;
 import io.moecluster.proto.v1.SamplingParameters;
+import io.moecluster.service.security.ClientSecurity;
 import java.io.PrintWriter;
 import java.util.Iterator;
 import java.util.Locale;
@@ -19,7 +19,12 @@ final class GrpcGenerate {
     }
 
     static int run(String server, String prompt, SamplingFlags s, PrintWriter out, PrintWriter err) throws InterruptedException {
-        ManagedChannel channel = NettyChannelBuilder.forTarget(server).usePlaintext().build();
+        return run(server, prompt, s, out, err, ClientSecurity.plaintext());
+    }
+
+    static int run(String server, String prompt, SamplingFlags s, PrintWriter out, PrintWriter err,
+                   ClientSecurity security) throws InterruptedException {
+        ManagedChannel channel = security.channel(server);
         try {
             SamplingParameters.Builder sampling = SamplingParameters.newBuilder().setTemperature(s.temperature)
                     .setTopK(s.topK).setTopP(s.topP).setSeed(s.seed).setMaxTokens(s.maxTokens).setIgnoreEos(s.ignoreEos)

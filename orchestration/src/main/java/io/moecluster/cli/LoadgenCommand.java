@@ -1,7 +1,6 @@
 package io.moecluster.cli;
 
 import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moecluster.proto.v1.GenerateRequest;
 import io.moecluster.proto.v1.GenerateStreamResponse;
 import io.moecluster.proto.v1.InferenceGrpc;
@@ -39,6 +38,9 @@ final class LoadgenCommand implements Callable<Integer> {
     @Mixin
     StateDirFlag stateDir;
 
+    @Mixin
+    ClientSecurityFlags client;
+
     @Option(names = "--concurrency", defaultValue = "8", paramLabel = "N", description = "Requests in flight (default: ${DEFAULT-VALUE}).")
     int concurrency;
 
@@ -64,7 +66,7 @@ final class LoadgenCommand implements Callable<Integer> {
             throw new IllegalArgumentException("need --concurrency, --requests, --prompt-tokens >= 1, --max-tokens >= 2, --vocab >= 4");
         }
         String target = server != null ? server : ServerAddress.local(stateDir.state());
-        ManagedChannel channel = NettyChannelBuilder.forTarget(target).usePlaintext().build();
+        ManagedChannel channel = client.security().channel(target);
         ExecutorService clients = Executors.newFixedThreadPool(concurrency);
         try {
             SplittableRandom rnd = new SplittableRandom(42);

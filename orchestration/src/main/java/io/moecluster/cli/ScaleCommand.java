@@ -29,10 +29,13 @@ final class ScaleCommand implements Callable<Integer> {
     @Mixin
     StateDirFlag stateDir;
 
+    @Mixin
+    ClientSecurityFlags client;
+
     @Override
     public Integer call() throws Exception {
         try (LocalExpertScaler scaler = new LocalExpertScaler(stateDir.state(), spec.commandLine().getOut(),
-                Duration.ofSeconds(timeoutSeconds))) {
+                Duration.ofSeconds(timeoutSeconds), client.security())) {
             scaler.scale(expert, replicas);
         }
         return 0;

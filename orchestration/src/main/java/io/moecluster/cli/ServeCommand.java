@@ -16,8 +16,10 @@ import io.moecluster.expert.ExpertNode;
 import io.moecluster.router.RouterNode;
 import io.moecluster.service.AeronLoss;
 import io.moecluster.service.ServiceContext;
+import io.moecluster.service.security.TlsSettings;
 import io.moecluster.telemetry.LayerSampling;
 import io.moecluster.telemetry.TracingOptions;
+import io.moecluster.transport.DataPlaneAuth;
 import io.moecluster.transport.EmbeddedMediaDriver;
 import io.moecluster.transport.IdleStrategies;
 import java.io.PrintWriter;
@@ -96,6 +98,35 @@ final class ServeCommand implements Runnable {
                         + "http://127.0.0.1:8500).")
         String consul;
 
+        @Option(names = "--data-plane-secret-file", paramLabel = "FILE",
+                description = "The cluster's data-plane secret (one per line; the first signs, all verify): every Aeron "
+                        + "message is signed and checked with it. Default: $" + DataPlaneAuth.ENV_SECRET_FILE + ", else $"
+                        + DataPlaneAuth.ENV_SECRET + ", else none (unauthenticated; README, Security).")
+        Path dataPlaneSecretFile;
+
+        @Option(names = "--tls-cert", paramLabel = "FILE",
+                description = "This service's certificate chain (PEM): TLS on its gRPC and HTTP ports, and its client "
+                        + "certificate towards the services it calls. Re-read when it changes.")
+        Path tlsCert;
+
+        @Option(names = "--tls-key", paramLabel = "FILE", description = "The private key of --tls-cert (PKCS #8 PEM).")
+        Path tlsKey;
+
+        @Option(names = "--tls-ca", paramLabel = "FILE",
+                description = "The CA certificates (PEM) of the cluster: client certificates are checked against them "
+                        + "(mutual TLS; required by the attention service's internal API), and so are the services this "
+                        + "one calls. Without it: no client certificates, servers checked against the JDK's trust store.")
+        Path tlsCa;
+
+        @Option(names = "--tls-reload-s", defaultValue = "60", paramLabel = "S",
+                description = "How often the TLS files are checked for changes (default: ${DEFAULT-VALUE}).")
+        long tlsReloadSeconds;
+
+        @Option(names = "--health-port", defaultValue = "0", paramLabel = "PORT",
+                description = "Also serve gRPC health alone on this plaintext port, for probes that speak no TLS "
+                        + "(Kubernetes' gRPC probes); 0 = none (default: ${DEFAULT-VALUE}).")
+        int healthPort;
+
         private ServiceRegistry registry;
 
         /** One registry per process: what it watches and what it announces go through the same client. */
@@ -163,7 +194,10 @@ final class ServeCommand implements Runnable {
 
         /** These flags' settings on a service's context, with {@code cluster} (the --cluster file, maybe amended). */
         <C extends ServiceContext<C>> C applyTo(C context, ClusterSpec cluster) {
-            return context.cluster(cluster).metricsPort(metricsPort).tracing(tracing());
+            return context.cluster(cluster).metricsPort(metricsPort).tracing(tracing())
+                    .dataPlaneSecretFile(dataPlaneSecretFile)
+                    .tls(TlsSettings.of(tlsCert, tlsKey, tlsCa, Duration.ofSeconds(tlsReloadSeconds)))
+                    .healthPort(healthPort);
         }
 
         /**
@@ -263,7 +297,7 @@ final class ServeCommand implements Runnable {
             ExpertNode node = ExpertNode.launch(flags.applyTo(new ExpertNode.Context(), cluster)
                     .onAeronLost(flags.exitOnAeronLoss(id)).id(id).model(model)
                     .threads(compute.threads).device(compute.device).maxRows(maxRows));
-            int healthPort = grpcPort > 0 ? node.serveHealth("0.0.0.0", grpcPort) : 0;
+            int healthPort = grpcPort > 0 || flags.healthPort > 0 ? node.serveHealth("0.0.0.0", grpcPort) : 0;
             ClusterSpec.Expert self = cluster.expertService(id);
             String channel = cluster.channelOf(self);
             // SIGTERM: leave the registry, then drain (batches routers sent before they dropped this
@@ -407,6 +441,12 @@ final class ServeCommand implements Runnable {
                 description = "The model's name in the HTTP API (default: the model directory's name).")
         String servedModelName;
 
+        @Option(names = "--api-tokens", paramLabel = "FILE",
+                description = "Bearer tokens of the public APIs, one per line: NAME ROLE TOKEN (ROLE user or operator; "
+                        + "TOKEN itself or sha256:HEX). With it, the Inference and HTTP APIs need a token (or a client "
+                        + "certificate of --tls-ca), the Admin API and /metrics an operator's. Re-read when it changes.")
+        Path apiTokens;
+
         @Override
         public Integer call() throws Exception {
             ClusterSpec cluster = ClusterSpec.read(flags.cluster);
@@ -414,7 +454,7 @@ final class ServeCommand implements Runnable {
                     .onAeronLost(flags.exitOnAeronLoss("router")).model(engine.requireModel(spec)).maxActiveRequests(maxActive).maxSeqLen(engine.maxSeqLen)
                     .maxBatchTokens(engine.maxBatchTokens).threads(engine.compute.threads).device(engine.compute.device)
                     .expertTimeout(Duration.ofMillis(expertTimeoutMs)).httpPort(httpPort).chatTemplate(chatTemplate)
-                    .servedModelName(servedModelName));
+                    .servedModelName(servedModelName).apiTokens(apiTokens));
             ClusterSpec.Router self = cluster.router();
             return flags.serve(new ServiceInstance(self.id(), ServiceRole.ROUTER, self.host(), self.grpcPort(), Map.of()),
                     node, "router", spec.commandLine().getOut(), "router-service listening on " + node.address()

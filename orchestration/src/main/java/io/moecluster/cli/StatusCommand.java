@@ -5,7 +5,6 @@ import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.moecluster.cli.cluster.ClusterState;
 import io.moecluster.cli.cluster.LocalSupervisor;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moecluster.proto.v1.AdminGrpc;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ClusterStatusRequest;
@@ -37,6 +36,9 @@ final class StatusCommand implements Callable<Integer> {
     @Mixin
     StateDirFlag stateDir;
 
+    @Mixin
+    ClientSecurityFlags client;
+
     @Override
     public Integer call() throws Exception {
         String target = server != null ? server : ServerAddress.local(stateDir.state());
@@ -44,7 +46,7 @@ final class StatusCommand implements Callable<Integer> {
         if (server == null) {
             printProcesses(stateDir.state(), out);
         }
-        ManagedChannel channel = NettyChannelBuilder.forTarget(target).usePlaintext().build();
+        ManagedChannel channel = client.security().channel(target);
         try {
             ClusterStatus s = AdminGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
                     .getClusterStatus(ClusterStatusRequest.getDefaultInstance());

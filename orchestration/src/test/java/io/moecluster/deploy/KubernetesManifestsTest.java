@@ -309,14 +309,16 @@ class KubernetesManifestsTest {
             assertThat(containers).as("%s", w).isNotEmpty();
             for (JsonNode c : containers) {
                 Set<Integer> declared = containerPorts(c);
-                int grpcPort = Integer.parseInt(flagOr(args(c), "--grpc-port", "-1"));
-                for (String probe : List.of("readinessProbe", "livenessProbe")) {
+                // With TLS on the service's ports, probes (which speak no TLS) go to the plaintext --health-port.
+                int grpcPort = Integer.parseInt(flagOr(args(c), "--health-port", flagOr(args(c), "--grpc-port", "-1")));
+                for (String probe : List.of("startupProbe", "readinessProbe", "livenessProbe")) {
                     JsonNode grpc = c.path(probe).path("grpc");
                     assertThat(grpc.isObject()).as("%s %s: a grpc probe", w, probe).isTrue();
                     int port = grpc.path("port").asInt();
                     assertThat(declared).as("%s %s port", w, probe).contains(port);
                     if (grpcPort > 0) {
-                        assertThat(port).as("%s %s probes --grpc-port", w, probe).isEqualTo(grpcPort);
+                        assertThat(port).as("%s %s probes --health-port (else --grpc-port)", w, probe)
+                                .isEqualTo(grpcPort);
                     }
                 }
                 assertThat(c.path("lifecycle").path("preStop").isObject()).as("%s preStop", w).isTrue();
@@ -407,6 +409,136 @@ class KubernetesManifestsTest {
                         .isLessThan(order.indexOf("CONSUL_HTTP_ADDR"));
             }
         }
+    }
+
+    /**
+     * Security (README, Security): every service has TLS from the Secret moe-tls with its CA (mutual
+     * TLS), the data-plane secret from the Secret moe-data-plane, both mounted read-only where the
+     * flags point; the router also the API tokens of moe-api-tokens. Nothing is optional: a missing
+     * Secret keeps the pod from starting instead of running it unauthenticated.
+     */
+    @Test
+    void everyServiceHasTlsAndTheDataPlaneSecretFromSecrets() {
+        for (Doc w : workloads()) {
+            Map<String, JsonNode> volumes = new HashMap<>();
+            podSpec(w).path("volumes").forEach(v -> volumes.put(v.path("name").asText(), v));
+            for (JsonNode c : serviceContainers(w)) {
+                List<String> args = args(c);
+                Map<String, String> mounts = new HashMap<>();
+                c.path("volumeMounts").forEach(m -> {
+                    assertThat(m.path("readOnly").asBoolean(false) || !m.path("mountPath").asText().startsWith("/etc/moe-"))
+                            .as("%s %s read-only", w, m.path("mountPath").asText()).isTrue();
+                    mounts.put(m.path("mountPath").asText(), m.path("name").asText());
+                });
+                Map<String, String> files = new LinkedHashMap<>();
+                files.put(flag(args, "--tls-cert"), "moe-tls");
+                files.put(flag(args, "--tls-key"), "moe-tls");
+                files.put(flag(args, "--tls-ca"), "moe-tls");
+                Map<String, JsonNode> env = new LinkedHashMap<>();
+                c.path("env").forEach(e -> env.put(e.path("name").asText(), e));
+                assertThat(env).as("%s env", w).containsKey("MOE_DATA_PLANE_SECRET_FILE");
+                files.put(env.get("MOE_DATA_PLANE_SECRET_FILE").path("value").asText(), "moe-data-plane");
+                if (role(w).equals("router")) {
+                    files.put(flag(args, "--api-tokens"), "moe-api-tokens");
+                }
+                files.forEach((file, secret) -> {
+                    String dir = file.substring(0, file.lastIndexOf('/'));
+                    assertThat(mounts).as("%s mounts %s", w, dir).containsKey(dir);
+                    JsonNode volume = volumes.get(mounts.get(dir));
+                    assertThat(volume).as("%s volume of %s", w, dir).isNotNull();
+                    assertThat(volume.path("secret").path("secretName").asText()).as("%s %s", w, file).isEqualTo(secret);
+                    assertThat(volume.path("secret").path("optional").asBoolean(false)).as("%s %s required", w, file)
+                            .isFalse();
+                });
+                assertThat(containerPorts(c)).as("%s health port", w).contains(Integer.parseInt(flag(args, "--health-port")));
+            }
+        }
+    }
+
+    /**
+     * Every JVM has a heap limit (issue 13, defect 6: the router grew to 6.8 GB without one): each
+     * service container sets its role's {@code -Xmx} in MOE_JAVA_OPTS (the launcher's JVM options),
+     * the media-driver sidecar its own, and the heap is at most half the container's memory limit
+     * (the rest: off-heap buffers, Netty, metaspace, thread stacks). Weights, KV caches and
+     * activations are off-heap and not bounded by -Xmx. The ConfigMap's common options make an
+     * OutOfMemoryError exit the service, so Kubernetes restarts it.
+     */
+    @Test
+    void everyJvmHasAHeapLimitPerRoleWithinItsContainersMemory() {
+        Map<String, String> config = map(ofKind("ConfigMap").stream()
+                .filter(d -> d.node().path("metadata").path("name").asText().equals("moe-cluster")).findFirst()
+                .orElseThrow().node().path("data"));
+        Map<String, Long> heapPerRole = new HashMap<>();
+        for (Doc w : workloads()) {
+            for (JsonNode c : allContainers(w)) {
+                String what = w + " " + c.path("name").asText();
+                String opts = javaOpts(c, config);
+                assertThat(opts).as("%s MOE_JAVA_OPTS", what).isNotNull();
+                Matcher xmx = Pattern.compile("(?:^|\\s)-Xmx(\\d+)([kKmMgG]?)(?=\\s|$)").matcher(opts);
+                assertThat(xmx.find()).as("%s: -Xmx in MOE_JAVA_OPTS \"%s\"", what, opts).isTrue();
+                long heap = Long.parseLong(xmx.group(1)) * switch (xmx.group(2).toLowerCase()) {
+                    case "k" -> 1L << 10;
+                    case "m" -> 1L << 20;
+                    case "g" -> 1L << 30;
+                    default -> 1L;
+                };
+                assertThat(xmx.find()).as("%s: one -Xmx in \"%s\"", what, opts).isFalse();
+                assertThat(opts).as("%s: the heap is set by -Xmx alone", what).doesNotContain("MaxRAMPercentage");
+                long limit = bytes(c.path("resources").path("limits").path("memory").asText(""));
+                assertThat(limit).as("%s memory limit", what).isPositive();
+                assertThat(heap).as("%s: -Xmx at most half the memory limit (%d bytes)", what, limit)
+                        .isLessThanOrEqualTo(limit / 2);
+                if (!isMediaDriver(c)) {
+                    assertThat(opts).as("%s", what).contains("-XX:+ExitOnOutOfMemoryError");
+                    Long before = heapPerRole.put(role(w), heap);
+                    assertThat(before == null || before == heap).as("%s: one heap size per role", what).isTrue();
+                }
+            }
+        }
+        assertThat(heapPerRole.keySet()).containsExactlyInAnyOrder("router", "attention", "expert");
+    }
+
+    /** A container's MOE_JAVA_OPTS as the kubelet sets it: ConfigMap keys and earlier $(VAR)s resolved. */
+    private static String javaOpts(JsonNode container, Map<String, String> config) {
+        Map<String, String> env = new HashMap<>();
+        for (JsonNode e : container.path("env")) {
+            String value;
+            if (e.has("value")) {
+                Matcher m = VAR_REF.matcher(e.path("value").asText());
+                StringBuilder sb = new StringBuilder();
+                while (m.find()) {
+                    m.appendReplacement(sb, Matcher.quoteReplacement(env.getOrDefault(m.group(1), m.group())));
+                }
+                value = m.appendTail(sb).toString();
+            } else {
+                JsonNode ref = e.path("valueFrom").path("configMapKeyRef");
+                value = ref.path("name").asText().equals("moe-cluster") ? config.get(ref.path("key").asText()) : null;
+            }
+            if (value != null) {
+                env.put(e.path("name").asText(), value);
+            }
+        }
+        return env.get("MOE_JAVA_OPTS");
+    }
+
+    /** A Kubernetes quantity of memory ("512Mi", "8Gi", "1G") in bytes; 0 when empty. */
+    private static long bytes(String quantity) {
+        Matcher m = Pattern.compile("(\\d+)(Ki|Mi|Gi|Ti|k|M|G|T)?").matcher(quantity);
+        if (!m.matches()) {
+            return 0;
+        }
+        long n = Long.parseLong(m.group(1));
+        return n * switch (m.group(2) == null ? "" : m.group(2)) {
+            case "Ki" -> 1L << 10;
+            case "Mi" -> 1L << 20;
+            case "Gi" -> 1L << 30;
+            case "Ti" -> 1L << 40;
+            case "k" -> 1_000L;
+            case "M" -> 1_000_000L;
+            case "G" -> 1_000_000_000L;
+            case "T" -> 1_000_000_000_000L;
+            default -> 1L;
+        };
     }
 
     /** Kubernetes leaves {@code $(NAME)} as it is when NAME is not an earlier env var: a silent bug. */

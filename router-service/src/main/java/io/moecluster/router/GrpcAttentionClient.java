@@ -1,6 +1,8 @@
 package io.moecluster.router;
 
+import io.grpc.ChannelCredentials;
 import io.grpc.ClientInterceptor;
+import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
@@ -11,7 +13,7 @@ import io.moecluster.proto.internal.v1.RunEvent;
 import io.moecluster.proto.internal.v1.RunRequest;
 import java.util.concurrent.TimeUnit;
 
-/** An {@link AttentionClient} over one plaintext gRPC channel (cluster-internal traffic). */
+/** An {@link AttentionClient} over one gRPC channel (cluster-internal traffic; TLS in a secured cluster). */
 public final class GrpcAttentionClient implements AttentionClient {
     private final String address;
     private final ManagedChannel channel;
@@ -25,7 +27,13 @@ public final class GrpcAttentionClient implements AttentionClient {
 
     /** As {@link #connect(String)}, every call through {@code interceptor} (trace propagation). */
     public static GrpcAttentionClient connect(String address, ClientInterceptor interceptor) {
-        return new GrpcAttentionClient(address, NettyChannelBuilder.forTarget(address).usePlaintext()
+        return connect(address, interceptor, InsecureChannelCredentials.create());
+    }
+
+    /** As above, over {@code credentials} (TLS with the router's certificate, in a secured cluster). */
+    public static GrpcAttentionClient connect(String address, ClientInterceptor interceptor,
+                                              ChannelCredentials credentials) {
+        return new GrpcAttentionClient(address, NettyChannelBuilder.forTarget(address, credentials)
                 .intercept(interceptor).build());
     }
 

@@ -121,7 +121,7 @@ public final class MoeService implements TokenBatchServer.Handler, AutoCloseable
         this.in = arena.allocate((long) maxTokens * config.hiddenSize() * 4, 64);
         this.out = arena.allocate((long) maxTokens * config.hiddenSize() * 4, 64);
         this.server = new TokenBatchServer("router-moe", ctx.aeron, ctx.channel, ctx.streamId, ctx.replyChannels,
-                ctx.senderId, 4, ctx.publicationDeadline(), this);
+                ctx.senderId, 4, ctx.publicationDeadline(), ctx.dataPlaneAuth(), this);
     }
 
     /** The agent that polls the router's MoE stream and answers; run it with an AgentRunner. */

@@ -20,6 +20,8 @@ import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ServiceRole;
 import io.moecluster.proto.v1.ServiceStatus;
 import io.moecluster.service.AeronLoss;
+import io.moecluster.service.DataPlaneMetrics;
+import io.moecluster.service.security.ServiceSecurity;
 import io.moecluster.telemetry.ServiceMetrics;
 import io.moecluster.telemetry.ServiceTracing;
 import io.moecluster.transport.AeronClients;
@@ -172,6 +174,9 @@ public final class RouterNode implements AutoCloseable {
             ServiceMetrics metrics = resources.add(ServiceMetrics.start("moe-router", spec.router().id(),
                     spec.router().host(), ctx.metricsPort()));
             ServiceTracing tracing = resources.add(ctx.tracing().start("moe-router", spec.router().id()));
+            DataPlaneMetrics.register(metrics.meter(), ctx.dataPlaneAuth());
+            ServiceSecurity security = resources.add(ctx.security());
+            security.logSummary("router-service");
             MoeService moe = null;
             ClusterStatusContributor experts;
             AeronLoss loss = new AeronLoss("router-service " + spec.router().id(), ctx.onAeronLost());
@@ -190,7 +195,10 @@ public final class RouterNode implements AutoCloseable {
             RouterServer server = resources.add(RouterServer.start(new RouterServer.Config(ctx.model(),
                     spec.router().host(), spec.router().grpcPort(), attention, ctx.maxActiveRequests, ctx.maxSeqLen,
                     List.of(experts), metrics.meter()).withHttp(ctx.httpPort, ctx.chatTemplate, ctx.servedModelName,
-                    metrics.endpoint()), tracing));
+                    metrics.endpoint()), tracing, security));
+            if (ctx.healthPort() > 0) {
+                server.servePlainHealth(ctx.healthPort());
+            }
             loss.onLost(() -> server.notServing("router-service " + spec.router().id()
                     + " lost its data plane (its Aeron client is gone) and is restarting"));
             return new RouterNode(resources, server, moe, metrics, loss);
@@ -227,7 +235,8 @@ public final class RouterNode implements AutoCloseable {
                 .maxTokens(ctx.maxBatchTokens)
                 .replyChannels(spec::replyChannel)
                 .tracing(tracing)
-                .publicationDeadline(ctx.publicationDeadline())));
+                .publicationDeadline(ctx.publicationDeadline())
+                .dataPlaneAuth(ctx.dataPlaneAuth())));
         resources.add(AgentRunners.start(moe.agent(), IdleStrategies.parse(ctx.idleStrategy())));
         return moe;
     }

@@ -12,8 +12,14 @@ import io.moecluster.core.model.ModelConfig;
 import io.moecluster.router.chat.ChatTemplate;
 import io.moecluster.router.openai.OpenAiServer;
 import io.moecluster.core.tokenizer.TextTokenizer;
+import io.moecluster.proto.v1.AdminGrpc;
+import io.moecluster.proto.v1.InferenceGrpc;
 import io.moecluster.service.GrpcServers;
 import io.moecluster.service.MalformedRequests;
+import io.moecluster.service.HealthPort;
+import io.moecluster.service.security.AccessPolicy;
+import io.moecluster.service.security.Role;
+import io.moecluster.service.security.ServiceSecurity;
 import io.moecluster.telemetry.ServiceTracing;
 import io.opentelemetry.api.metrics.Meter;
 import io.opentelemetry.api.metrics.MeterProvider;
@@ -23,6 +29,7 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -92,6 +99,7 @@ public final class RouterServer implements AutoCloseable {
 
     private final ServiceTracing tracing;
     private volatile OpenAiServer http;
+    private volatile HealthPort plainHealth;
 
     private RouterServer(Server server, HealthStatusManager health, AttentionPool pool, GenerationService generation,
                          TextTokenizer tokenizer, String host, ServiceTracing tracing) {
@@ -114,15 +122,25 @@ public final class RouterServer implements AutoCloseable {
      * server owns {@code tracing} and closes it last.
      */
     public static RouterServer start(Config config, ServiceTracing tracing) {
+        return start(config, tracing, ServiceSecurity.none());
+    }
+
+    /**
+     * As {@link #start(Config, ServiceTracing)}, secured: TLS on both APIs when {@code security}
+     * has it (client certificates optional, checked against the cluster CA), callers checked by
+     * its {@link AccessPolicy} (Inference: user, Admin: operator), and the calls to the attention
+     * replicas made with this service's certificate. The caller owns {@code security}.
+     */
+    public static RouterServer start(Config config, ServiceTracing tracing, ServiceSecurity security) {
         try {
-            return startTraced(config, tracing);
+            return startTraced(config, tracing, security);
         } catch (RuntimeException e) {
             tracing.close();
             throw e;
         }
     }
 
-    private static RouterServer startTraced(Config config, ServiceTracing tracing) {
+    private static RouterServer startTraced(Config config, ServiceTracing tracing, ServiceSecurity security) {
         if (config.attention().isEmpty()) {
             throw new IllegalArgumentException("--attention: at least one attention replica (host:port) is needed");
         }
@@ -132,7 +150,7 @@ public final class RouterServer implements AutoCloseable {
         TextTokenizer tokenizer = TextTokenizer.load(config.model(), model.bosTokenId());
         List<AttentionClient> clients = new ArrayList<>();
         for (String address : config.attention()) {
-            clients.add(GrpcAttentionClient.connect(address, tracing.clientInterceptor()));
+            clients.add(GrpcAttentionClient.connect(address, tracing.clientInterceptor(), security.channelCredentials()));
         }
         AttentionPool pool = new AttentionPool(clients);
         AdmissionControl admission = new AdmissionControl(config.maxActiveRequests());
@@ -141,7 +159,10 @@ public final class RouterServer implements AutoCloseable {
                 new RequestMetrics(config.meter(), admission));
         HealthStatusManager health = new HealthStatusManager();
         try {
-            Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()))
+            Server server = NettyServerBuilder.forAddress(new InetSocketAddress(config.bind(), config.port()),
+                            security.serverCredentials(false))
+                    .intercept(new AccessPolicy(security, Map.of(InferenceGrpc.SERVICE_NAME, Role.USER,
+                            AdminGrpc.SERVICE_NAME, Role.OPERATOR)))
                     .addService(MalformedRequests.guard(ServerInterceptors.intercept(new InferenceService(generation),
                             tracing.serverInterceptor())))
                     .addService(MalformedRequests.guard(new AdminService(pool, admission, config.contributors())))
@@ -154,7 +175,7 @@ public final class RouterServer implements AutoCloseable {
                 try {
                     router.http = OpenAiServer.start(new OpenAiServer.Config(config.bind(), config.httpPort(),
                                     config.modelName(), config.metricsEndpoint()), generation,
-                            ChatTemplate.load(config.model(), config.chatTemplate()), tracing, router::serving);
+                            ChatTemplate.load(config.model(), config.chatTemplate()), tracing, router::serving, security);
                 } catch (RuntimeException e) {
                     router.close();
                     throw e;
@@ -167,6 +188,18 @@ public final class RouterServer implements AutoCloseable {
             tokenizer.close();
             throw new UncheckedIOException("cannot listen on " + config.bind() + ":" + config.port(), e);
         }
+    }
+
+    /**
+     * Serves this router's gRPC health, alone, on a plaintext port (for probes that speak no TLS);
+     * it stops with the router.
+     *
+     * @return the port
+     */
+    public int servePlainHealth(int port) {
+        HealthPort p = HealthPort.start(host, port, health);
+        plainHealth = p;
+        return p.port();
     }
 
     private boolean serving() {
@@ -218,6 +251,9 @@ public final class RouterServer implements AutoCloseable {
         GrpcServers.stop(server, health, () -> { }, () -> generation.stop("router-service is stopping"));
         if (http != null) {
             http.close();
+        }
+        if (plainHealth != null) {
+            plainHealth.close();
         }
         pool.close();
         tokenizer.close();

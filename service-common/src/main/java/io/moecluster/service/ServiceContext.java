@@ -1,11 +1,16 @@
 package io.moecluster.service;
 
 import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.service.security.ApiTokens;
+import io.moecluster.service.security.ServiceSecurity;
+import io.moecluster.service.security.TlsSettings;
 import io.moecluster.telemetry.TracingOptions;
 import io.moecluster.transport.DataPlaneSettings;
 import java.nio.file.Path;
 import java.util.Objects;
 import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The settings every service of a cluster has, whatever its role: the cluster file, the model,
@@ -16,11 +21,16 @@ import java.util.function.Consumer;
  * @param <C> the concrete context, returned by every setter for chaining
  */
 public abstract class ServiceContext<C extends ServiceContext<C>> extends DataPlaneSettings<C> {
+    private static final Logger LOG = LoggerFactory.getLogger(ServiceContext.class);
     private ClusterSpec cluster;
     private Path model;
     private int metricsPort;
     private TracingOptions tracing;
     private Consumer<Throwable> onAeronLost = cause -> { };
+    private TlsSettings tls;
+    private Path apiTokensFile;
+    private ApiTokens apiTokens;
+    private int healthPort;
 
     /** The cluster file: where every service is, the Aeron directory. Required. */
     public C cluster(ClusterSpec cluster) {
@@ -77,6 +87,47 @@ public abstract class ServiceContext<C extends ServiceContext<C>> extends DataPl
         return onAeronLost;
     }
 
+    /**
+     * TLS on this service's gRPC and HTTP ports ({@code --tls-cert}, {@code --tls-key}, {@code --tls-ca});
+     * null, the default, leaves them plaintext.
+     */
+    public C tls(TlsSettings tls) {
+        this.tls = tls;
+        return self();
+    }
+
+    public TlsSettings tls() {
+        return tls;
+    }
+
+    /** The public API's bearer tokens ({@code --api-tokens}; see {@link ApiTokens}); null = none. */
+    public C apiTokens(Path file) {
+        this.apiTokensFile = file;
+        return self();
+    }
+
+    public Path apiTokens() {
+        return apiTokensFile;
+    }
+
+    /**
+     * A plaintext port serving only gRPC health ({@code --health-port}), for probes that speak no
+     * TLS (Kubernetes' gRPC probes); 0, the default, none.
+     */
+    public C healthPort(int healthPort) {
+        this.healthPort = healthPort;
+        return self();
+    }
+
+    public int healthPort() {
+        return healthPort;
+    }
+
+    /** This service's TLS material and tokens, loaded (the caller closes it, which stops the reloads). */
+    public ServiceSecurity security() {
+        return ServiceSecurity.of(tls, apiTokens);
+    }
+
     @Override
     protected final void concludeSettings() {
         Objects.requireNonNull(cluster, "--cluster: the cluster file is required");
@@ -87,7 +138,22 @@ public abstract class ServiceContext<C extends ServiceContext<C>> extends DataPl
         if (tracing == null) {
             tracing = TracingOptions.fromEnvironment();
         }
+        if (healthPort < 0 || healthPort > 65535) {
+            throw new IllegalArgumentException("--health-port must be in 0-65535, got " + healthPort);
+        }
+        if (apiTokensFile != null && apiTokens == null) {
+            try {
+                apiTokens = ApiTokens.load(apiTokensFile);
+            } catch (RuntimeException e) {
+                throw new IllegalArgumentException("--api-tokens: " + e.getMessage(), e);
+            }
+        }
         concludeService();
+        if (dataPlaneAuth().enabled()) {
+            LOG.info(dataPlaneAuth().describe());
+        } else {
+            LOG.warn(dataPlaneAuth().describe());
+        }
     }
 
     /** The service's own defaults and checks. */

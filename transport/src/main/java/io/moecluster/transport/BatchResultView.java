@@ -15,6 +15,8 @@ import org.agrona.DirectBuffer;
 public final class BatchResultView {
     /** Error messages are for people; longer ones are cut by the writer and refused here. */
     public static final int MAX_ERROR_BYTES = 4096;
+    /** Where the authTag lies from the start of a message. */
+    static final int TAG_OFFSET = MessageHeaderDecoder.ENCODED_LENGTH + BatchResultDecoder.authTagEncodingOffset();
 
     private final MessageHeaderDecoder header = new MessageHeaderDecoder();
     private final BatchResultDecoder decoder = new BatchResultDecoder();
@@ -31,12 +33,22 @@ public final class BatchResultView {
      * @throws MalformedMessageException naming the field and values that failed a check
      */
     public BatchResultView wrap(DirectBuffer buffer, int offset, int length) throws MalformedMessageException {
+        return wrap(buffer, offset, length, MessageMac.UNSIGNED);
+    }
+
+    /**
+     * As {@link #wrap(DirectBuffer, int, int)}, and last the authTag is checked with {@code mac}
+     * (the form {@link MessagePoller} uses): a message that does not verify is malformed, kind
+     * {@link MalformedMessageException#UNAUTHENTICATED}.
+     */
+    public BatchResultView wrap(DirectBuffer buffer, int offset, int length, MessageMac mac)
+            throws MalformedMessageException {
         this.buffer = null;
         int blockLength = MessageHeaderCheck.check(header, buffer, offset, length, BatchResultDecoder.TEMPLATE_ID,
                 BatchResultDecoder.BLOCK_LENGTH, "BatchResult");
         decoder.wrap(buffer, offset + MessageHeaderDecoder.ENCODED_LENGTH, blockLength, header.version());
         long batchId = decoder.batchId();
-        BatchStatus st = decoder.status();
+        BatchStatus st = MessageHeaderCheck.status(decoder.statusRaw());
         if (st == BatchStatus.NULL_VAL) {
             throw new MalformedMessageException(MalformedMessageException.BAD_STATUS, "BatchResult " + batchId
                     + ": status " + decoder.statusRaw() + " is not OK or ERROR");
@@ -45,7 +57,7 @@ public final class BatchResultView {
         MessageHeaderCheck.checkPayloadFits("BatchResult", batchId, payload, blockLength, length);
         int tokens = decoder.tokenCount();
         int hidden = decoder.hiddenSize();
-        ElementType type = decoder.elementType();
+        ElementType type = MessageHeaderCheck.elementType(decoder.elementTypeRaw());
         if (st == BatchStatus.OK) {
             MessageHeaderCheck.checkDimensions("BatchResult", batchId, tokens, hidden);
             if (type == ElementType.NULL_VAL) {
@@ -62,6 +74,7 @@ public final class BatchResultView {
             throw new MalformedMessageException(MalformedMessageException.PAYLOAD_LENGTH, "BatchResult " + batchId
                     + ": error message of " + payload + " bytes, over " + MAX_ERROR_BYTES);
         }
+        MessageHeaderCheck.checkTag(mac, "BatchResult", batchId, buffer, offset, length, TAG_OFFSET);
         this.buffer = buffer;
         this.status = st;
         this.tokenCount = tokens;

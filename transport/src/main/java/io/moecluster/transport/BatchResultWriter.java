@@ -22,14 +22,22 @@ public final class BatchResultWriter {
     private final MessageHeaderEncoder headerEncoder = new MessageHeaderEncoder();
     private final BatchResultEncoder encoder = new BatchResultEncoder();
     private final PayloadBuffer payload;
+    private final MessageMac mac;
     private long traceIdHigh;
     private long traceIdLow;
     private long spanId;
     private short traceFlags;
 
+    /** Unsigned messages (a cluster without a data-plane secret). */
     public BatchResultWriter(BoundedPublisher publisher) {
+        this(publisher, DataPlaneAuth.none());
+    }
+
+    /** Messages signed with {@code auth}'s secret (unsigned when it has none). */
+    public BatchResultWriter(BoundedPublisher publisher, DataPlaneAuth auth) {
         this.publisher = publisher;
         this.payload = new PayloadBuffer(publisher.maxMessageLength() - HEADER_BYTES);
+        this.mac = auth.newMac();
     }
 
     /** W3C trace context for the next send. */
@@ -56,6 +64,7 @@ public final class BatchResultWriter {
         UnsafeBuffer buf = payload.ensure(bytes, "BatchResult");
         TokenRows.encode(f32Rows, firstFloat, tokenCount, hiddenSize, elementType, buf, 0);
         encodeHeader(batchId, layer, expertId, senderId, tokenCount, hiddenSize, elementType, BatchStatus.OK, bytes);
+        mac.sign(headerBuffer, HEADER_BYTES, BatchResultView.TAG_OFFSET, buf, 0, bytes);
         publisher.offer(headerBuffer, 0, HEADER_BYTES, buf, 0, bytes);
     }
 
@@ -65,6 +74,7 @@ public final class BatchResultWriter {
         int length = utf8Prefix(utf8, BatchResultView.MAX_ERROR_BYTES);
         errorBuffer.putBytes(0, utf8, 0, length);
         encodeHeader(batchId, layer, expertId, senderId, 0, 0, ElementType.F32, BatchStatus.ERROR, length);
+        mac.sign(headerBuffer, HEADER_BYTES, BatchResultView.TAG_OFFSET, errorBuffer, 0, length);
         publisher.offer(headerBuffer, 0, HEADER_BYTES, errorBuffer, 0, length);
     }
 

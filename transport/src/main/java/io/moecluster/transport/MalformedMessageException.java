@@ -18,6 +18,8 @@ public final class MalformedMessageException extends Exception {
     public static final String BAD_FLAG = "bad-flag";
     public static final String BAD_STATUS = "bad-status";
     public static final String PAYLOAD_LENGTH = "payload-length";
+    /** The authTag did not verify (or a signed message reached a service without a secret). */
+    public static final String UNAUTHENTICATED = "unauthenticated";
 
     private final String kind;
 

@@ -1,5 +1,7 @@
 package io.moecluster.transport;
 
+import io.moecluster.sbe.BatchStatus;
+import io.moecluster.sbe.ElementType;
 import io.moecluster.sbe.MessageHeaderDecoder;
 import org.agrona.DirectBuffer;
 
@@ -35,9 +37,11 @@ final class MessageHeaderCheck {
             throw new MalformedMessageException(MalformedMessageException.BAD_TEMPLATE, message + ": templateId "
                     + header.templateId() + ", expected " + templateId);
         }
-        if (header.version() < 1) {
+        if (header.version() < MessageHeaderDecoder.SCHEMA_VERSION) {
+            // Version 1 had no authTag: a service of an older release; a cluster runs one release.
             throw new MalformedMessageException(MalformedMessageException.BAD_VERSION, message + ": version "
-                    + header.version() + ", expected >= 1");
+                    + header.version() + ", expected >= " + MessageHeaderDecoder.SCHEMA_VERSION
+                    + " (a service of an older release?)");
         }
         int blockLength = header.blockLength();
         if (blockLength < minBlockLength) {
@@ -51,6 +55,28 @@ final class MessageHeaderCheck {
         return blockLength;
     }
 
+    /**
+     * The element type a raw byte names; NULL_VAL for any other value. (The generated decoder's
+     * {@code elementType()} throws IllegalArgumentException for an unknown byte: found by fuzzing.)
+     */
+    static ElementType elementType(short raw) {
+        return switch (raw) {
+            case 0 -> ElementType.F32;
+            case 1 -> ElementType.BF16;
+            case 2 -> ElementType.F16;
+            default -> ElementType.NULL_VAL;
+        };
+    }
+
+    /** The status a raw byte names; NULL_VAL for any other value (as {@link #elementType}). */
+    static BatchStatus status(short raw) {
+        return switch (raw) {
+            case 0 -> BatchStatus.OK;
+            case 1 -> BatchStatus.ERROR;
+            default -> BatchStatus.NULL_VAL;
+        };
+    }
+
     // Messages are built only on failure: the hot path must not allocate.
     static void checkDimensions(String what, long batchId, int tokenCount, int hiddenSize) throws MalformedMessageException {
         if (tokenCount < 0 || tokenCount > MAX_TOKENS) {
@@ -60,6 +86,21 @@ final class MessageHeaderCheck {
         if (hiddenSize < 1 || hiddenSize > MAX_HIDDEN) {
             throw new MalformedMessageException(MalformedMessageException.BAD_DIMENSION, what + " " + batchId + ": hiddenSize "
                     + hiddenSize + " outside [1, " + MAX_HIDDEN + "]");
+        }
+    }
+
+    /**
+     * Checks the message's authTag ({@code tagOffset} from the message start) with {@code mac};
+     * the last check of a view, so a forged message reaches no handler.
+     */
+    static void checkTag(MessageMac mac, String what, long batchId, DirectBuffer buffer, int offset, int length,
+                         int tagOffset) throws MalformedMessageException {
+        if (!mac.verify(buffer, offset, length, tagOffset)) {
+            throw new MalformedMessageException(MalformedMessageException.UNAUTHENTICATED, what + " " + batchId
+                    + (mac.enabled() ? ": its authTag does not verify with the data-plane secret (a sender without "
+                            + "the cluster's secret, or a corrupted message)"
+                            : ": it is signed, but this service has no data-plane secret (configure the same secret on "
+                            + "every service)"));
         }
     }
 

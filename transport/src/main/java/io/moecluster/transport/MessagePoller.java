@@ -11,7 +11,8 @@ import org.agrona.DirectBuffer;
 
 /**
  * Polls a {@link Subscription}, reassembles fragmented messages and hands checked views to the
- * handler of their template. Malformed messages, messages with no handler and handler failures are
+ * handler of their template: every length and range checked, and last the authTag with the
+ * service's data-plane secret ({@link DataPlaneAuth}), so a forged message reaches no handler. Malformed messages, messages with no handler and handler failures are
  * counted and dropped: nothing thrown by a message escapes {@link #poll}, so one bad sender cannot
  * stop a service. Not thread-safe: one polling thread.
  */
@@ -39,16 +40,32 @@ public final class MessagePoller {
     private final TokenBatchView tokenBatch = new TokenBatchView();
     private final BatchResultView batchResult = new BatchResultView();
     private final FragmentAssembler assembler = new FragmentAssembler(this::onMessage);
+    private final MessageMac mac;
     private TokenBatchHandler tokenBatchHandler;
     private BatchResultHandler batchResultHandler;
 
+    /** Takes unsigned messages only (a cluster without a data-plane secret). */
     public MessagePoller(Subscription subscription) {
-        this(subscription, new MalformedMessageCounter(subscription.channel() + " stream " + subscription.streamId()));
+        this(subscription, DataPlaneAuth.none());
+    }
+
+    /** Takes only messages whose authTag verifies with {@code auth}'s secret (unsigned ones when it has none). */
+    public MessagePoller(Subscription subscription, DataPlaneAuth auth) {
+        this(subscription, new MalformedMessageCounter(subscription.channel() + " stream " + subscription.streamId()),
+                auth);
     }
 
     public MessagePoller(Subscription subscription, MalformedMessageCounter counter) {
+        this(subscription, counter, DataPlaneAuth.none());
+    }
+
+    /**
+     * @param subscription what to poll; null for a poller fed only through {@link #onMessage} (tests, fuzzing)
+     */
+    public MessagePoller(Subscription subscription, MalformedMessageCounter counter, DataPlaneAuth auth) {
         this.subscription = subscription;
         this.counter = counter;
+        this.mac = auth.newMac();
     }
 
     public MessagePoller onTokenBatch(TokenBatchHandler handler) {
@@ -98,14 +115,14 @@ public final class MessagePoller {
         }
         int templateId = header.templateId();
         if (templateId == TokenBatchDecoder.TEMPLATE_ID) {
-            TokenBatchView view = tokenBatch.wrap(buffer, offset, length);
+            TokenBatchView view = tokenBatch.wrap(buffer, offset, length, mac);
             if (tokenBatchHandler == null) {
                 counter.record(NO_HANDLER, "TokenBatch " + view.batchId() + " with no TokenBatch handler", null);
                 return;
             }
             tokenBatchHandler.onTokenBatch(view);
         } else if (templateId == BatchResultDecoder.TEMPLATE_ID) {
-            BatchResultView view = batchResult.wrap(buffer, offset, length);
+            BatchResultView view = batchResult.wrap(buffer, offset, length, mac);
             if (batchResultHandler == null) {
                 counter.record(NO_HANDLER, "BatchResult " + view.batchId() + " with no BatchResult handler", null);
                 return;

@@ -14,12 +14,19 @@ import org.agrona.collections.Int2ObjectHashMap;
 public final class ReplyWriters implements AutoCloseable {
     private final Aeron aeron;
     private final Duration deadline;
+    private final DataPlaneAuth auth;
     // By channel (the cluster file's strings, so lookups allocate nothing), then by stream id.
     private final Map<String, Int2ObjectHashMap<BatchResultWriter>> writers = new HashMap<>();
 
     public ReplyWriters(Aeron aeron, Duration deadline) {
+        this(aeron, deadline, DataPlaneAuth.none());
+    }
+
+    /** Answers signed with {@code auth}'s secret. */
+    public ReplyWriters(Aeron aeron, Duration deadline, DataPlaneAuth auth) {
         this.aeron = aeron;
         this.deadline = deadline;
+        this.auth = auth;
     }
 
     public BatchResultWriter to(String channel, int replyStreamId) {
@@ -27,7 +34,7 @@ public final class ReplyWriters implements AutoCloseable {
         BatchResultWriter w = byStream.get(replyStreamId);
         if (w == null) {
             w = new BatchResultWriter(new BoundedPublisher(aeron.addPublication(channel, replyStreamId),
-                    IdleStrategies.backoff(), deadline));
+                    IdleStrategies.backoff(), deadline), auth);
             byStream.put(replyStreamId, w);
         }
         return w;

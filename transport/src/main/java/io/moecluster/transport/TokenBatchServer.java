@@ -95,10 +95,21 @@ public final class TokenBatchServer implements Agent {
      */
     public TokenBatchServer(String roleName, Aeron aeron, String channel, int streamId, IntFunction<String> replyChannels,
                             int senderId, int fragmentLimit, Duration publicationDeadline, Handler handler) {
+        this(roleName, aeron, channel, streamId, replyChannels, senderId, fragmentLimit, publicationDeadline,
+                DataPlaneAuth.none(), handler);
+    }
+
+    /**
+     * As above, with the service's data-plane authentication: batches whose authTag does not
+     * verify are dropped (counted) before the handler sees them, and answers are signed.
+     */
+    public TokenBatchServer(String roleName, Aeron aeron, String channel, int streamId, IntFunction<String> replyChannels,
+                            int senderId, int fragmentLimit, Duration publicationDeadline, DataPlaneAuth auth,
+                            Handler handler) {
         this.roleName = roleName;
         this.subscription = aeron.addSubscription(channel, streamId);
-        this.poller = new MessagePoller(subscription).onTokenBatch(this::onBatch);
-        this.replies = new ReplyWriters(aeron, publicationDeadline);
+        this.poller = new MessagePoller(subscription, auth).onTokenBatch(this::onBatch);
+        this.replies = new ReplyWriters(aeron, publicationDeadline, auth);
         this.replyChannels = replyChannels;
         this.senderId = senderId;
         this.fragmentLimit = fragmentLimit;
@@ -130,9 +141,14 @@ public final class TokenBatchServer implements Agent {
         return unanswered.get();
     }
 
-    /** Malformed messages counted and dropped. */
+    /** Malformed messages counted and dropped (unauthenticated ones included). */
     public long malformedDropped() {
         return poller.counter().total();
+    }
+
+    /** Messages dropped because their authTag did not verify. */
+    public long unauthenticatedDropped() {
+        return poller.counter().count(MalformedMessageException.UNAUTHENTICATED);
     }
 
     private void onBatch(TokenBatchView b) {

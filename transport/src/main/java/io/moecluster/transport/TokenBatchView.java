@@ -15,6 +15,8 @@ import org.agrona.DirectBuffer;
 public final class TokenBatchView {
     /** The expert id of a whole-layer MoE request (attention to router), as opposed to one expert's rows. */
     public static final int WHOLE_LAYER = -1;
+    /** Where the authTag lies from the start of a message. */
+    static final int TAG_OFFSET = MessageHeaderDecoder.ENCODED_LENGTH + TokenBatchDecoder.authTagEncodingOffset();
 
     private final MessageHeaderDecoder header = new MessageHeaderDecoder();
     private final TokenBatchDecoder decoder = new TokenBatchDecoder();
@@ -32,6 +34,16 @@ public final class TokenBatchView {
      * @throws MalformedMessageException naming the field and values that failed a check
      */
     public TokenBatchView wrap(DirectBuffer buffer, int offset, int length) throws MalformedMessageException {
+        return wrap(buffer, offset, length, MessageMac.UNSIGNED);
+    }
+
+    /**
+     * As {@link #wrap(DirectBuffer, int, int)}, and last the authTag is checked with {@code mac}
+     * (the form {@link MessagePoller} uses): a message that does not verify is malformed, kind
+     * {@link MalformedMessageException#UNAUTHENTICATED}.
+     */
+    public TokenBatchView wrap(DirectBuffer buffer, int offset, int length, MessageMac mac)
+            throws MalformedMessageException {
         this.buffer = null;
         int blockLength = MessageHeaderCheck.check(header, buffer, offset, length, TokenBatchDecoder.TEMPLATE_ID,
                 TokenBatchDecoder.BLOCK_LENGTH, "TokenBatch");
@@ -39,7 +51,7 @@ public final class TokenBatchView {
         int tokens = decoder.tokenCount();
         int hidden = decoder.hiddenSize();
         MessageHeaderCheck.checkDimensions("TokenBatch", decoder.batchId(), tokens, hidden);
-        ElementType type = decoder.elementType();
+        ElementType type = MessageHeaderCheck.elementType(decoder.elementTypeRaw());
         if (type == ElementType.NULL_VAL) {
             throw new MalformedMessageException(MalformedMessageException.BAD_ELEMENT_TYPE, "TokenBatch "
                     + decoder.batchId() + ": elementType " + decoder.elementTypeRaw() + " is not F32, BF16 or F16");
@@ -58,6 +70,7 @@ public final class TokenBatchView {
                     + decoder.batchId() + ": payloadLength " + payload + ", expected " + expected + " for "
                     + tokens + " tokens x " + hidden + " " + type + (weightsFlag == 1 ? " + weights" : ""));
         }
+        MessageHeaderCheck.checkTag(mac, "TokenBatch", decoder.batchId(), buffer, offset, length, TAG_OFFSET);
         this.buffer = buffer;
         this.tokenCount = tokens;
         this.hiddenSize = hidden;

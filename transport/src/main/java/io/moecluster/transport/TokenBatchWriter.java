@@ -20,14 +20,22 @@ public final class TokenBatchWriter {
     private final MessageHeaderEncoder headerEncoder = new MessageHeaderEncoder();
     private final TokenBatchEncoder encoder = new TokenBatchEncoder();
     private final PayloadBuffer payload;
+    private final MessageMac mac;
     private long traceIdHigh;
     private long traceIdLow;
     private long spanId;
     private short traceFlags;
 
+    /** Unsigned messages (a cluster without a data-plane secret). */
     public TokenBatchWriter(BoundedPublisher publisher) {
+        this(publisher, DataPlaneAuth.none());
+    }
+
+    /** Messages signed with {@code auth}'s secret (unsigned when it has none). */
+    public TokenBatchWriter(BoundedPublisher publisher, DataPlaneAuth auth) {
         this.publisher = publisher;
         this.payload = new PayloadBuffer(publisher.maxMessageLength() - HEADER_BYTES);
+        this.mac = auth.newMac();
     }
 
     /** W3C trace context for the next send. */
@@ -111,6 +119,7 @@ public final class TokenBatchWriter {
                 .traceFlags(traceFlags)
                 .payloadLength(payloadLength);
         clearTrace();
+        mac.sign(headerBuffer, HEADER_BYTES, TokenBatchView.TAG_OFFSET, buf, 0, payloadLength);
         publisher.offer(headerBuffer, 0, HEADER_BYTES, buf, 0, payloadLength);
     }
 

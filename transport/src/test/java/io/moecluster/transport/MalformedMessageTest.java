@@ -94,6 +94,41 @@ class MalformedMessageTest extends AeronFixture {
                 .isInstanceOfSatisfying(MalformedMessageException.class, e -> assertThat(e.kind()).isEqualTo("bad-template"));
     }
 
+    /**
+     * An enum byte outside the schema (found by fuzzing): the generated decoders throw
+     * IllegalArgumentException for it; the views must report a malformed message of its kind.
+     */
+    @Test
+    void enumBytesOutsideTheSchemaAreMalformedNotExceptions() {
+        UnsafeBuffer batch = tokenBatch(e -> { }, h -> { });
+        batch.putByte(MessageHeaderEncoder.ENCODED_LENGTH + TokenBatchEncoder.elementTypeEncodingOffset(), (byte) 160);
+        assertThatThrownBy(() -> new TokenBatchView().wrap(batch, 0, LENGTH))
+                .isInstanceOfSatisfying(MalformedMessageException.class,
+                        e -> assertThat(e.kind()).isEqualTo("bad-element-type"));
+        UnsafeBuffer result = new UnsafeBuffer(new byte[200]);
+        new BatchResultEncoder().wrapAndApplyHeader(result, 0, new MessageHeaderEncoder())
+                .batchId(1).tokenCount(1).hiddenSize(8).elementType(ElementType.F32).status(BatchStatus.OK)
+                .payloadLength(32);
+        int length = MessageHeaderEncoder.ENCODED_LENGTH + BatchResultEncoder.BLOCK_LENGTH + 32;
+        result.putByte(MessageHeaderEncoder.ENCODED_LENGTH + BatchResultEncoder.statusEncodingOffset(), (byte) 7);
+        assertThatThrownBy(() -> new BatchResultView().wrap(result, 0, length))
+                .isInstanceOfSatisfying(MalformedMessageException.class, e -> assertThat(e.kind()).isEqualTo("bad-status"));
+        result.putByte(MessageHeaderEncoder.ENCODED_LENGTH + BatchResultEncoder.statusEncodingOffset(), (byte) 0);
+        result.putByte(MessageHeaderEncoder.ENCODED_LENGTH + BatchResultEncoder.elementTypeEncodingOffset(), (byte) 99);
+        assertThatThrownBy(() -> new BatchResultView().wrap(result, 0, length))
+                .isInstanceOfSatisfying(MalformedMessageException.class,
+                        e -> assertThat(e.kind()).isEqualTo("bad-element-type"));
+    }
+
+    @Test
+    void aMessageOfTheReleaseBeforeAuthenticationIsRefusedByVersion() {
+        assertThatThrownBy(() -> new TokenBatchView().wrap(tokenBatch(e -> { }, h -> h.version(1)), 0, LENGTH))
+                .isInstanceOfSatisfying(MalformedMessageException.class, e -> {
+                    assertThat(e.kind()).isEqualTo("bad-version");
+                    assertThat(e.getMessage()).contains("older release");
+                });
+    }
+
     @Test
     void pollerCountsMalformedMessagesAndKeepsGoing() {
         var sub = subscribe(IPC, 51);

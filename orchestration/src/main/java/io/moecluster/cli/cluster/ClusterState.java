@@ -37,6 +37,11 @@ public record ClusterState(Path dir) {
         return dir.resolve("cluster.json");
     }
 
+    /** The local cluster's data-plane secret, made by {@code moe up} (owner-only). */
+    public Path dataPlaneSecret() {
+        return dir.resolve("data-plane.secret");
+    }
+
     public Path pidsFile() {
         return dir.resolve("pids.json");
     }

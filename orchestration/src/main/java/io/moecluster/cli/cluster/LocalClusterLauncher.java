@@ -4,6 +4,7 @@ import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.discovery.IdRanges;
+import io.moecluster.transport.DataPlaneAuth;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.file.Files;
@@ -159,6 +160,8 @@ public final class LocalClusterLauncher {
         }
         spec.write(state.clusterFile());
         state.writeLaunchOptions(options);
+        // A fresh secret per local cluster: every message between its services is signed with it.
+        DataPlaneAuth.writeNewSecret(state.dataPlaneSecret());
         try {
             launch("media-driver", List.of("serve", "media-driver"));
             await(List.of("media-driver"));
@@ -285,8 +288,12 @@ public final class LocalClusterLauncher {
             metrics.put(id, "http://127.0.0.1:" + port + "/metrics");
         }
         state.writeCommand(id, cmd);
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
-                .redirectOutput(ProcessBuilder.Redirect.appendTo(state.log(id).toFile())).start();
+        ProcessBuilder builder = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(state.log(id).toFile()));
+        if (Files.exists(state.dataPlaneSecret())) {
+            builder.environment().put(DataPlaneAuth.ENV_SECRET_FILE, state.dataPlaneSecret().toAbsolutePath().toString());
+        }
+        Process p = builder.start();
         pids.put(id, p.pid());
         state.updatePids(m -> m.put(id, p.pid()));
     }

@@ -1,10 +1,10 @@
 package io.moecluster.cli.cluster;
 
 import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.service.security.ClientSecurity;
 import io.moecluster.proto.v1.AdminGrpc;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ClusterStatusRequest;
@@ -34,12 +34,19 @@ public final class LocalExpertScaler implements AutoCloseable {
     private final ClusterState state;
     private final PrintWriter out;
     private final Duration timeout;
+    private final ClientSecurity security;
     private ManagedChannel admin;
 
     public LocalExpertScaler(ClusterState state, PrintWriter out, Duration timeout) {
+        this(state, out, timeout, ClientSecurity.plaintext());
+    }
+
+    /** @param security how to reach the router's Admin API (an operator's credentials in a secured cluster) */
+    public LocalExpertScaler(ClusterState state, PrintWriter out, Duration timeout, ClientSecurity security) {
         this.state = state;
         this.out = out;
         this.timeout = timeout;
+        this.security = security;
     }
 
     /** Replicas of {@code expert}: expert services whose list includes it. */
@@ -235,7 +242,7 @@ public final class LocalExpertScaler implements AutoCloseable {
 
     private ClusterStatus status(ClusterSpec spec) {
         if (admin == null) {
-            admin = NettyChannelBuilder.forAddress(spec.router().host(), spec.router().grpcPort()).usePlaintext().build();
+            admin = security.channel(spec.router().host(), spec.router().grpcPort());
         }
         return AdminGrpc.newBlockingStub(admin).withDeadlineAfter(10, TimeUnit.SECONDS)
                 .getClusterStatus(ClusterStatusRequest.getDefaultInstance());

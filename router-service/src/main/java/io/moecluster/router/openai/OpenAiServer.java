@@ -5,6 +5,10 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.moecluster.router.GenerationCall;
 import io.moecluster.router.GenerationService;
 import io.moecluster.router.chat.ChatTemplate;
+import io.moecluster.service.security.Principal;
+import io.moecluster.service.security.Role;
+import io.moecluster.service.security.ServiceSecurity;
+import io.moecluster.service.security.ServiceTls;
 import io.moecluster.telemetry.HttpServerSpan;
 import io.moecluster.telemetry.ServiceTracing;
 import io.opentelemetry.context.Scope;
@@ -12,24 +16,29 @@ import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.core.VertxOptions;
 import io.vertx.core.file.FileSystemOptions;
+import io.vertx.core.http.ClientAuth;
 import io.vertx.core.http.HttpClient;
 import io.vertx.core.http.HttpMethod;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.core.http.HttpServerResponse;
 import io.vertx.core.http.RequestOptions;
+import io.vertx.core.net.KeyCertOptions;
+import io.vertx.core.net.TrustOptions;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URI;
+import java.security.cert.Certificate;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
+import javax.net.ssl.SSLPeerUnverifiedException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -63,11 +72,13 @@ public final class OpenAiServer implements AutoCloseable {
     private final Vertx vertx;
     private final HttpServer server;
     private final String host;
+    private final boolean tls;
 
-    private OpenAiServer(Vertx vertx, HttpServer server, String host) {
+    private OpenAiServer(Vertx vertx, HttpServer server, String host, boolean tls) {
         this.vertx = vertx;
         this.server = server;
         this.host = host;
+        this.tls = tls;
     }
 
     /**
@@ -77,6 +88,17 @@ public final class OpenAiServer implements AutoCloseable {
      */
     public static OpenAiServer start(Config config, GenerationService generation, ChatTemplate template,
                                      ServiceTracing tracing, BooleanSupplier ready) {
+        return start(config, generation, template, tracing, ready, ServiceSecurity.none());
+    }
+
+    /**
+     * As above, secured by the router's {@link ServiceSecurity}: HTTPS with its certificate (client
+     * certificates requested and checked against the cluster CA when it has one), the completions
+     * and models routes for users, {@code /metrics} for operators, {@code /health} open. A refused
+     * request gets OpenAI's error object: 401 {@code invalid_api_key}, or 403 for a role too low.
+     */
+    public static OpenAiServer start(Config config, GenerationService generation, ChatTemplate template,
+                                     ServiceTracing tracing, BooleanSupplier ready, ServiceSecurity security) {
         Vertx vertx = Vertx.vertx(new VertxOptions()
                 .setEventLoopPoolSize(2)
                 .setWorkerPoolSize(4)
@@ -85,12 +107,21 @@ public final class OpenAiServer implements AutoCloseable {
                 .setFileSystemOptions(new FileSystemOptions().setFileCachingEnabled(false)
                         .setClassPathResolvingEnabled(false)));
         try {
-            Routes routes = new Routes(vertx, config, generation, template, tracing, ready);
-            HttpServer server = vertx.createHttpServer(new HttpServerOptions().setHost(config.bind())
-                            .setPort(config.port()).setCompressionSupported(false))
+            Routes routes = new Routes(vertx, config, generation, template, tracing, ready, security);
+            HttpServerOptions options = new HttpServerOptions().setHost(config.bind()).setPort(config.port())
+                    .setCompressionSupported(false);
+            ServiceTls tls = security.tls();
+            if (tls != null) {
+                // The managers re-read the files when they change: new connections get the new certificate.
+                options.setSsl(true).setKeyCertOptions(KeyCertOptions.wrap(tls.keyManager()));
+                if (tls.verifiesClients()) {
+                    options.setTrustOptions(TrustOptions.wrap(tls.clientCertificateTrust())).setClientAuth(ClientAuth.REQUEST);
+                }
+            }
+            HttpServer server = vertx.createHttpServer(options)
                     .requestHandler(routes.router)
                     .listen().toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
-            return new OpenAiServer(vertx, server, config.bind());
+            return new OpenAiServer(vertx, server, config.bind(), tls != null);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             vertx.close();
@@ -108,9 +139,9 @@ public final class OpenAiServer implements AutoCloseable {
         return server.actualPort();
     }
 
-    /** The API's base URL, e.g. {@code http://127.0.0.1:8000/v1}. */
+    /** The API's base URL, e.g. {@code http://127.0.0.1:8000/v1} ({@code https} with TLS). */
     public String url() {
-        return "http://" + host + ":" + port() + "/v1";
+        return (tls ? "https://" : "http://") + host + ":" + port() + "/v1";
     }
 
     /** Stops listening and closes open connections (their requests are cancelled). */
@@ -162,9 +193,11 @@ public final class OpenAiServer implements AutoCloseable {
         private final TokenTexts texts;
         private final long created = System.currentTimeMillis() / 1000;
         private final HttpClient metricsClient;
+        private final ServiceSecurity security;
 
         Routes(Vertx vertx, Config config, GenerationService generation, ChatTemplate template, ServiceTracing tracing,
-               BooleanSupplier ready) {
+               BooleanSupplier ready, ServiceSecurity security) {
+            this.security = security;
             this.vertx = vertx;
             this.config = config;
             this.generation = generation;
@@ -174,6 +207,9 @@ public final class OpenAiServer implements AutoCloseable {
             this.texts = new TokenTexts(generation.tokenizer());
             this.metricsClient = config.metricsEndpoint() == null ? null : vertx.createHttpClient();
             router = Router.router(vertx);
+            // Callers first: nothing of a refused request is read or run.
+            router.route("/v1/*").handler(rc -> authorize(rc, Role.USER));
+            router.route("/metrics").handler(rc -> authorize(rc, Role.OPERATOR));
             BodyHandler body = BodyHandler.create(false).setBodyLimit(MAX_BODY_BYTES);
             router.post("/v1/chat/completions").handler(body).handler(rc -> generate(rc, true));
             router.post("/v1/completions").handler(body).handler(rc -> generate(rc, false));
@@ -192,6 +228,33 @@ public final class OpenAiServer implements AutoCloseable {
                 sendError(rc.response(), new ApiException(500, "server_error", null, null,
                         "internal error: " + rc.failure()));
             });
+        }
+
+        /** Passes the request on when its caller may use the route, else answers 401 or 403. */
+        private void authorize(RoutingContext rc, Role wanted) {
+            Role required = security.required(wanted);
+            if (required == null) {
+                rc.next();
+                return;
+            }
+            Certificate[] peer = null;
+            if (rc.request().isSSL()) {
+                try {
+                    peer = rc.request().connection().peerCertificates().toArray(Certificate[]::new);
+                } catch (SSLPeerUnverifiedException none) {
+                    peer = null;
+                }
+            }
+            Principal caller = security.authenticate(rc.request().getHeader(ServiceSecurity.AUTHORIZATION), peer);
+            String refusal = ServiceSecurity.refusal(caller, required, rc.request().path());
+            if (refusal == null) {
+                rc.next();
+            } else if (refusal.startsWith("unauthenticated")) {
+                rc.response().putHeader("www-authenticate", "Bearer");
+                sendError(rc.response(), new ApiException(401, "invalid_request_error", null, "invalid_api_key", refusal));
+            } else {
+                sendError(rc.response(), new ApiException(403, "invalid_request_error", null, "permission_denied", refusal));
+            }
         }
 
         private void generate(RoutingContext rc, boolean chat) {
