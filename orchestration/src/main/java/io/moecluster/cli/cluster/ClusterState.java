@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.moecluster.discovery.ClusterSpec;
+import io.moecluster.transport.DataPlaneAuth;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
@@ -40,6 +41,20 @@ public record ClusterState(Path dir) {
     /** The local cluster's data-plane secret, made by {@code moe up} (owner-only). */
     public Path dataPlaneSecret() {
         return dir.resolve("data-plane.secret");
+    }
+
+    /**
+     * A service process of this cluster, its output appended to {@code log}: with the cluster's
+     * data-plane secret in its environment when the cluster has one, so that a service started
+     * later (a restart by the supervisor, a replica added by {@code moe scale}) signs as the others do.
+     */
+    public ProcessBuilder serviceProcess(List<String> command, Path log) {
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+        if (Files.exists(dataPlaneSecret())) {
+            builder.environment().put(DataPlaneAuth.ENV_SECRET_FILE, dataPlaneSecret().toAbsolutePath().toString());
+        }
+        return builder;
     }
 
     public Path pidsFile() {

@@ -288,12 +288,7 @@ public final class LocalClusterLauncher {
             metrics.put(id, "http://127.0.0.1:" + port + "/metrics");
         }
         state.writeCommand(id, cmd);
-        ProcessBuilder builder = new ProcessBuilder(cmd).redirectErrorStream(true)
-                .redirectOutput(ProcessBuilder.Redirect.appendTo(state.log(id).toFile()));
-        if (Files.exists(state.dataPlaneSecret())) {
-            builder.environment().put(DataPlaneAuth.ENV_SECRET_FILE, state.dataPlaneSecret().toAbsolutePath().toString());
-        }
-        Process p = builder.start();
+        Process p = state.serviceProcess(cmd, state.log(id)).start();
         pids.put(id, p.pid());
         state.updatePids(m -> m.put(id, p.pid()));
     }

@@ -145,8 +145,7 @@ public final class LocalSupervisor {
                 + " (restart " + (t.restarts + 1) + "; it " + t.lastExit + ") ===" + System.lineSeparator(),
                 StandardOpenOption.CREATE, StandardOpenOption.APPEND);
         Files.deleteIfExists(state.readyMarker(id));
-        Process p = new ProcessBuilder(command).redirectErrorStream(true)
-                .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
+        Process p = state.serviceProcess(command, log).start();
         boolean[] recorded = {false};
         state.updatePids(m -> {
             Long current = m.get(id);
