@@ -11,8 +11,8 @@
 #                                        # (the smallest first) into its inputs directory
 #
 # Environment: MAVEN_OPTS as for any build; MVN_FLAGS adds Maven flags (-o: offline). Needs Linux or
-# macOS on x86-64 or arm64 (Jazzer's native fuzzer); the generated corpus goes to <module>/.cifuzz-corpus/ (git-ignored) and is
-# reused by the next run.
+# macOS on x86-64 or arm64 (Jazzer's native fuzzer); the generated corpus goes to
+# <module>/.cifuzz-corpus/ (git-ignored) and is reused by the next run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

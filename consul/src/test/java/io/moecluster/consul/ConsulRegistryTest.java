@@ -128,7 +128,8 @@ class ConsulRegistryTest {
 
         // heartbeats every ttl/3 keep the check passing well past its TTL
         Thread.sleep(TTL.multipliedBy(3).toMillis());
-        assertThat(passes("expert-a")).hasSizeBetween(5, 12);
+        // About 9 at ttl/3; at least one per TTL (a loaded machine delays some), and not a busy loop.
+        assertThat(passes("expert-a")).hasSizeBetween(3, 12);
         assertThat(consul.status("expert-a")).isEqualTo("passing");
     }
 

@@ -90,7 +90,9 @@ class ThreeHostClusterTest {
         long[] cutAt = {Long.MAX_VALUE};
         AtomicInteger completedAfterCut = new AtomicInteger();
         try {
-            long before = MultiHost.status(channel).getRedispatches();
+            ClusterStatus start = MultiHost.status(channel);
+            long before = start.getRedispatches();
+            long routedToBBefore = MultiHost.tokensRoutedTo(start, "expert-b");
             for (int c = 0; c < prompts.length; c++) {
                 int client = c;
                 clients.submit(() -> {
@@ -118,6 +120,22 @@ class ThreeHostClusterTest {
             }
             assertThat(problems).as("before the cut").isEmpty();
             assertThat(completed.get()).as("requests before the cut").isGreaterThanOrEqualTo(8);
+            // The cut must hit a replica that is serving. On a loaded machine expert-b may have been slow
+            // earlier and sit in quarantine, and then nothing would be sent to it to fail over: wait until
+            // it is healthy and has been routed tokens in this test, and count re-dispatches from here.
+            long servingDeadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+            boolean bServing = false;
+            while (!bServing && System.nanoTime() < servingDeadline) {
+                ClusterStatus s = MultiHost.status(channel);
+                bServing = MultiHost.tokensRoutedTo(s, "expert-b") > routedToBBefore
+                        && s.getServicesList().stream().anyMatch(r -> r.getInstanceId().equals("expert-b") && r.getHealthy());
+                if (!bServing) {
+                    Thread.sleep(100);
+                }
+            }
+            assertThat(bServing).as("expert-b healthy and taking traffic before the cut; its log:%n%s",
+                    cluster.tail("expert-b")).isTrue();
+            before = MultiHost.status(channel).getRedispatches();
 
             long cutWallMillis = System.currentTimeMillis();
             cutAt[0] = System.nanoTime();
@@ -163,7 +181,8 @@ class ThreeHostClusterTest {
             System.out.println(report);
             MultiHost.record("failover.txt", report);
             assertThat(problems).as("lost or wrong requests").isEmpty();
-            assertThat(firstRedispatchMillis).as("a batch moved to host 1's replica").isPositive();
+            assertThat(firstRedispatchMillis).as("a batch moved to host 1's replica; the router's log:%n%s",
+                    cluster.tail("router")).isPositive();
             assertThat(completedAfterCut.get()).as("requests started after the cut completed").isPositive();
             assertThat(end.getServicesList()).filteredOn(s -> s.getInstanceId().equals("expert-b"))
                     .allSatisfy(s -> assertThat(s.getHealthy()).as("the cut replica").isFalse());
