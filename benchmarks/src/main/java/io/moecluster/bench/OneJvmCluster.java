@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.net.ServerSocket;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Future;
@@ -64,6 +65,17 @@ final class OneJvmCluster {
                 List.of(new ClusterSpec.Attention("attention-0", "127.0.0.1", freePort(), 1100)),
                 List.of(new ClusterSpec.Expert("expert-0", low, 0, last, 2000),
                         new ClusterSpec.Expert("expert-1", high, 0, last, 2001)));
+    }
+
+    /** Puts each {@code name=value} of {@code args[1..]} into {@code options}, refusing a name it lacks. */
+    static void options(String[] args, Map<String, String> options) {
+        for (int i = 1; i < args.length; i++) {
+            String[] kv = args[i].split("=", 2);
+            if (kv.length != 2 || !options.containsKey(kv[0])) {
+                throw new IllegalArgumentException("unknown option " + args[i] + "; options: " + options.keySet());
+            }
+            options.put(kv[0], kv[1]);
+        }
     }
 
     static int freePort() throws IOException {

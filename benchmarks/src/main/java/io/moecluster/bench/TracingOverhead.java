@@ -94,13 +94,7 @@ public final class TracingOverhead {
         Map<String, String> o = new LinkedHashMap<>(Map.of("concurrency", "8", "requests", "16", "prompt", "16",
                 "tokens", "64", "rounds", "3", "sampled", "every:" + LayerSampling.DEFAULT_EVERY, "embedded", "false",
                 "threads", "1"));
-        for (int i = 1; i < args.length; i++) {
-            String[] kv = args[i].split("=", 2);
-            if (kv.length != 2 || !o.containsKey(kv[0])) {
-                throw new IllegalArgumentException("unknown option " + args[i] + "; options: " + o.keySet());
-            }
-            o.put(kv[0], kv[1]);
-        }
+        OneJvmCluster.options(args, o);
         int concurrency = Integer.parseInt(o.get("concurrency"));
         int requests = Integer.parseInt(o.get("requests"));
         int prompt = Integer.parseInt(o.get("prompt"));
