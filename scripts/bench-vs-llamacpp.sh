@@ -37,6 +37,9 @@ Options:
   --q8-with TOOL      gguf-py (default: gguf.quants, as convert_hf_to_gguf.py --outtype q8_0)
                       or llama-quantize (from the BF16 file; faster on big models)
   --no-q8             leave out the 8-bit rows (Q8_0 and our int8)
+  --llama-arg ARG     one more argument for llama-bench and llama-batched-bench (repeatable), e.g.
+                      --llama-arg --poll --llama-arg 0 (threads sleep instead of spinning: kinder to a
+                      busy machine, slower on a quiet one); default: llama.cpp's defaults
   --work DIR          where converted models and results go (default /tmp/bench-vs-llamacpp);
                       converted files are reused while newer than the checkpoint
   -h, --help          this text
@@ -50,7 +53,7 @@ EOF
 die() { echo "bench-vs-llamacpp: $*" >&2; exit 2; }
 
 llama_build="" llama_src="" models=() rounds=3 threads=2 batch=8 prompt=32 new=64 q8_with=gguf-py q8=1
-work=/tmp/bench-vs-llamacpp
+work=/tmp/bench-vs-llamacpp llama_extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --llama-build) llama_build="${2:?--llama-build needs a directory}"; shift 2 ;;
@@ -64,6 +67,7 @@ while [ $# -gt 0 ]; do
     --q8-with) q8_with="${2:?}"; shift 2 ;;
     --no-q8) q8=0; shift ;;
     --work) work="${2:?}"; shift 2 ;;
+    --llama-arg) llama_extra+=("${2:?}"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -95,7 +99,8 @@ fresh() { [ -e "$1" ] && [ -z "$(find "$2" -maxdepth 1 -type f -newer "$1" -prin
 have_quantize=0
 int8_missing=""
 if [ "$q8" = 1 ]; then
-  if "$here/moe" model quantize --help >/dev/null 2>&1; then
+  # 'moe model quantize --help' alone would not tell: picocli answers --help on the parent command.
+  if "$here/moe" model --help 2>/dev/null | grep -Eq '^  quantize( |$)'; then
     have_quantize=1
   else
     int8_missing="this build has no 'moe model quantize'"
@@ -152,21 +157,26 @@ EOF
 done
 
 # --- Rounds, alternating ----------------------------------------------------------------------
+# The 1-minute load average as each engine starts: the table reports it, as a busy machine
+# (llama.cpp's threads spin at barriers, so they suffer most from oversubscription) shows there.
+load() { echo "$1 $(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo nan)" >>"$run/$2/load-r$3.txt"; }
 llama_round() { # label round
   local label="$1" r="$2" q
+  load llama "$label" "$r"
   for q in bf16 q8_0; do
     [ "$q" = bf16 ] || [ "$q8" = 1 ] || continue
     local f="$work/models/$label/$q.gguf" out="$run/$label/llama-$q"
-    "$bin/llama-bench" -m "$f" -p "$prompt" -n "$new" -t "$threads" -r 1 -o jsonl \
+    "$bin/llama-bench" -m "$f" -p "$prompt" -n "$new" -t "$threads" -r 1 -o jsonl "${llama_extra[@]+"${llama_extra[@]}"}" \
       >"$out-r$r.jsonl" 2>"$out-r$r.log" || { cat "$out-r$r.log" >&2; die "llama-bench failed on $f"; }
     "$bin/llama-batched-bench" -m "$f" -c $((batch * (prompt + new))) -b 2048 -ub 512 \
-      -npp "$prompt" -ntg "$new" -npl "$batch" -t "$threads" --output-format jsonl \
+      -npp "$prompt" -ntg "$new" -npl "$batch" -t "$threads" --output-format jsonl "${llama_extra[@]+"${llama_extra[@]}"}" \
       >"$out-batched-r$r.jsonl" 2>"$out-batched-r$r.log" \
       || { cat "$out-batched-r$r.log" >&2; die "llama-batched-bench failed on $f"; }
   done
 }
 moe_round() { # label round
   local label="$1" r="$2" m vs=()
+  load moe "$label" "$r"
   m="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"])' "$run/$label/meta.json")"
   mapfile -t vs < <(grep . "$run/$label/vs.args" || true)
   MOE_LOG_LEVEL=warn "$here/moe" bench --model "$m" "${vs[@]+"${vs[@]}"}" --batch "1,$batch" \

@@ -133,6 +133,13 @@ def model_rows(d):
         add(("bandwidth", ""), m["bandwidth"])
         if m["active_mib"]:
             meta.setdefault("active_mib", m["active_mib"][0])
+        lp = os.path.join(d, f"load-r{r}.txt")
+        if os.path.exists(lp):
+            with open(lp) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 2 and parts[1] != "nan":
+                        series.setdefault(("load", ""), []).append(float(parts[1]))
     med = {k: median(v) for k, v in series.items()}
     n = {k: len(v) for k, v in series.items()}
 
@@ -174,6 +181,10 @@ def model_rows(d):
     counts = sorted(set(n.values())) if n else [0]
     notes = [f"{meta['label']}: medians of {'/'.join(map(str, counts))} rounds, {meta['threads']} threads each; "
              f"read bandwidth {fmt(bw, 2)} GB/s (moe bench's measurement, median)"]
+    loads = series.get(("load", ""))
+    if loads:
+        notes.append(f"{meta['label']}: 1-minute load average as each engine started: median {median(loads):.1f} "
+                     f"({min(loads):.1f}-{max(loads):.1f}) on {os.cpu_count()} CPUs")
     if meta.get("int8_missing"):
         notes.append(f"{meta['label']}: our int8 n/a: {meta['int8_missing']}")
     return rows, notes, commit
@@ -202,7 +213,8 @@ def main():
     for line in notes:
         print("- " + line)
     if commits:
-        print("- llama.cpp build " + ", ".join(sorted(commits)))
+        print("- llama.cpp build " + ", ".join(sorted(commits))
+              + (" (llama-bench reports 'unknown' for a build outside a git checkout)" if "unknown" in commits else ""))
     print("- roofline share at batch 1: decode tokens/s over (read bandwidth / weight bytes per token); "
           "llama.cpp Q8_0's bytes per token taken as 17/32 of BF16's (34 bytes per 32 weights)")
 

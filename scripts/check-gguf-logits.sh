@@ -12,7 +12,7 @@ Usage: scripts/check-gguf-logits.sh --llama-build DIR --model DIR [--llama-src D
 Converts the model (default --type f32, so that only the engines differ), compiles
 scripts/llama_logits.c against the llama.cpp build (libllama), runs the tokens through llama.cpp and
 through 'moe logits', and prints per-position max |difference| and whether the argmax agrees.
-Exit 1 when an argmax differs.
+Exit 1 when an argmax differs by more than a near-tie (top two closer than twice the difference).
 EOF
 }
 die() { echo "check-gguf-logits: $*" >&2; exit 2; }
@@ -40,7 +40,7 @@ mkdir -p "$work"
 cc -O2 -I "$llama_src/include" -I "$llama_src/ggml/include" "$here/scripts/llama_logits.c" \
   -L "$lib" -lllama -Wl,-rpath,"$lib" -o "$work/llama_logits"
 python3 "$here/scripts/safetensors_to_gguf.py" --llama-src "$llama_src" --model "$model" \
-  --out "$work/model-$type.gguf" --type "$type" --verify
+  --out "$work/model-$type.gguf" --type "$type" --verify --stub-merges
 if [ -z "$tokens" ] && [ -f "$model/cases.json" ]; then
   tokens="$(python3 -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["cases"][-1]["tokens"])))' "$model/cases.json")"
 fi
@@ -66,9 +66,16 @@ for name, ref in refs:
         sys.exit(f"shapes differ: llama.cpp {llama.shape}, {name} {ref.shape}")
     diff = np.abs(llama - ref).max(axis=1)
     agree = (llama.argmax(axis=1) == ref.argmax(axis=1))
-    bad |= not agree.all()
+    # A differing argmax is a near-tie when the reference's top two are closer than twice the
+    # difference seen at that position (random-weight models have many); otherwise a real mismatch.
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    tie = (top2[:, 1] - top2[:, 0]) < 2 * diff
+    real = ~agree & ~tie
+    bad |= bool(real.any())
     print(f"llama.cpp vs {name}: {llama.shape[0]} positions, max |logit difference| {diff.max():.3g} "
           f"(median over positions {np.median(diff):.3g}; logits spread {np.abs(ref).max():.3g}), "
-          f"argmax agrees at {agree.sum()}/{agree.size}")
+          f"argmax agrees at {agree.sum()}/{agree.size}"
+          + (f" ({(~agree & tie).sum()} near-tie(s))" if (~agree & tie).any() else "")
+          + (f"; MISMATCH at positions {np.nonzero(real)[0].tolist()}" if real.any() else ""))
 sys.exit(1 if bad else 0)
 EOF

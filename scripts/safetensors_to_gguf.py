@@ -17,7 +17,7 @@ numpy alone:
 checkpoint: BF16 bit for bit (after the same permutation), Q8_0 within half a quantisation step of
 each block, F32 exactly.
 
-Usage: safetensors_to_gguf.py --llama-src DIR --model DIR --out FILE.gguf [--type bf16|q8_0|f32] [--verify]
+Usage: safetensors_to_gguf.py --llama-src DIR --model DIR --out FILE.gguf [--type bf16|q8_0|f32] [--verify] [--stub-merges]
 """
 import argparse
 import json
@@ -171,7 +171,7 @@ def encode(t, gguf):
     return gguf.quants.quantize(np.ascontiguousarray(f), t.qtype)
 
 
-def add_metadata(w, cfg, model_dir, out_qtype, gguf):
+def add_metadata(w, cfg, model_dir, out_qtype, gguf, stub_merges):
     T, F = gguf.GGMLQuantizationType, gguf.LlamaFileType
     w.add_type(gguf.GGUFType.MODEL)
     w.add_name(os.path.basename(os.path.normpath(model_dir)))
@@ -219,7 +219,14 @@ def add_metadata(w, cfg, model_dir, out_qtype, gguf):
     w.add_tokenizer_pre("default")  # GPT-2's pre-tokenizer regex, as the ByteLevel pre-tokenizer uses
     w.add_token_list(tokens)
     w.add_token_types(types)
-    gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=len(tokens)).add_to_gguf(w)
+    special_vocab = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=len(tokens))
+    if not special_vocab.merges:
+        if not stub_merges:
+            fail(f"{model_dir}/tokenizer.json has no merges, and llama.cpp refuses a BPE vocabulary without"
+                 " them (--stub-merges writes a placeholder, for feeding token ids only)")
+        # Two byte symbols whose join is no token: loadable, and unused when ids are given directly.
+        special_vocab.merges = ["\u0120 \u0120"]
+    special_vocab.add_to_gguf(w)
 
 
 def convert(args, gguf):
@@ -232,7 +239,7 @@ def convert(args, gguf):
     ckpt = Checkpoint(args.model)
     tensors = plan(ckpt, cfg, out_qtype, gguf)
     w = gguf.GGUFWriter(args.out + ".part", "llama")
-    add_metadata(w, cfg, args.model, out_qtype, gguf)
+    add_metadata(w, cfg, args.model, out_qtype, gguf, args.stub_merges)
     for t in tensors:
         if t.qtype == T.F32:
             w.add_tensor_info(t.name, t.shape, np.dtype(np.float32), int(np.prod(t.shape)) * 4)
@@ -304,6 +311,9 @@ def main():
     ap.add_argument("--out", required=True, help="GGUF file to write")
     ap.add_argument("--type", default="bf16", choices=["f32", "bf16", "q8_0"],
                     help="type of the matrices (default bf16; f32 for checking logits)")
+    ap.add_argument("--stub-merges", action="store_true",
+                    help="when tokenizer.json has no merges (the golden tiny models), write one placeholder merge "
+                         "so that llama.cpp loads the vocabulary; text tokenization is then not faithful")
     ap.add_argument("--verify", action="store_true", help="read the file back and check every tensor")
     args = ap.parse_args()
     gguf_py = os.path.join(args.llama_src, "gguf-py")
