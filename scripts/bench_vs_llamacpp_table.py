@@ -178,7 +178,7 @@ def model_rows(d):
             label = meta["label"] if rows else first_label
             rows.append(f"| {label}, {name}, {what} | {fmt(theirs)} | "
                         f"{'n/a' if ours_missing else fmt(ours)} | {ratio(ours, theirs)} | {s} |")
-    counts = sorted(set(n.values())) if n else [0]
+    counts = sorted({c for k, c in n.items() if k[0] != "load"}) or [0]
     notes = [f"{meta['label']}: medians of {'/'.join(map(str, counts))} rounds, {meta['threads']} threads each; "
              f"read bandwidth {fmt(bw, 2)} GB/s (moe bench's measurement, median)"]
     loads = series.get(("load", ""))
