@@ -11,6 +11,7 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
@@ -43,6 +44,20 @@ final class MakeRandomCommand implements Callable<Integer> {
                     + "0 writes one file (default).")
     long maxShardBytes;
 
+    @Option(names = "--hidden-size", defaultValue = "0", paramLabel = "N",
+            description = "Hidden size instead of the preset's (0 keeps it); the head count stays, so grouped-query "
+                    + "heads get hidden/heads dimensions.")
+    int hiddenSize;
+
+    @Option(names = "--intermediate-size", defaultValue = "0", paramLabel = "N",
+            description = "Expert FFN width instead of the preset's (0 keeps it): Mixtral's intermediate_size, "
+                    + "moe_intermediate_size for qwen2_moe and deepseek_v3.")
+    int intermediateSize;
+
+    @Option(names = "--layers", defaultValue = "0", paramLabel = "N",
+            description = "Number of layers instead of the preset's (0 keeps it).")
+    int layers;
+
     @Option(names = "--force", description = "Replace the model files in a non-empty OUT_DIR.")
     boolean force;
 
@@ -54,8 +69,14 @@ final class MakeRandomCommand implements Callable<Integer> {
         if (maxShardBytes < 0) {
             throw new IllegalArgumentException("--max-shard-bytes must be >= 0, got " + maxShardBytes);
         }
+        try {
+            preset.config(arch).withSizes(hiddenSize, intermediateSize, layers);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage(), e);
+        }
         long start = System.nanoTime();
-        ModelConfig config = RandomModelGenerator.generate(arch, preset, dtype, seed, out, force, maxShardBytes);
+        ModelConfig config = RandomModelGenerator.generate(arch, preset, dtype, seed, out, force, maxShardBytes,
+                hiddenSize, intermediateSize, layers);
         spec.commandLine().getOut().printf(Locale.ROOT, "wrote %s (%s, %s, %.2f B parameters) in %.1f s%n", out,
                 config.architecture().modelType(), dtype, RandomModelGenerator.parameterCount(config) / 1e9,
                 (System.nanoTime() - start) / 1e9);

@@ -8,6 +8,7 @@ import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.engine.Sequence;
 import io.moecluster.core.engine.TokenSink;
 import io.moecluster.core.io.NpyFile;
+import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.sampling.SamplingParams;
 import io.moecluster.core.testing.GoldenModels;
 import io.moecluster.core.tokenizer.TextTokenizer;
@@ -68,6 +69,23 @@ class MoeCommandTest {
         Run info = moe("model", "info", "--model", qwen.toString());
         assertThat(info.exit()).isZero();
         assertThat(info.out()).contains("qwen2_moe").contains("BF16");
+    }
+
+    @Test
+    void makeRandomTakesOtherSizesThanThePresets() {
+        Path dir = shared.resolve("mixtral-resized");
+        Run r = moe("model", "make-random", "--arch", "mixtral", "--preset", "tiny", "--dtype", "bf16", "--seed", "3",
+                "--hidden-size", "128", "--intermediate-size", "96", "--layers", "3", dir.toString());
+        assertThat(r.exit()).as(r.err()).isZero();
+        ModelConfig c = ModelConfig.load(dir);
+        assertThat(c.hiddenSize()).isEqualTo(128);
+        assertThat(c.expertIntermediateSize()).isEqualTo(96);
+        assertThat(c.numLayers()).isEqualTo(3);
+        assertThat(c.headDim()).isEqualTo(32);
+        Run bad = moe("model", "make-random", "--arch", "mixtral", "--preset", "tiny", "--dtype", "bf16", "--seed",
+                "3", "--hidden-size", "100", shared.resolve("bad").toString());
+        assertThat(bad.exit()).isEqualTo(MoeCommand.EXIT_USAGE);
+        assertThat(bad.err()).contains("hidden size 100");
     }
 
     @Test

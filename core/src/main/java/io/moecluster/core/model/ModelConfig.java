@@ -89,6 +89,47 @@ public record ModelConfig(
                 eosTokenIds, decoderSparseStep, mlpOnlyLayers, ropeScaling, mla, groupRouting, q);
     }
 
+    /**
+     * This configuration resized, for benchmarks at other sizes than a preset's; 0 keeps a size.
+     * The head count stays, so grouped-query heads get {@code hidden / heads} dimensions (MLA's head
+     * dimensions are their own and stay). {@code expertFfn} is Mixtral's {@code intermediate_size}
+     * (its one FFN width) and the routed experts' {@code moe_intermediate_size} elsewhere; DeepSeek's
+     * shared experts keep their count, so their width follows. DeepSeek's leading dense layers stay
+     * while the model has more layers than them; Qwen2-MoE's {@code mlp_only_layers} beyond the
+     * new depth are dropped.
+     *
+     * @throws IllegalArgumentException naming the size that does not fit
+     */
+    public ModelConfig withSizes(int hidden, int expertFfn, int layers) {
+        if (hidden < 0 || expertFfn < 0 || layers < 0) {
+            throw new IllegalArgumentException("sizes must be >= 0 (0 keeps the preset's): hidden " + hidden
+                    + ", intermediate " + expertFfn + ", layers " + layers);
+        }
+        int newHidden = hidden == 0 ? hiddenSize : hidden;
+        int newLayers = layers == 0 ? numLayers : layers;
+        int newExpertFfn = expertFfn == 0 ? expertIntermediateSize : expertFfn;
+        int newHeadDim = headDim;
+        if (mla == null && newHidden != hiddenSize) {
+            if (newHidden % numHeads != 0 || (newHidden / numHeads) % 2 != 0) {
+                throw new IllegalArgumentException("hidden size " + newHidden + " must be a multiple of 2 x "
+                        + numHeads + " (the heads, each with an even head_dim for RoPE)");
+            }
+            newHeadDim = newHidden / numHeads;
+        }
+        int newDenseFfn = architecture == Architecture.MIXTRAL ? newExpertFfn : intermediateSize;
+        int newSharedFfn = architecture == Architecture.DEEPSEEK_V3
+                ? sharedExpertIntermediateSize / expertIntermediateSize * newExpertFfn : sharedExpertIntermediateSize;
+        int[] newMlpOnly = Arrays.stream(mlpOnlyLayers).filter(l -> l < newLayers).toArray();
+        if (architecture == Architecture.DEEPSEEK_V3 && newMlpOnly.length >= newLayers) {
+            throw new IllegalArgumentException("layers " + newLayers + " leaves no MoE layer after the "
+                    + mlpOnlyLayers.length + " dense one(s) (first_k_dense_replace)");
+        }
+        return new ModelConfig(architecture, vocabSize, newHidden, newLayers, numHeads, numKvHeads, newHeadDim,
+                numExperts, topK, newExpertFfn, newDenseFfn, newSharedFfn, normTopKProb, qkvBias, rmsNormEps,
+                ropeTheta, maxPositionEmbeddings, slidingWindow, tieWordEmbeddings, bosTokenId, eosTokenIds,
+                decoderSparseStep, newMlpOnly, ropeScaling, mla, groupRouting, quantization);
+    }
+
     /** Reads {@code dir/config.json}. */
     public static ModelConfig load(Path dir) {
         Path file = dir.resolve("config.json");

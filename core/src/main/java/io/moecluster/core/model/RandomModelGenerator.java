@@ -74,7 +74,17 @@ public final class RandomModelGenerator {
      */
     public static ModelConfig generate(Architecture arch, Preset preset, DType dtype, long seed, Path outDir,
                                        boolean overwrite, long maxShardBytes) throws IOException {
-        ModelConfig config = preset.config(arch);
+        return generate(arch, preset, dtype, seed, outDir, overwrite, maxShardBytes, 0, 0, 0);
+    }
+
+    /**
+     * As {@link #generate(Architecture, Preset, DType, long, Path, boolean, long)} with the preset
+     * resized by {@link ModelConfig#withSizes} (0 keeps a size).
+     */
+    public static ModelConfig generate(Architecture arch, Preset preset, DType dtype, long seed, Path outDir,
+                                       boolean overwrite, long maxShardBytes, int hiddenSize, int expertFfn,
+                                       int layers) throws IOException {
+        ModelConfig config = preset.config(arch).withSizes(hiddenSize, expertFfn, layers);
         if (dtype == DType.F8_E4M3) {
             config = config.withQuantization(preset.fp8Blocks());
         }

@@ -220,6 +220,48 @@ class RandomModelGeneratorTest {
         }
     }
 
+    @ParameterizedTest
+    @EnumSource(Architecture.class)
+    void resizedModelLoadsWithEveryTensorInItsNewShape(Architecture arch) throws IOException {
+        ModelConfig tiny = Preset.TINY.config(arch);
+        ModelConfig resized = tiny.withSizes(128, 48, 4);
+        assertThat(resized.hiddenSize()).isEqualTo(128);
+        assertThat(resized.expertIntermediateSize()).isEqualTo(48);
+        assertThat(resized.numLayers()).isEqualTo(4);
+        assertThat(resized.numHeads()).isEqualTo(tiny.numHeads());
+        if (arch == Architecture.DEEPSEEK_V3) {
+            assertThat(resized.headDim()).isEqualTo(tiny.headDim());
+            assertThat(resized.sharedExpertIntermediateSize()).isEqualTo(48);
+            assertThat(resized.mlpOnlyLayers()).containsExactly(tiny.mlpOnlyLayers());
+        } else {
+            assertThat(resized.headDim()).isEqualTo(128 / tiny.numHeads());
+        }
+        assertThat(resized.intermediateSize())
+                .isEqualTo(arch == Architecture.MIXTRAL ? 48 : tiny.intermediateSize());
+        assertThat(tiny.withSizes(0, 0, 0)).isEqualTo(tiny);
+
+        Path out = tmp.resolve("resized-" + arch.modelType());
+        RandomModelGenerator.generate(resized, DType.F32, 3, out, false, 0);
+        ModelConfig loaded = ModelConfig.load(out);
+        assertThat(loaded).isEqualTo(resized);
+        try (Checkpoint ckpt = Checkpoint.open(out)) {
+            expectedShapes(loaded).forEach((name, shape) -> assertThat(ckpt.info(name, shape).dtype())
+                    .isEqualTo(DType.F32));
+        }
+    }
+
+    @Test
+    void sizesThatDoNotFitAreRefusedNamingThem() {
+        ModelConfig mixtral = Preset.TINY.config(Architecture.MIXTRAL);
+        assertThatThrownBy(() -> mixtral.withSizes(66, 0, 0)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("hidden size 66");
+        assertThatThrownBy(() -> mixtral.withSizes(0, -1, 0)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("intermediate -1");
+        ModelConfig deepseek = Preset.TINY.config(Architecture.DEEPSEEK_V3);
+        assertThatThrownBy(() -> deepseek.withSizes(0, 0, 1)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("layers 1");
+    }
+
     @Test
     void presetsRoundTripThroughConfigJson() throws IOException {
         for (Architecture arch : Architecture.values()) {
