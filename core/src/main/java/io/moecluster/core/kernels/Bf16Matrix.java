@@ -145,7 +145,7 @@ public final class Bf16Matrix extends WeightMatrix {
             s2 += scalar(wd, w2 + k) * xk;
             s3 += scalar(wd, w3 + k) * xk;
         }
-        put4(y, yIndex, s0, s1, s2, s3);
+        Kernels.set4(y, yIndex, s0, s1, s2, s3);
     }
 
     /**
@@ -221,13 +221,6 @@ public final class Bf16Matrix extends WeightMatrix {
         y.setAtIndex(Kernels.F32, yIndex + 2L * yStride + 1, s12);
         y.setAtIndex(Kernels.F32, yIndex + 3L * yStride, s03);
         y.setAtIndex(Kernels.F32, yIndex + 3L * yStride + 1, s13);
-    }
-
-    private static void put4(MemorySegment y, long yIndex, float s0, float s1, float s2, float s3) {
-        y.setAtIndex(Kernels.F32, yIndex, s0);
-        y.setAtIndex(Kernels.F32, yIndex + 1, s1);
-        y.setAtIndex(Kernels.F32, yIndex + 2, s2);
-        y.setAtIndex(Kernels.F32, yIndex + 3, s3);
     }
 
     /** Tokens {@code xRow + [0, 4) * cols} of one row, each weight vector widened once for all four. */
