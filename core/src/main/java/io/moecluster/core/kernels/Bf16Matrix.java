@@ -7,8 +7,12 @@ import jdk.incubator.vector.FloatVector;
  * bfloat16 weights (the upper half of an f32), 2 bytes each, little-endian, widened to f32 in
  * registers by {@link Kernels#loadBf16}.
  *
- * <p>Row kernels as {@link WeightMatrix} describes them: four tokens share each weight load, every
- * token keeps two accumulators in one fixed order, lanes reduced by {@link Kernels#sumLanes}.
+ * <p>Row kernels in blocks of four weight rows: at batch 1 the four rows share each activation load
+ * (four independent FMA chains), from four tokens up 2x4 register tiles (two rows by four tokens)
+ * reuse each widened weight vector for four tokens and each activation vector for two rows. Every
+ * (row, token) pair keeps one accumulator over the row's whole vectors in index order, reduced by
+ * {@link Kernels#sumLanes}, then a scalar tail: the same bits in every tile, so a token's result
+ * does not depend on its batch-mates or on where a thread's range of rows starts.
  */
 public final class Bf16Matrix extends WeightMatrix {
     Bf16Matrix(String name, MemorySegment data, int rows, int cols) {
