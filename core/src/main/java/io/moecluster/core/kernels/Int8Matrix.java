@@ -26,11 +26,11 @@ import jdk.incubator.vector.VectorSpecies;
  * block's scale, and accumulated by FMA with the f32 activation, exactly as the dequantised weights
  * would be: decode is memory-bound, and these bytes are half of BF16's.
  *
- * <p>Row kernels as {@link Bf16Matrix} has them (four rows sharing each activation load, 2x4
- * register tiles from four tokens up, one accumulator per row and token in index order, lanes summed by {@link Kernels#sumLanes}, a scalar
- * tail), so a token's result is the same bits alone or in a batch. A vector never straddles two
- * blocks: the lane count (4, 8 or 16) divides 32. At 128 bits (no 32-bit byte vector shape), and
- * under {@link Kernels#SCALAR}, the plain loops run.
+ * <p>Row kernels as {@link Bf16Matrix} has them (one weight row at a time, four tokens sharing each
+ * decoded weight vector, two accumulators per token over alternate vectors, lanes summed by
+ * {@link Kernels#sumLanes}, a scalar tail), so a token's result is the same bits alone or in a
+ * batch. A vector never straddles two blocks: the lane count (4, 8 or 16) divides 32. At 128 bits
+ * (no 32-bit byte vector shape), and under {@link Kernels#SCALAR}, the plain loops run.
  */
 public final class Int8Matrix extends WeightMatrix {
     /** Weights per block (and per scale), along a row. */
@@ -130,21 +130,12 @@ public final class Int8Matrix extends WeightMatrix {
             }
             return;
         }
-        int r = rowStart;
-        for (; r + 4 <= rowEnd; r += 4) {
+        for (int r = rowStart; r < rowEnd; r++) {
             int b = 0;
             for (; b + 4 <= batch; b += 4) {
-                long xb = xBase + (long) b * cols;
-                long yb = yBase + (long) b * outRows + r;
-                tile2x4(r, x, xb, y, yb, outRows);
-                tile2x4(r + 2, x, xb, y, yb + 2, outRows);
+                dot4(r, x, xBase + (long) b * cols, y, yBase + (long) b * outRows + r, outRows);
             }
             for (; b < batch; b++) {
-                tile4x1(r, x, xBase + (long) b * cols, y, yBase + (long) b * outRows + r);
-            }
-        }
-        for (; r < rowEnd; r++) {
-            for (int b = 0; b < batch; b++) {
                 y.setAtIndex(Kernels.F32, yBase + (long) b * outRows + r, dot1(r, x, xBase + (long) b * cols));
             }
         }
@@ -159,139 +150,85 @@ public final class Int8Matrix extends WeightMatrix {
         return sum;
     }
 
+    /** Weights {@code [k, k + LANES)} of the row at byte {@code wRow} (scales at {@code sRow}), dequantised. */
+    private FloatVector weights(long wRow, long sRow, int k) {
+        return load(data, wRow + k).mul(scales.getAtIndex(Kernels.F32, sRow + (k >>> BLOCK_SHIFT)));
+    }
+
     private float dot1(int r, MemorySegment x, long xRow) {
-        final MemorySegment wd = data;
-        final MemorySegment sc = scales;
         final int lanes = Kernels.LANES;
         final int cols = this.cols;
-        final int vecEnd = cols - cols % lanes;
         final long wRow = (long) r * cols;
         final long sRow = (long) r * blocksPerRow;
-        FloatVector a = FloatVector.zero(Kernels.F);
-        for (int k = 0; k < vecEnd; k += lanes) {
-            float s = sc.getAtIndex(Kernels.F32, sRow + (k >>> BLOCK_SHIFT));
-            a = load(wd, wRow + k).mul(s).fma(Kernels.loadF32(x, xRow + k), a);
+        FloatVector a0 = FloatVector.zero(Kernels.F);
+        FloatVector a1 = FloatVector.zero(Kernels.F);
+        int k = 0;
+        for (int bound = cols - 2 * lanes; k <= bound; k += 2 * lanes) {
+            a0 = weights(wRow, sRow, k).fma(Kernels.loadF32(x, xRow + k), a0);
+            a1 = weights(wRow, sRow, k + lanes).fma(Kernels.loadF32(x, xRow + k + lanes), a1);
         }
-        float sum = Kernels.sumLanes(a);
-        for (int k = vecEnd; k < cols; k++) {
+        for (int bound = cols - lanes; k <= bound; k += lanes) {
+            a0 = weights(wRow, sRow, k).fma(Kernels.loadF32(x, xRow + k), a0);
+        }
+        float sum = Kernels.sumLanes(a0.add(a1));
+        for (; k < cols; k++) {
             sum += weight(r, k) * x.getAtIndex(Kernels.F32, xRow + k);
         }
         return sum;
     }
 
-    /** One token, rows {@code [r, r + 4)}: each activation vector loaded once for the four rows. */
-    private void tile4x1(int r, MemorySegment x, long xRow, MemorySegment y, long yIndex) {
-        final MemorySegment wd = data;
-        final MemorySegment sc = scales;
+    /** Tokens {@code xRow + [0, 4) * cols}, each weight vector decoded and scaled once for all four. */
+    private void dot4(int r, MemorySegment x, long xRow, MemorySegment y, long yIndex, int yStride) {
         final int lanes = Kernels.LANES;
         final int cols = this.cols;
-        final int vecEnd = cols - cols % lanes;
-        final int bpr = blocksPerRow;
-        final long w0 = (long) r * cols;
-        final long w1 = w0 + cols;
-        final long w2 = w1 + cols;
-        final long w3 = w2 + cols;
-        final long s0Row = (long) r * bpr;
-        FloatVector a0 = FloatVector.zero(Kernels.F);
-        FloatVector a1 = FloatVector.zero(Kernels.F);
-        FloatVector a2 = FloatVector.zero(Kernels.F);
-        FloatVector a3 = FloatVector.zero(Kernels.F);
-        for (int k = 0; k < vecEnd; k += lanes) {
-            long si = s0Row + (k >>> BLOCK_SHIFT);
-            FloatVector xv = Kernels.loadF32(x, xRow + k);
-            a0 = load(wd, w0 + k).mul(sc.getAtIndex(Kernels.F32, si)).fma(xv, a0);
-            a1 = load(wd, w1 + k).mul(sc.getAtIndex(Kernels.F32, si + bpr)).fma(xv, a1);
-            a2 = load(wd, w2 + k).mul(sc.getAtIndex(Kernels.F32, si + 2L * bpr)).fma(xv, a2);
-            a3 = load(wd, w3 + k).mul(sc.getAtIndex(Kernels.F32, si + 3L * bpr)).fma(xv, a3);
-        }
-        float s0 = Kernels.sumLanes(a0);
-        float s1 = Kernels.sumLanes(a1);
-        float s2 = Kernels.sumLanes(a2);
-        float s3 = Kernels.sumLanes(a3);
-        for (int k = vecEnd; k < cols; k++) {
-            float xk = x.getAtIndex(Kernels.F32, xRow + k);
-            s0 += weight(r, k) * xk;
-            s1 += weight(r + 1, k) * xk;
-            s2 += weight(r + 2, k) * xk;
-            s3 += weight(r + 3, k) * xk;
-        }
-        Kernels.set4(y, yIndex, s0, s1, s2, s3);
-    }
-
-    /**
-     * Rows {@code r} and {@code r + 1} times tokens {@code xRow + [0, 4) * cols}: each weight vector
-     * decoded and scaled once for four tokens (as {@link Bf16Matrix}'s 2x4 tile, the largest that
-     * stays within C2's node budget).
-     */
-    private void tile2x4(int r, MemorySegment x, long xRow, MemorySegment y, long yIndex, int yStride) {
-        final MemorySegment wd = data;
-        final MemorySegment sc = scales;
-        final int lanes = Kernels.LANES;
-        final int cols = this.cols;
-        final int vecEnd = cols - cols % lanes;
-        final int bpr = blocksPerRow;
-        final long w0 = (long) r * cols;
-        final long w1 = w0 + cols;
-        final long s0Row = (long) r * bpr;
+        final long wRow = (long) r * cols;
+        final long sRow = (long) r * blocksPerRow;
+        final long x0 = xRow;
         final long x1 = xRow + cols;
         final long x2 = xRow + 2L * cols;
         final long x3 = xRow + 3L * cols;
-        FloatVector a00 = FloatVector.zero(Kernels.F); // row 0, token 0
+        FloatVector a00 = FloatVector.zero(Kernels.F);
         FloatVector a01 = FloatVector.zero(Kernels.F);
-        FloatVector a02 = FloatVector.zero(Kernels.F);
-        FloatVector a03 = FloatVector.zero(Kernels.F);
         FloatVector a10 = FloatVector.zero(Kernels.F);
         FloatVector a11 = FloatVector.zero(Kernels.F);
-        FloatVector a12 = FloatVector.zero(Kernels.F);
-        FloatVector a13 = FloatVector.zero(Kernels.F);
-        for (int k = 0; k < vecEnd; k += lanes) {
-            long si = s0Row + (k >>> BLOCK_SHIFT);
-            FloatVector v0 = load(wd, w0 + k).mul(sc.getAtIndex(Kernels.F32, si));
-            FloatVector v1 = load(wd, w1 + k).mul(sc.getAtIndex(Kernels.F32, si + bpr));
-            FloatVector xv = Kernels.loadF32(x, xRow + k);
-            a00 = v0.fma(xv, a00);
-            a10 = v1.fma(xv, a10);
-            xv = Kernels.loadF32(x, x1 + k);
-            a01 = v0.fma(xv, a01);
-            a11 = v1.fma(xv, a11);
-            xv = Kernels.loadF32(x, x2 + k);
-            a02 = v0.fma(xv, a02);
-            a12 = v1.fma(xv, a12);
-            xv = Kernels.loadF32(x, x3 + k);
-            a03 = v0.fma(xv, a03);
-            a13 = v1.fma(xv, a13);
+        FloatVector a20 = FloatVector.zero(Kernels.F);
+        FloatVector a21 = FloatVector.zero(Kernels.F);
+        FloatVector a30 = FloatVector.zero(Kernels.F);
+        FloatVector a31 = FloatVector.zero(Kernels.F);
+        int k = 0;
+        for (int bound = cols - 2 * lanes; k <= bound; k += 2 * lanes) {
+            FloatVector w0 = weights(wRow, sRow, k);
+            FloatVector w1 = weights(wRow, sRow, k + lanes);
+            a00 = w0.fma(Kernels.loadF32(x, x0 + k), a00);
+            a01 = w1.fma(Kernels.loadF32(x, x0 + k + lanes), a01);
+            a10 = w0.fma(Kernels.loadF32(x, x1 + k), a10);
+            a11 = w1.fma(Kernels.loadF32(x, x1 + k + lanes), a11);
+            a20 = w0.fma(Kernels.loadF32(x, x2 + k), a20);
+            a21 = w1.fma(Kernels.loadF32(x, x2 + k + lanes), a21);
+            a30 = w0.fma(Kernels.loadF32(x, x3 + k), a30);
+            a31 = w1.fma(Kernels.loadF32(x, x3 + k + lanes), a31);
         }
-        float s00 = Kernels.sumLanes(a00);
-        float s10 = Kernels.sumLanes(a10);
-        float s01 = Kernels.sumLanes(a01);
-        float s11 = Kernels.sumLanes(a11);
-        float s02 = Kernels.sumLanes(a02);
-        float s12 = Kernels.sumLanes(a12);
-        float s03 = Kernels.sumLanes(a03);
-        float s13 = Kernels.sumLanes(a13);
-        for (int k = vecEnd; k < cols; k++) {
-            float u0 = weight(r, k);
-            float u1 = weight(r + 1, k);
-            float x0k = x.getAtIndex(Kernels.F32, xRow + k);
-            float x1k = x.getAtIndex(Kernels.F32, x1 + k);
-            float x2k = x.getAtIndex(Kernels.F32, x2 + k);
-            float x3k = x.getAtIndex(Kernels.F32, x3 + k);
-            s00 += u0 * x0k;
-            s10 += u1 * x0k;
-            s01 += u0 * x1k;
-            s11 += u1 * x1k;
-            s02 += u0 * x2k;
-            s12 += u1 * x2k;
-            s03 += u0 * x3k;
-            s13 += u1 * x3k;
+        for (int bound = cols - lanes; k <= bound; k += lanes) {
+            FloatVector w0 = weights(wRow, sRow, k);
+            a00 = w0.fma(Kernels.loadF32(x, x0 + k), a00);
+            a10 = w0.fma(Kernels.loadF32(x, x1 + k), a10);
+            a20 = w0.fma(Kernels.loadF32(x, x2 + k), a20);
+            a30 = w0.fma(Kernels.loadF32(x, x3 + k), a30);
         }
-        y.setAtIndex(Kernels.F32, yIndex, s00);
-        y.setAtIndex(Kernels.F32, yIndex + 1, s10);
-        y.setAtIndex(Kernels.F32, yIndex + yStride, s01);
-        y.setAtIndex(Kernels.F32, yIndex + yStride + 1, s11);
-        y.setAtIndex(Kernels.F32, yIndex + 2L * yStride, s02);
-        y.setAtIndex(Kernels.F32, yIndex + 2L * yStride + 1, s12);
-        y.setAtIndex(Kernels.F32, yIndex + 3L * yStride, s03);
-        y.setAtIndex(Kernels.F32, yIndex + 3L * yStride + 1, s13);
+        float s0 = Kernels.sumLanes(a00.add(a01));
+        float s1 = Kernels.sumLanes(a10.add(a11));
+        float s2 = Kernels.sumLanes(a20.add(a21));
+        float s3 = Kernels.sumLanes(a30.add(a31));
+        for (; k < cols; k++) {
+            float wk = weight(r, k);
+            s0 += wk * x.getAtIndex(Kernels.F32, x0 + k);
+            s1 += wk * x.getAtIndex(Kernels.F32, x1 + k);
+            s2 += wk * x.getAtIndex(Kernels.F32, x2 + k);
+            s3 += wk * x.getAtIndex(Kernels.F32, x3 + k);
+        }
+        y.setAtIndex(Kernels.F32, yIndex, s0);
+        y.setAtIndex(Kernels.F32, yIndex + yStride, s1);
+        y.setAtIndex(Kernels.F32, yIndex + 2L * yStride, s2);
+        y.setAtIndex(Kernels.F32, yIndex + 3L * yStride, s3);
     }
 }

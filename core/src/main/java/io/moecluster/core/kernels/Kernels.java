@@ -97,14 +97,6 @@ public final class Kernels {
         seg.setAtIndex(F32, index, value);
     }
 
-    /** {@code seg[index + i] = s_i} for {@code i < 4}: a row kernel's four results for one token. */
-    public static void set4(MemorySegment seg, long index, float s0, float s1, float s2, float s3) {
-        seg.setAtIndex(F32, index, s0);
-        seg.setAtIndex(F32, index + 1, s1);
-        seg.setAtIndex(F32, index + 2, s2);
-        seg.setAtIndex(F32, index + 3, s3);
-    }
-
     /** Dot product of {@code n} floats at {@code a[aIndex..]} and {@code b[bIndex..]}. */
     public static float dot(MemorySegment a, long aIndex, MemorySegment b, long bIndex, int n) {
         if (SCALAR) {

@@ -20,10 +20,9 @@ import java.lang.foreign.MemorySegment;
  *       which the shared constructor checks {@code data} against;
  *   <li>{@link #applyRows}: {@code y[b, r] = W[r, :] · x[b, :]} over a range of output rows, the
  *       whole row loop inside the final class so that its kernels are monomorphic and inline (one
- *       virtual call per range, none per row or per vector load, no allocation). F32, F16 and FP8
- *       share one shape (BF16 and int8 work in blocks of four rows instead, see {@link Bf16Matrix}):
- *       for each weight row, tokens in blocks of four sharing each weight load ({@code dot4}), the
- *       rest one by one ({@code dot1}); each token keeps its own two
+ *       virtual call per range, none per row or per vector load, no allocation). The built-in
+ *       variants share one shape: for each weight row, tokens in blocks of four sharing each weight
+ *       load ({@code dot4}), the rest one by one ({@code dot1}); each token keeps its own two
  *       accumulators over {@code [0, cols)} in the same order in both, reduced by
  *       {@link Kernels#sumLanes} and finished by a scalar tail, so a token's result never depends on
  *       its batch-mates, the thread split or the JIT tier. Under {@link Kernels#SCALAR} the same

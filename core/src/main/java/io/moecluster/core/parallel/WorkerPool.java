@@ -70,9 +70,6 @@ public final class WorkerPool implements AutoCloseable {
         int threads = workers.length + 1;
         // Several chunks per thread balance uneven progress; never smaller than grain.
         int size = Math.max(grain, (n + threads * 4 - 1) / (threads * 4));
-        // A whole number of grains per chunk, so that kernels working in blocks of rows (the BF16
-        // matmul takes four at a time) see block-aligned ranges and no leftover rows mid-matrix.
-        size = (int) Math.min(n, ((long) size + grain - 1) / grain * grain);
         this.task = task;
         this.count = n;
         this.chunkSize = size;

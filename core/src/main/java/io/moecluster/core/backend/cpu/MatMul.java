@@ -10,8 +10,8 @@ import java.lang.foreign.MemorySegment;
  * {@code y[b, r] = W[r, :] · x[b, :]} for a batch of activation rows: the Linear layer without bias.
  *
  * <p>Memory-bound at small batches, so each weight row is read once and applied to four tokens
- * while it is in L1. Each token's accumulation order is fixed by the format's kernels, whether it
- * is computed alone or in a block: a token's output never depends on its batch-mates. The
+ * while it is in L1. Each token uses its own pair of accumulators in the same order whether it is
+ * computed alone or in a block of four: a token's output never depends on its batch-mates. The
  * row kernels belong to the weight's format ({@link WeightMatrix} and its variants); this class
  * splits the output rows over the pool.
  *
