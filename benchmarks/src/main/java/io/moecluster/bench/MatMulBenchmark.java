@@ -4,6 +4,7 @@ import io.moecluster.core.backend.cpu.MatMul;
 import io.moecluster.core.kernels.Bf16;
 import io.moecluster.core.kernels.BlockScales;
 import io.moecluster.core.kernels.Fp8E4m3;
+import io.moecluster.core.kernels.Int8Matrix;
 import io.moecluster.core.kernels.Kernels;
 import io.moecluster.core.kernels.WeightMatrix;
 import io.moecluster.core.parallel.WorkerPool;
@@ -45,7 +46,7 @@ import org.openjdk.jmh.infra.Blackhole;
 @Measurement(iterations = 5, time = 1)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED"})
 public class MatMulBenchmark {
-    @Param({"F32", "BF16", "F16", "F8_E4M3"})
+    @Param({"F32", "BF16", "F16", "F8_E4M3", "I8"})
     public String dtype;
 
     @Param({"1", "4", "8"})
@@ -68,6 +69,8 @@ public class MatMulBenchmark {
     private MemorySegment scales;
     private static final int BLOCK = 128;
     private static final float FP8_SCALE = (1f / 32f) / Fp8E4m3.MAX;
+    /** I8: one multiplier per block of 32 along a row, so that the values (up to 1/32) span [-127, 127]. */
+    private static final float I8_SCALE = (1f / 32f) / 127f;
 
     @Setup(Level.Trial)
     public void setup() {
@@ -84,14 +87,17 @@ public class MatMulBenchmark {
                 case BF16 -> data.setAtIndex(ValueLayout.JAVA_SHORT, i, Bf16.fromFloat(v));
                 case F16 -> data.setAtIndex(ValueLayout.JAVA_SHORT, i, Float.floatToFloat16(v));
                 case F8_E4M3 -> data.set(ValueLayout.JAVA_BYTE, i, Fp8E4m3.fromFloat(v / FP8_SCALE));
+                case I8 -> data.set(ValueLayout.JAVA_BYTE, i, (byte) Math.round(v / I8_SCALE));
             }
         }
-        long scaleCount = (long) ((rows + BLOCK - 1) / BLOCK) * ((cols + BLOCK - 1) / BLOCK);
+        boolean int8 = d == DType.I8;
+        long scaleCount = int8 ? (long) rows * Int8Matrix.blocks(cols)
+                : (long) ((rows + BLOCK - 1) / BLOCK) * ((cols + BLOCK - 1) / BLOCK);
         scales = arena.allocate(scaleCount * 4, 64);
         for (long i = 0; i < scaleCount; i++) {
-            scales.setAtIndex(ValueLayout.JAVA_FLOAT, i, FP8_SCALE);
+            scales.setAtIndex(ValueLayout.JAVA_FLOAT, i, int8 ? I8_SCALE : FP8_SCALE);
         }
-        BlockScales blockScales = new BlockScales(scales, BLOCK, BLOCK);
+        BlockScales blockScales = int8 ? new BlockScales(scales, 1, Int8Matrix.BLOCK) : new BlockScales(scales, BLOCK, BLOCK);
         w = WeightMatrix.of("bench", data, d, rows, cols, (name, r, c) -> blockScales);
         x = arena.allocate((long) batch * cols * 4, 64);
         y = arena.allocate((long) batch * rows * 4, 64);
@@ -134,6 +140,8 @@ public class MatMulBenchmark {
                         case F16 -> Float.float16ToFloat(wd.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, wRow + k));
                         case F8_E4M3 -> Fp8E4m3.toFloat(wd.get(ValueLayout.JAVA_BYTE, wRow + k))
                                 * scales.getAtIndex(Kernels.F32, (long) (r / BLOCK) * ((cols + BLOCK - 1) / BLOCK) + k / BLOCK);
+                        case I8 -> wd.get(ValueLayout.JAVA_BYTE, wRow + k)
+                                * scales.getAtIndex(Kernels.F32, (long) r * Int8Matrix.blocks(cols) + k / Int8Matrix.BLOCK);
                     };
                     sum += wk * x.getAtIndex(Kernels.F32, xRow + k);
                 }

@@ -125,6 +125,27 @@ class MoeCommandTest {
         assertThat(r.out()).contains("decode tok/s").containsPattern("(?m)^\\s+1\\s").containsPattern("(?m)^\\s+3\\s");
     }
 
+    /** moe model quantize --format int8 from an FP8 checkpoint: the result loads and decodes, bad formats are refused. */
+    @Test
+    void quantizeWritesAnInt8ModelThatBenchRuns() {
+        Path fp8 = shared.resolve("ds-fp8-q");
+        Path int8 = shared.resolve("ds-int8");
+        assertThat(moe("model", "make-random", "--arch", "deepseek_v3", "--preset", "tiny", "--dtype", "fp8",
+                "--seed", "5", fp8.toString()).exit()).isZero();
+        Run q = moe("model", "quantize", "--format", "int8", fp8.toString(), int8.toString());
+        assertThat(q.exit()).as(q.err()).isZero();
+        assertThat(q.out()).contains("wrote " + int8).contains("int8: ").contains("tensors quantized");
+        Run info = moe("model", "info", "--model", int8.toString());
+        assertThat(info.out()).contains("I8").contains("BlockQuantization[blockRows=1, blockCols=32, weights=I8]");
+        Run r = moe("bench", "--model", int8.toString(), "--batch", "1,2", "--prompt-tokens", "4", "--new-tokens", "4",
+                "--warmup-tokens", "2", "--bandwidth-mib", "0");
+        assertThat(r.exit()).as(r.err()).isZero();
+        assertThat(r.out()).contains("weights: I8 (1x32 blocks)").contains("decode tok/s");
+        Run bad = moe("model", "quantize", "--format", "q4_0", fp8.toString(), shared.resolve("ds-q4").toString());
+        assertThat(bad.exit()).isNotZero();
+        assertThat(bad.err()).contains("--format q4_0 is not supported (only int8)");
+    }
+
     /** DeepSeek-V3 in BF16 and FP8, side by side in one bench run: formats, KV cache against uncompressed, medians. */
     @Test
     void benchComparesDeepseekBf16AndFp8SideBySide() {
@@ -137,7 +158,7 @@ class MoeCommandTest {
         assertThat(make.exit()).as(make.err()).isZero();
         assertThat(make.out()).contains("deepseek_v3").contains("F8_E4M3");
         Run info = moe("model", "info", "--model", fp8.toString());
-        assertThat(info.out()).contains("F8_E4M3").contains("BlockQuantization[blockRows=16, blockCols=16]");
+        assertThat(info.out()).contains("F8_E4M3").contains("BlockQuantization[blockRows=16, blockCols=16, weights=F8_E4M3]");
         Run r = moe("bench", "--model", bf16.toString(), "--vs", fp8.toString(), "--rounds", "2", "--batch", "1,2",
                 "--prompt-tokens", "4", "--new-tokens", "4", "--warmup-tokens", "2", "--bandwidth-mib", "0");
         assertThat(r.exit()).as(r.err()).isZero();

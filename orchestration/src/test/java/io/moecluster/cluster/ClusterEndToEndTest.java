@@ -13,6 +13,7 @@ import io.moecluster.core.engine.Engine;
 import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.engine.Sequence;
 import io.moecluster.core.engine.TokenSink;
+import io.moecluster.core.model.CheckpointQuantizer;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.sampling.SamplingParams;
 import io.moecluster.core.testing.GoldenModels;
@@ -34,6 +35,7 @@ import java.io.IOException;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.net.ServerSocket;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -45,6 +47,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -126,8 +129,25 @@ class ClusterEndToEndTest {
                 .maxBatchTokens(ENGINE.maxBatchTokens()).threads(1).expertTimeout(Duration.ofSeconds(5));
     }
 
+    /** Quantized golden models ({@code <golden>-int8}), written once per class and removed after it. */
+    @TempDir
+    static Path int8Models;
+
+    /** A golden model's directory; {@code <golden>-int8} is that model after {@code moe model quantize --format int8}. */
+    static synchronized Path modelDir(String model) throws IOException {
+        if (!model.endsWith("-int8")) {
+            return GoldenModels.dir(model);
+        }
+        Path out = int8Models.resolve(model);
+        if (!Files.exists(out.resolve("config.json"))) {
+            CheckpointQuantizer.quantize(GoldenModels.dir(model.substring(0, model.length() - "-int8".length())), out,
+                    false, 0);
+        }
+        return out;
+    }
+
     Cluster start(String model, boolean embedded, boolean udp) throws Exception {
-        Path dir = GoldenModels.dir(model);
+        Path dir = modelDir(model);
         ModelConfig config = ModelConfig.load(dir);
         EmbeddedMediaDriver driver = new EmbeddedMediaDriver(EmbeddedMediaDriver.newTempDir());
         open.add(driver);
@@ -184,6 +204,17 @@ class ClusterEndToEndTest {
     @CsvSource({"mixtral-tiny, false", "mixtral-tiny, true", "qwen2moe-tiny, false", "qwen2moe-tiny, true",
         "deepseek-v3-tiny, false", "deepseek-v3-tiny, true", "deepseek-v3-tiny-fp8, false", "deepseek-v3-tiny-fp8, true"})
     void eightConcurrentStreamsMatchTheSingleProcessEngine(String model, boolean embedded) throws Exception {
+        eightConcurrentStreams(model, embedded);
+    }
+
+    /** int8 weights (moe model quantize): the expert and attention services load them as the engine does. */
+    @ParameterizedTest(name = "{0}, embedded router: {1}")
+    @CsvSource({"mixtral-tiny-int8, false", "deepseek-v3-tiny-int8, true"})
+    void int8ModelsServeTheSameTokensAsTheSingleProcessEngine(String model, boolean embedded) throws Exception {
+        eightConcurrentStreams(model, embedded);
+    }
+
+    private void eightConcurrentStreams(String model, boolean embedded) throws Exception {
         Cluster c = start(model, embedded);
         ModelConfig config = ModelConfig.load(c.model());
         ModelInfo info = c.inference().getModelInfo(GetModelInfoRequest.getDefaultInstance());

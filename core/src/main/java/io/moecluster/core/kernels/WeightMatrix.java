@@ -37,11 +37,10 @@ import java.lang.foreign.MemorySegment;
  * multiplier per block ({@link BlockScales}); its kernels decode a vector of bytes and multiply by
  * the block's scale in registers, and {@link #byteSize} counts both tensors. {@link #of} fetches the
  * companion through a {@link BlockScales.Source}, which {@code WeightLoader} implements over the
- * checkpoint and the config. Another format (Q8_0: blocks of 32 int8 weights with an f16 scale each)
- * would be one more final class here plus its tests, its name in the {@code permits} clause, and its
- * case in {@link #of}.
+ * checkpoint and the config. {@link Int8Matrix} is the second: int8 weights in blocks of 32 along a
+ * row, each with an f32 multiplier in the same kind of companion tensor (llama.cpp's Q8_0).
  */
-public abstract sealed class WeightMatrix permits F32Matrix, Bf16Matrix, F16Matrix, Fp8Matrix {
+public abstract sealed class WeightMatrix permits F32Matrix, Bf16Matrix, F16Matrix, Fp8Matrix, Int8Matrix {
     final String name;
     final MemorySegment data;
     final int rows;
@@ -75,7 +74,7 @@ public abstract sealed class WeightMatrix permits F32Matrix, Bf16Matrix, F16Matr
 
     /**
      * As {@link #of(String, MemorySegment, DType, int, int)}, with {@code scales} asked for the
-     * companion tensor of a block-quantized type ({@link DType#F8_E4M3}); other types never ask.
+     * companion tensor of a block-quantized type ({@link DType#F8_E4M3}, {@link DType#I8}); other types never ask.
      */
     public static WeightMatrix of(String name, MemorySegment data, DType dtype, int rows, int cols,
                                   BlockScales.Source scales) {
@@ -86,6 +85,14 @@ public abstract sealed class WeightMatrix permits F32Matrix, Bf16Matrix, F16Matr
             case F8_E4M3 -> {
                 BlockScales s = scales.scalesOf(name, rows, cols);
                 yield new Fp8Matrix(name, data, rows, cols, s.scales(), s.blockRows(), s.blockCols());
+            }
+            case I8 -> {
+                BlockScales s = scales.scalesOf(name, rows, cols);
+                if (s.blockRows() != 1 || s.blockCols() != Int8Matrix.BLOCK) {
+                    throw new IllegalArgumentException(name + ": I8 weights come in blocks of 1x" + Int8Matrix.BLOCK
+                            + ", not " + s.blockRows() + "x" + s.blockCols());
+                }
+                yield new Int8Matrix(name, data, rows, cols, s.scales());
             }
         };
     }
@@ -107,7 +114,7 @@ public abstract sealed class WeightMatrix permits F32Matrix, Bf16Matrix, F16Matr
         return cols;
     }
 
-    /** The format's name, as safetensors spells its dtype where it has one: "F32", "BF16", "F16", "F8_E4M3". */
+    /** The format's name, as safetensors spells its dtype where it has one: "F32", "BF16", "F16", "F8_E4M3", "I8". */
     public abstract String format();
 
     /** Bytes of weights a full pass reads (for a block format, scales included). */

@@ -140,7 +140,13 @@ final class HfConfigFiles {
     }
 
     private static void putQuantization(Map<String, Object> m, ModelConfig c) {
-        if (c.quantization() != null) {
+        if (c.quantization() != null && c.quantization().isInt8()) {
+            Map<String, Object> q = new LinkedHashMap<>();
+            q.put("quant_method", BlockQuantization.INT8_METHOD);
+            q.put("fmt", BlockQuantization.INT8_FMT);
+            q.put("weight_block_size", List.of(c.quantization().blockRows(), c.quantization().blockCols()));
+            m.put("quantization_config", q);
+        } else if (c.quantization() != null) {
             Map<String, Object> q = new LinkedHashMap<>();
             q.put("activation_scheme", "dynamic");
             q.put("fmt", "e4m3");
@@ -223,6 +229,8 @@ final class HfConfigFiles {
             case BF16 -> "bfloat16";
             // DeepSeek-V3's FP8 checkpoints: the unquantized tensors (embeddings, norms, gates) are BF16.
             case F8_E4M3 -> "bfloat16";
+            // The int8 format keeps what it does not quantize in its source type; bfloat16 is typical.
+            case I8 -> "bfloat16";
         };
     }
 }

@@ -342,7 +342,22 @@ public record ModelConfig(
             throw new ModelFormatException(source + ": quantization_config must be an object, got " + n);
         }
         Fields f = new Fields(n, source, "quantization_config.");
-        f.requireText("quant_method", null, "fp8");
+        JsonNode method = n.get("quant_method");
+        if (method != null && method.isTextual() && method.asText().equals(BlockQuantization.INT8_METHOD)) {
+            f.requireText("fmt", BlockQuantization.INT8_FMT, BlockQuantization.INT8_FMT);
+            JsonNode block = n.get("weight_block_size");
+            if (block == null || !block.isArray() || block.size() != 2 || block.get(0).asInt() != BlockQuantization.INT8.blockRows()
+                    || block.get(1).asInt() != BlockQuantization.INT8.blockCols()) {
+                throw new ModelFormatException(source + ": quantization_config.weight_block_size of an int8 model must be ["
+                        + BlockQuantization.INT8.blockRows() + ", " + BlockQuantization.INT8.blockCols() + "], got "
+                        + (block == null ? "nothing" : block));
+            }
+            return BlockQuantization.INT8;
+        }
+        if (method == null || !method.isTextual() || !method.asText().equals("fp8")) {
+            throw new ModelFormatException(source + ": quantization_config.quant_method "
+                    + (method == null ? "is missing" : method + " is not supported") + " (only fp8 or int8)");
+        }
         f.requireText("fmt", "e4m3", "e4m3");
         f.requireText("activation_scheme", "dynamic", "dynamic");
         JsonNode block = n.get("weight_block_size");
@@ -451,7 +466,7 @@ public record ModelConfig(
             s.append(", YaRN x").append(ropeScaling.effectiveFactor(maxPositionEmbeddings));
         }
         if (quantization != null) {
-            s.append(", FP8 e4m3 weights in ").append(quantization.blockRows()).append('x')
+            s.append(quantization.isInt8() ? ", int8 weights in " : ", FP8 e4m3 weights in ").append(quantization.blockRows()).append('x')
                     .append(quantization.blockCols()).append(" blocks");
         }
         return s.toString();

@@ -98,6 +98,10 @@ public final class RandomModelGenerator {
      */
     public static void generate(ModelConfig config, DType dtype, long seed, Path outDir,
                                 boolean overwrite, long maxShardBytes) throws IOException {
+        if (dtype == DType.I8) {
+            throw new IllegalArgumentException("random int8 checkpoints are not generated: write one in another dtype"
+                    + " and convert it with moe model quantize --format int8");
+        }
         if (dtype == DType.F8_E4M3 && config.quantization() == null) {
             throw new IllegalArgumentException("an F8_E4M3 checkpoint needs quantization_config.weight_block_size;"
                     + " none in " + config);
@@ -337,7 +341,7 @@ public final class RandomModelGenerator {
         return h;
     }
 
-    private static void prepareOutDir(Path outDir, boolean overwrite) throws IOException {
+    static void prepareOutDir(Path outDir, boolean overwrite) throws IOException {
         if (Files.exists(outDir) && !Files.isDirectory(outDir)) {
             throw new FileAlreadyExistsException(outDir.toString(), null, "exists and is not a directory");
         }

@@ -19,9 +19,9 @@ import org.slf4j.LoggerFactory;
  * against the config. Each service asks only for the parts it runs: an expert service loads its
  * experts, never the embeddings.
  *
- * <p>Matrices, whatever their format (F32, BF16, F16, F8_E4M3), stay as read-only mappings of the
+ * <p>Matrices, whatever their format (F32, BF16, F16, F8_E4M3, I8), stay as read-only mappings of the
  * checkpoint, read by their format's kernels ({@link WeightMatrix#of}); nothing is widened. An
- * F8_E4M3 weight's block scales are its {@code <name>_scale_inv} tensor, mapped too, with the block
+ * F8_E4M3 or I8 weight's block scales are its {@code <name>_scale_inv} tensor, mapped too, with the block
  * size of {@code quantization_config} (this loader is the {@link BlockScales.Source}). Only the 1-D
  * tensors (norms, biases: a hidden size of floats each) are copied, to aligned f32.
  * {@link #mappedBytes()} and {@link #allocatedBytes()} say how much of each this loader handed out.
@@ -194,16 +194,21 @@ public final class WeightLoader implements AutoCloseable, BlockScales.Source {
     }
 
     /**
-     * The block scales of the FP8 weight {@code name}: its {@code <name>_scale_inv} tensor, F32,
+     * The block scales of the FP8 or int8 weight {@code name}: its {@code <name>_scale_inv} tensor, F32,
      * {@code [ceil(rows / block_rows), ceil(cols / block_cols)]}, with the block size of
      * {@code quantization_config}; fails naming what is missing.
      */
     @Override
     public BlockScales scalesOf(String name, int rows, int cols) {
         BlockQuantization q = config.quantization();
+        DType type = checkpoint.info(name).dtype();
         if (q == null) {
-            throw new ModelFormatException(checkpoint.info(name).file() + ": tensor '" + name + "' is F8_E4M3 but "
+            throw new ModelFormatException(checkpoint.info(name).file() + ": tensor '" + name + "' is " + type + " but "
                     + "config.json has no quantization_config (weight_block_size)");
+        }
+        if (q.weights() != type) {
+            throw new ModelFormatException(checkpoint.info(name).file() + ": tensor '" + name + "' is " + type
+                    + " but config.json's quantization_config describes " + q.weights() + " weights");
         }
         String scaleName = TensorNames.scaleInv(name);
         TensorInfo info = checkpoint.info(scaleName, (rows + q.blockRows() - 1) / q.blockRows(),

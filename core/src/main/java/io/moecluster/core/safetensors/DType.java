@@ -10,7 +10,14 @@ public enum DType {
      * linear layers: each such weight comes with an F32 {@code <name>_scale_inv} tensor of one
      * multiplier per block ({@code quantization_config.weight_block_size}).
      */
-    F8_E4M3("F8_E4M3", 1);
+    F8_E4M3("F8_E4M3", 1),
+    /**
+     * Signed 8-bit integers as the int8 weight format stores its linear layers (the engine's Q8_0:
+     * symmetric blocks of 32 weights along a row), each such weight with an F32
+     * {@code <name>_scale_inv} tensor of one multiplier per block ({@code quantization_config}
+     * with {@code quant_method: int8}).
+     */
+    I8("I8", 1);
 
     private final String safetensorsName;
     private final int bytes;
@@ -48,11 +55,14 @@ public enum DType {
         if ("fp8".equalsIgnoreCase(name)) {
             return F8_E4M3;
         }
-        throw new IllegalArgumentException("unknown dtype '" + name + "' (expected f32, f16, bf16 or f8_e4m3)");
+        if ("int8".equalsIgnoreCase(name)) {
+            return I8;
+        }
+        throw new IllegalArgumentException("unknown dtype '" + name + "' (expected f32, f16, bf16, f8_e4m3 or i8)");
     }
 
     /** Whether weights of this type need a companion tensor of block scales. */
     public boolean isBlockQuantized() {
-        return this == F8_E4M3;
+        return this == F8_E4M3 || this == I8;
     }
 }

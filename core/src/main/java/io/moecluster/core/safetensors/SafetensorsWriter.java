@@ -370,6 +370,16 @@ public final class SafetensorsWriter implements AutoCloseable {
                     staging.set(ValueLayout.JAVA_BYTE, off, Fp8E4m3.fromFloat(chunk[i]));
                 }
             }
+            case I8 -> {
+                // A quantizer hands over the integers themselves (as floats): they must fit a byte.
+                for (int i = 0; i < n; i++, off += 1) {
+                    float v = chunk[i];
+                    if (v != Math.rint(v) || v < -128 || v > 127) {
+                        throw new IllegalArgumentException("I8 value " + v + " is not an integer in [-128, 127]");
+                    }
+                    staging.set(ValueLayout.JAVA_BYTE, off, (byte) v);
+                }
+            }
         }
         staged = (int) off;
     }

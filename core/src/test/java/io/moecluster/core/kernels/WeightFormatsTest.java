@@ -117,10 +117,10 @@ class WeightFormatsTest {
 
     /**
      * Layout and kernels of every format agree on what the bytes mean: copyRowTo and a one-hot dot
-     * give the decoded value. (The block-quantized FP8 format has its own tests, Fp8MatrixTest.)
+     * give the decoded value. (The block-quantized formats have their own tests, Fp8MatrixTest and Int8MatrixTest.)
      */
     @ParameterizedTest
-    @EnumSource(value = DType.class, mode = EnumSource.Mode.EXCLUDE, names = "F8_E4M3")
+    @EnumSource(value = DType.class, mode = EnumSource.Mode.EXCLUDE, names = {"F8_E4M3", "I8"})
     void rowCopiesAndKernelsDecodeTheLayout(DType dtype) {
         int rows = 13;
         int cols = 45;

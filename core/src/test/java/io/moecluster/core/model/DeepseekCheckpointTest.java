@@ -111,6 +111,7 @@ class DeepseekCheckpointTest {
                         case F32 -> data.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i);
                         case BF16 -> Bf16.toFloat(data.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i));
                         case F8_E4M3 -> Fp8E4m3.toFloat(data.get(ValueLayout.JAVA_BYTE, i));
+                        case I8 -> data.get(ValueLayout.JAVA_BYTE, i);
                         case F16 -> Float.float16ToFloat(data.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i));
                     };
                 }

@@ -200,7 +200,7 @@ class ModelConfigTest {
         ObjectNode quant = golden(GoldenModels.DEEPSEEK_V3_FP8);
         ((ObjectNode) quant.get("quantization_config")).put("quant_method", "gptq");
         assertThatThrownBy(() -> ModelConfig.parse(quant, "cfg"))
-                .hasMessageContaining("quantization_config.quant_method \"gptq\" is not supported (only fp8)");
+                .hasMessageContaining("quantization_config.quant_method \"gptq\" is not supported (only fp8 or int8)");
         ObjectNode fmt = golden(GoldenModels.DEEPSEEK_V3_FP8);
         ((ObjectNode) fmt.get("quantization_config")).put("fmt", "e5m2");
         assertThatThrownBy(() -> ModelConfig.parse(fmt, "cfg"))

@@ -212,6 +212,7 @@ class SafetensorsWriterTest {
                 case F16 -> Float.float16ToFloat(s.getAtIndex(I16_LE, i));
                 case BF16 -> Float.intBitsToFloat((s.getAtIndex(I16_LE, i) & 0xffff) << 16);
                 case F8_E4M3 -> Fp8E4m3.toFloat(s.get(ValueLayout.JAVA_BYTE, i));
+                case I8 -> s.get(ValueLayout.JAVA_BYTE, i);
             };
         }
         return out;

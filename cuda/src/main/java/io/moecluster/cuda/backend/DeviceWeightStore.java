@@ -4,6 +4,7 @@ import io.moecluster.core.kernels.Bf16Matrix;
 import io.moecluster.core.kernels.F16Matrix;
 import io.moecluster.core.kernels.F32Matrix;
 import io.moecluster.core.kernels.Fp8Matrix;
+import io.moecluster.core.kernels.Int8Matrix;
 import io.moecluster.core.kernels.WeightMatrix;
 import io.moecluster.core.model.FfnWeights;
 import java.lang.foreign.MemorySegment;
@@ -98,14 +99,15 @@ public final class DeviceWeightStore {
             case F32Matrix f -> convert(data, elements, 4, dst, true);
             case F16Matrix h -> convert(data, elements, 2, dst, false);
             case Fp8Matrix q -> dequantize(q, dst);
+            case Int8Matrix q -> dequantize(q, dst);
         }
     }
 
     /**
-     * FP8 blocks: rows dequantised on the host by the format's own row copy (fp8 x its block's scale,
+     * FP8 and int8 blocks: rows dequantised on the host by the format's own row copy (fp8 x its block's scale,
      * in f32) straight into the staging buffer, then to BF16 on the device like an F32 checkpoint.
      */
-    private void dequantize(Fp8Matrix q, long dst) {
+    private void dequantize(WeightMatrix q, long dst) {
         int cols = q.cols();
         int rowsPerChunk = (int) Math.max(1, CHUNK / (4L * cols));
         for (int r0 = 0; r0 < q.rows(); r0 += rowsPerChunk) {
