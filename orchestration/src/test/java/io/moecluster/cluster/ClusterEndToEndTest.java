@@ -223,6 +223,51 @@ class ClusterEndToEndTest {
         }
     }
 
+    /**
+     * The ping-pong pipeline ({@code --micro-batches 2}): steps of the eight streams are split in two
+     * micro-batches whose MoE layers are at the router while the other one's attention runs; the
+     * tokens stay those of the single-process engine, as with whole steps ({@code 1}).
+     */
+    @ParameterizedTest(name = "{0}, micro-batches {1}")
+    @CsvSource({"mixtral-tiny, 1", "mixtral-tiny, 2", "qwen2moe-tiny, 2", "deepseek-v3-tiny, 2"})
+    void microBatchesGiveTheSingleProcessTokens(String model, int microBatches) throws Exception {
+        Path dir = GoldenModels.dir(model);
+        EmbeddedMediaDriver driver = new EmbeddedMediaDriver(EmbeddedMediaDriver.newTempDir());
+        open.add(driver);
+        ClusterSpec spec = spec(driver, ModelConfig.load(dir), false, false);
+        for (ClusterSpec.Expert e : spec.experts()) {
+            open.add(ExpertNode.launch(expert(spec, e.id(), dir)));
+        }
+        AttentionNode attention = AttentionNode.launch(attention(spec, dir).microBatches(microBatches));
+        open.add(attention);
+        RouterNode router = RouterNode.launch(router(spec, dir));
+        open.add(router);
+        ManagedChannel channel = NettyChannelBuilder.forTarget(router.address()).usePlaintext().build();
+        open.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
+        Cluster c = new Cluster(spec, dir, router, channel);
+        int[] lengths = {2, 5, 1, 8, 3, 13, 4, 6};
+        ExecutorService clients = Executors.newFixedThreadPool(lengths.length);
+        try {
+            List<Future<int[]>> results = new ArrayList<>();
+            for (int i = 0; i < lengths.length; i++) {
+                int[] p = prompt(lengths[i], i + 70);
+                results.add(clients.submit(() -> streamTokens(c, p)));
+            }
+            for (int i = 0; i < lengths.length; i++) {
+                assertThat(results.get(i).get(120, TimeUnit.SECONDS)).as("request %d (prompt %d tokens)", i, lengths[i])
+                        .containsExactly(singleProcessGreedy(dir, prompt(lengths[i], i + 70)));
+            }
+        } finally {
+            clients.shutdownNow();
+        }
+        long split = attention.server().engine().transformer().pingPongSteps();
+        if (microBatches == 1) {
+            assertThat(split).isZero();
+        } else {
+            assertThat(split).as("steps run as two micro-batches").isPositive();
+        }
+    }
+
     /** The multi-host configuration (every service on its own UDP endpoint), exercised on loopback. */
     @ParameterizedTest(name = "{0} over UDP, embedded router: {1}")
     @CsvSource({"qwen2moe-tiny, false", "qwen2moe-tiny, true"})
