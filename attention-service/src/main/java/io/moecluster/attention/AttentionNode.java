@@ -40,12 +40,13 @@ public final class AttentionNode implements AutoCloseable {
     /** Default of {@code --moe-timeout-ms}. */
     public static final Duration DEFAULT_MOE_TIMEOUT = Duration.ofSeconds(30);
     /**
-     * Default of {@code --micro-batches}: whole steps. Measured with {@code moe up} on the 2-core
-     * development machine (shared, never idle), two micro-batches gave 0.6-1.1x the tokens/s of
-     * one: where no core is free, overlapping gains nothing and each half pays its own hops and
-     * weight reads. Two is for hosts with cores that wait (attention and experts on their own).
+     * Default of {@code --micro-batches}: the ping-pong pipeline. Measured with {@code moe up} on the
+     * 2-core development machine while it was otherwise idle, two micro-batches gave 1.13-1.15x the
+     * tokens/s of one; while three other engineers' builds kept every core busy they gave a median
+     * 0.88x (nothing to overlap, and each half pays its own hops), which {@code --micro-batches 1}
+     * avoids on such a host.
      */
-    public static final int DEFAULT_MICRO_BATCHES = 1;
+    public static final int DEFAULT_MICRO_BATCHES = 2;
 
     /**
      * How to start an attention service: the settings every service has, those of a service that
