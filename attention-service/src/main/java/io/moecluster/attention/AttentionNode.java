@@ -41,7 +41,7 @@ public final class AttentionNode implements AutoCloseable {
     public static final Duration DEFAULT_MOE_TIMEOUT = Duration.ofSeconds(30);
     /**
      * Default of {@code --micro-batches}: the ping-pong pipeline. Measured with {@code moe up} on the
-     * 2-core development machine while it was otherwise idle, two micro-batches gave 1.13-1.15x the
+     * 2-core development machine while it was otherwise idle, two micro-batches gave 1.07-1.15x the
      * tokens/s of one; while three other engineers' builds kept every core busy they gave a median
      * 0.88x (nothing to overlap, and each half pays its own hops), which {@code --micro-batches 1}
      * avoids on such a host.
