@@ -35,9 +35,17 @@ public final class AttentionServer implements AutoCloseable {
      * @param port 0 picks a free port
      * @param maxRunning most sequences holding a KV cache at once
      * @param maxQueued most further requests waiting; past that, RESOURCE_EXHAUSTED
+     * @param microBatches 1, or 2 to split steps of two or more sequences in two micro-batches that
+     *     alternate between attention and the MoE layers ({@link io.moecluster.core.attention.Transformer#microBatches(int)})
      */
     public record Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued,
-                         FeedForwardFactory feedForward) {
+                         FeedForwardFactory feedForward, int microBatches) {
+        /** One micro-batch per step. */
+        public Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued,
+                      FeedForwardFactory feedForward) {
+            this(model, bind, port, engine, maxRunning, maxQueued, feedForward, 1);
+        }
+
         /** Experts in process (single-node mode). */
         public Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued) {
             this(model, bind, port, engine, maxRunning, maxQueued, LocalFeedForward::new);
@@ -87,6 +95,7 @@ public final class AttentionServer implements AutoCloseable {
         Engine engine;
         try {
             engine = Engine.open(config.model(), config.engine(), config.feedForward());
+            engine.transformer().microBatches(config.microBatches());
         } catch (RuntimeException e) {
             tracing.close();
             throw e;
@@ -133,6 +142,11 @@ public final class AttentionServer implements AutoCloseable {
 
     public String address() {
         return host + ":" + port();
+    }
+
+    /** The engine the loop steps (its configuration and counters; only the loop's thread runs it). */
+    public Engine engine() {
+        return engine;
     }
 
     public GenerationLoop loop() {

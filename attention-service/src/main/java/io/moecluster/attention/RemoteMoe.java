@@ -27,6 +27,10 @@ import java.util.Objects;
  * router-service over Aeron (a TokenBatch with expert id {@link TokenBatchView#WHOLE_LAYER}), and
  * the combined output comes back on this replica's reply stream. Rows travel as f32 so that
  * greedy tokens match the single-process engine exactly.
+ *
+ * <p>Up to two layers may be out at once, one per micro-batch slot ({@link #submit} and
+ * {@link #await}): the attention side computes one micro-batch while the router-service serves
+ * the other's layer (the ping-pong pipeline of {@code --micro-batches 2}).
  */
 public final class RemoteMoe implements FeedForward, ReplyAwaiter.Progress, AutoCloseable {
     /** How to reach the router-service; {@link #conclude()} fills the defaults and checks the values. */
@@ -111,11 +115,17 @@ public final class RemoteMoe implements FeedForward, ReplyAwaiter.Progress, Auto
     private final ReplyAwaiter awaiter;
     private final ServiceTracing tracing;
     private long nextBatchId = 1;
-    private long awaiting;
-    private MemorySegment awaitingOut;
-    private int awaitingTokens;
-    private String error;
-    private boolean answered;
+    // Per micro-batch slot (FeedForward#submit): the request in flight (batch id 0: none), where its
+    // rows go, and how it ended. Answers of both slots arrive on the one reply stream, in any order.
+    private final long[] batchIds = new long[MAX_IN_FLIGHT];
+    private final int[] layers = new int[MAX_IN_FLIGHT];
+    private final MemorySegment[] outputs = new MemorySegment[MAX_IN_FLIGHT];
+    private final int[] tokenCounts = new int[MAX_IN_FLIGHT];
+    private final long[] deadlines = new long[MAX_IN_FLIGHT];
+    private final String[] errors = new String[MAX_IN_FLIGHT];
+    private final boolean[] answered = new boolean[MAX_IN_FLIGHT];
+    private final Span[] spans = new Span[MAX_IN_FLIGHT];
+    private int waitingFor;
 
     public RemoteMoe(Context settings) {
         settings.conclude();
@@ -134,85 +144,147 @@ public final class RemoteMoe implements FeedForward, ReplyAwaiter.Progress, Auto
 
     @Override
     public void forward(int layer, MemorySegment input, int tokens, MemorySegment output) {
-        if (tracing == null) {
-            exchange(layer, input, tokens, output);
-            return;
-        }
-        Span span = LayerSpans.begin(tracing, writer, layer, tokens, hidden);
+        submit(0, layer, input, tokens, output);
+        await(0);
+    }
+
+    /** The layer goes to the router now; its answer is collected by {@link #await} (by either slot's wait). */
+    @Override
+    public void submit(int slot, int layer, MemorySegment input, int tokens, MemorySegment output) {
+        Span span = tracing == null ? null : LayerSpans.begin(tracing, writer, layer, tokens, hidden);
         if (span == null) {
-            exchange(layer, input, tokens, output);
+            send(slot, layer, input, tokens, output);
             return;
         }
         try (Scope ignored = span.makeCurrent()) {
-            exchange(layer, input, tokens, output);
+            send(slot, layer, input, tokens, output);
         } catch (RuntimeException | Error e) {
-            span.recordException(e);
-            span.setStatus(StatusCode.ERROR, String.valueOf(e.getMessage()));
+            end(span, e);
             throw e;
-        } finally {
-            span.end();
         }
+        spans[slot] = span;
     }
 
-    private void exchange(int layer, MemorySegment input, int tokens, MemorySegment output) {
+    private void send(int slot, int layer, MemorySegment input, int tokens, MemorySegment output) {
         long batchId = nextBatchId++;
-        awaiting = batchId;
-        awaitingOut = output;
-        awaitingTokens = tokens;
-        answered = false;
-        error = null;
+        batchIds[slot] = batchId;
+        layers[slot] = layer;
+        outputs[slot] = output;
+        tokenCounts[slot] = tokens;
+        answered[slot] = false;
+        errors[slot] = null;
+        deadlines[slot] = System.nanoTime() + timeoutNanos;
         try {
             writer.send(batchId, layer, TokenBatchView.WHOLE_LAYER, senderId, replyStreamId, input, 0, tokens, hidden,
                     ElementType.F32);
         } catch (TransportException e) {
+            abandonAll();
             throw new ExpertUnavailableException(layer, TokenBatchView.WHOLE_LAYER,
                     "router-service unreachable: " + e.getMessage());
         }
+    }
+
+    @Override
+    public void await(int slot) {
+        long batchId = batchIds[slot];
+        if (batchId == 0) {
+            return;
+        }
+        int layer = layers[slot];
+        Span span = spans[slot];
+        spans[slot] = null;
         try {
-            if (!awaiter.await(this, System.nanoTime() + timeoutNanos)) {
+            waitingFor = slot;
+            if (!awaiter.await(this, deadlines[slot])) {
                 throw new ExpertUnavailableException(layer, TokenBatchView.WHOLE_LAYER, "router-service did not answer layer "
                         + layer + " (batch " + batchId + ") within " + timeoutNanos / 1_000_000 + " ms");
             }
-            if (error != null) {
-                throw new ExpertUnavailableException(layer, TokenBatchView.WHOLE_LAYER, error);
+            if (errors[slot] != null) {
+                throw new ExpertUnavailableException(layer, TokenBatchView.WHOLE_LAYER, errors[slot]);
             }
+        } catch (RuntimeException | Error e) {
+            if (span != null) {
+                end(span, e);
+                span = null;
+            }
+            abandonAll(); // the step fails: the other micro-batch's answer, should it come, goes nowhere
+            throw e;
         } finally {
-            awaiting = 0;
-            awaitingOut = null;
+            release(slot);
+            if (span != null) {
+                span.end();
+            }
         }
+    }
+
+    @Override
+    public boolean overlaps() {
+        return true;
+    }
+
+    private void abandonAll() {
+        for (int slot = 0; slot < MAX_IN_FLIGHT; slot++) {
+            release(slot);
+            if (spans[slot] != null) {
+                spans[slot].end();
+                spans[slot] = null;
+            }
+        }
+    }
+
+    private void release(int slot) {
+        batchIds[slot] = 0;
+        outputs[slot] = null;
+    }
+
+    private static void end(Span span, Throwable e) {
+        span.recordException(e);
+        span.setStatus(StatusCode.ERROR, String.valueOf(e.getMessage()));
+        span.end();
     }
 
     @Override
     public boolean done() {
-        return answered;
+        return answered[waitingFor];
     }
 
     /**
      * Nothing arrived: a router-service that went away (its subscription is gone: stopped, killed
-     * and timed out by the driver, or its Aeron client lost) fails the layer now instead of at
-     * the layer's deadline.
+     * and timed out by the driver, or its Aeron client lost) fails the layers out now instead of at
+     * their deadlines.
      */
     @Override
     public void onQuiet(long nowNanos) {
-        if (!answered && awaiting != 0 && !writer.publisher().publication().isConnected()) {
-            error = "router-service disconnected while layer batch " + awaiting + " was out";
-            answered = true;
+        if (writer.publisher().publication().isConnected()) {
+            return;
+        }
+        for (int slot = 0; slot < MAX_IN_FLIGHT; slot++) {
+            if (batchIds[slot] != 0 && !answered[slot]) {
+                errors[slot] = "router-service disconnected while layer batch " + batchIds[slot] + " was out";
+                answered[slot] = true;
+            }
         }
     }
 
     private void onResult(BatchResultView r) {
-        if (r.batchId() != awaiting || answered) {
+        int slot = -1;
+        for (int s = 0; s < MAX_IN_FLIGHT; s++) {
+            if (batchIds[s] == r.batchId() && !answered[s]) {
+                slot = s;
+            }
+        }
+        if (slot < 0) {
             return; // an answer to a request already given up on
         }
         if (!r.isOk()) {
-            error = r.errorMessage();
-        } else if (r.tokenCount() != awaitingTokens || r.hiddenSize() != hidden) {
-            error = "router answered " + r.tokenCount() + " x " + r.hiddenSize() + " rows for " + awaitingTokens
+            errors[slot] = r.errorMessage();
+        } else if (r.tokenCount() != tokenCounts[slot] || r.hiddenSize() != hidden) {
+            errors[slot] = "router answered " + r.tokenCount() + " x " + r.hiddenSize() + " rows for " + tokenCounts[slot]
                     + " x " + hidden;
         } else {
-            r.copyRowsTo(awaitingOut, 0);
+            r.copyRowsTo(outputs[slot], 0);
         }
-        answered = true;
+        answered[slot] = true;
     }
 
     @Override

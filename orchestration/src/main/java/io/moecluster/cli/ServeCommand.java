@@ -389,6 +389,12 @@ final class ServeCommand implements Runnable {
                 description = "How long one MoE layer may take before the step fails (default: ${DEFAULT-VALUE}).")
         long moeTimeoutMs;
 
+        @Option(names = "--micro-batches", defaultValue = "" + AttentionNode.DEFAULT_MICRO_BATCHES, paramLabel = "N",
+                description = "1 runs each step whole; 2 splits a step of two or more sequences in two micro-batches "
+                        + "that alternate between attention and the router's MoE layers, so both compute at once; "
+                        + "same greedy tokens (default: ${DEFAULT-VALUE}).")
+        int microBatches;
+
         @CommandLine.Mixin
         ReplicaFlags replicas;
 
@@ -397,7 +403,7 @@ final class ServeCommand implements Runnable {
             ClusterSpec cluster = ClusterSpec.read(flags.cluster);
             AttentionNode node = AttentionNode.launch(replicas.applyTo(flags.applyTo(new AttentionNode.Context(), cluster),
                     flags).onAeronLost(flags.exitOnAeronLoss(id)).id(id).model(engine.requireModel(spec)).engine(engine.options()).maxRunning(maxRunning)
-                    .maxQueued(maxQueued).moeTimeout(Duration.ofMillis(moeTimeoutMs)));
+                    .maxQueued(maxQueued).moeTimeout(Duration.ofMillis(moeTimeoutMs)).microBatches(microBatches));
             ClusterSpec.Attention self = cluster.attentionService(id);
             return flags.serve(new ServiceInstance(id, ServiceRole.ATTENTION, self.host(), self.grpcPort(), Map.of()),
                     node, id, spec.commandLine().getOut(), "attention-service " + id + " listening on " + node.address());

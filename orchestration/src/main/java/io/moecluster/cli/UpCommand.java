@@ -1,5 +1,6 @@
 package io.moecluster.cli;
 
+import io.moecluster.attention.AttentionNode;
 import io.moecluster.cli.cluster.ClusterState;
 import io.moecluster.cli.cluster.LocalClusterLauncher;
 import io.moecluster.discovery.ClusterSpec;
@@ -55,6 +56,11 @@ final class UpCommand implements Callable<Integer> {
             description = "Tokens per forward step (default: ${DEFAULT-VALUE}).")
     int maxBatchTokens;
 
+    @Option(names = "--micro-batches", defaultValue = "" + AttentionNode.DEFAULT_MICRO_BATCHES, paramLabel = "N",
+            description = "The attention services' micro-batches per step: 2 overlaps attention with the MoE layers "
+                    + "(ping-pong), 1 runs each step whole (default: ${DEFAULT-VALUE}).")
+    int microBatches;
+
     @Option(names = "--start-timeout-s", defaultValue = "180", paramLabel = "S",
             description = "How long each service may take to start (default: ${DEFAULT-VALUE}).")
     int startTimeoutSeconds;
@@ -84,7 +90,7 @@ final class UpCommand implements Callable<Integer> {
         }
         LocalClusterLauncher launcher = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model,
                 expertsPerService, embeddedRouter, grpcPort, threads, maxBatchTokens, Duration.ofSeconds(startTimeoutSeconds),
-                httpPort, chatTemplate, heaps, !noSupervise));
+                httpPort, chatTemplate, heaps, !noSupervise, microBatches));
         ClusterSpec c = launcher.start();
         if (!noSupervise) {
             launcher.startSupervisor();

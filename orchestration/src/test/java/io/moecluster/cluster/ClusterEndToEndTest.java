@@ -254,6 +254,112 @@ class ClusterEndToEndTest {
         }
     }
 
+    /**
+     * The ping-pong pipeline ({@code --micro-batches 2}): steps of the eight streams are split in two
+     * micro-batches whose MoE layers are at the router while the other one's attention runs; the
+     * tokens stay those of the single-process engine, as with whole steps ({@code 1}).
+     */
+    @ParameterizedTest(name = "{0}, micro-batches {1}")
+    @CsvSource({"mixtral-tiny, 1", "mixtral-tiny, 2", "qwen2moe-tiny, 2", "deepseek-v3-tiny, 2"})
+    void microBatchesGiveTheSingleProcessTokens(String model, int microBatches) throws Exception {
+        Path dir = GoldenModels.dir(model);
+        AttentionNode[] attention = new AttentionNode[1];
+        Cluster c = startStandalone(dir, microBatches, attention);
+        int[] lengths = {2, 5, 1, 8, 3, 13, 4, 6};
+        ExecutorService clients = Executors.newFixedThreadPool(lengths.length);
+        try {
+            List<Future<int[]>> results = new ArrayList<>();
+            for (int i = 0; i < lengths.length; i++) {
+                int[] p = prompt(lengths[i], i + 70);
+                results.add(clients.submit(() -> streamTokens(c, p)));
+            }
+            for (int i = 0; i < lengths.length; i++) {
+                assertThat(results.get(i).get(120, TimeUnit.SECONDS)).as("request %d (prompt %d tokens)", i, lengths[i])
+                        .containsExactly(singleProcessGreedy(dir, prompt(lengths[i], i + 70)));
+            }
+        } finally {
+            clients.shutdownNow();
+        }
+        long split = attention[0].server().engine().transformer().pingPongSteps();
+        if (microBatches == 1) {
+            assertThat(split).isZero();
+        } else {
+            assertThat(split).as("steps run as two micro-batches").isPositive();
+        }
+    }
+
+    /** Reads {@code stream} to its end, which must be UNAVAILABLE naming {@code service}. */
+    static void assertEndsUnavailableNaming(Iterator<GenerateStreamResponse> stream, String service) {
+        assertThatThrownBy(() -> {
+            while (stream.hasNext()) {
+                stream.next();
+            }
+        }).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+            assertThat(e.getStatus().getDescription()).contains(service);
+        });
+    }
+
+    /** A standalone-router cluster whose attention service runs {@code microBatches}; {@code attention[0]} gets it. */
+    Cluster startStandalone(Path dir, int microBatches, AttentionNode[] attention) throws Exception {
+        EmbeddedMediaDriver driver = new EmbeddedMediaDriver(EmbeddedMediaDriver.newTempDir());
+        open.add(driver);
+        ClusterSpec spec = spec(driver, ModelConfig.load(dir), false, false);
+        for (ClusterSpec.Expert e : spec.experts()) {
+            open.add(ExpertNode.launch(expert(spec, e.id(), dir)));
+        }
+        attention[0] = AttentionNode.launch(attention(spec, dir).microBatches(microBatches));
+        open.add(attention[0]);
+        RouterNode router = RouterNode.launch(router(spec, dir));
+        open.add(router);
+        ManagedChannel channel = NettyChannelBuilder.forTarget(router.address()).usePlaintext().build();
+        open.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
+        return new Cluster(spec, dir, router, channel);
+    }
+
+    /**
+     * An expert service lost while steps run as two micro-batches: every stream in flight fails
+     * UNAVAILABLE naming it (whichever half's layer hit it), none hangs; once it is back, concurrent
+     * requests give the single-process tokens again (no answer of the failed steps leaks into them).
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"mixtral-tiny"})
+    void losingAnExpertWithTwoMicroBatchesFailsEveryStreamAndHeals(String model) throws Exception {
+        Path dir = GoldenModels.dir(model);
+        AttentionNode[] attention = new AttentionNode[1];
+        Cluster c = startStandalone(dir, 2, attention);
+        int[] a = prompt(5, 81);
+        int[] b = prompt(9, 82);
+        List<Iterator<GenerateStreamResponse>> streams = new ArrayList<>();
+        for (int[] p : List.of(a, b, a, b)) {
+            GenerateRequest longRequest = GenerateRequest.newBuilder(request(p))
+                    .setSampling(SamplingParameters.newBuilder().setMaxTokens(200).setIgnoreEos(true)).build();
+            Iterator<GenerateStreamResponse> stream = c.inference().generateStream(longRequest);
+            assertThat(stream.next().hasToken()).isTrue();
+            streams.add(stream);
+        }
+        AutoCloseable expert1 = open.get(2);
+        long start = System.nanoTime();
+        expert1.close();
+        open.remove(expert1);
+        for (Iterator<GenerateStreamResponse> stream : streams) {
+            assertEndsUnavailableNaming(stream, "expert-1");
+        }
+        assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(30));
+        assertThat(attention[0].server().engine().transformer().pingPongSteps()).isPositive();
+
+        open.add(ExpertNode.launch(expert(c.spec(), "expert-1", c.model())));
+        ExecutorService clients = Executors.newFixedThreadPool(2);
+        try {
+            Future<int[]> first = clients.submit(() -> streamTokens(c, a));
+            Future<int[]> second = clients.submit(() -> streamTokens(c, b));
+            assertThat(first.get(120, TimeUnit.SECONDS)).containsExactly(singleProcessGreedy(dir, a));
+            assertThat(second.get(120, TimeUnit.SECONDS)).containsExactly(singleProcessGreedy(dir, b));
+        } finally {
+            clients.shutdownNow();
+        }
+    }
+
     /** The multi-host configuration (every service on its own UDP endpoint), exercised on loopback. */
     @ParameterizedTest(name = "{0} over UDP, embedded router: {1}")
     @CsvSource({"qwen2moe-tiny, false", "qwen2moe-tiny, true"})
@@ -295,14 +401,7 @@ class ClusterEndToEndTest {
         long start = System.nanoTime();
         expert1.close();
         open.remove(expert1);
-        assertThatThrownBy(() -> {
-            while (stream.hasNext()) {
-                stream.next();
-            }
-        }).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
-            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
-            assertThat(e.getStatus().getDescription()).contains("expert-1");
-        });
+        assertEndsUnavailableNaming(stream, "expert-1");
         assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(30));
         // New requests fail the same way while it is gone; the router and attention stay up.
         assertThatThrownBy(() -> c.inference().generate(request(p)))

@@ -51,6 +51,26 @@ public final class FeedForwardLayers implements FeedForward, AutoCloseable {
         }
     }
 
+    /** A dense layer runs here, at once; a MoE layer is started on {@code moe}. */
+    @Override
+    public void submit(int slot, int layer, MemorySegment input, int tokens, MemorySegment output) {
+        if (dense[layer] != null) {
+            ffn.run(dense[layer], input, 0, tokens, null, 0, output, 0);
+        } else {
+            moe.submit(slot, layer, input, tokens, output);
+        }
+    }
+
+    @Override
+    public void await(int slot) {
+        moe.await(slot); // after a dense layer the slot has nothing in flight there: returns at once
+    }
+
+    @Override
+    public boolean overlaps() {
+        return moe.overlaps();
+    }
+
     @Override
     public void close() throws Exception {
         if (ffn != null) {

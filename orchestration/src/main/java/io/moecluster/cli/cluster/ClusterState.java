@@ -3,6 +3,7 @@ package io.moecluster.cli.cluster;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import io.moecluster.attention.AttentionNode;
 import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.transport.DataPlaneAuth;
 import java.io.IOException;
@@ -89,6 +90,7 @@ public record ClusterState(Path dir) {
         }
         m.put("heaps", o.heaps());
         m.put("supervise", o.supervise());
+        m.put("microBatches", o.microBatches());
         Files.writeString(launchFile(), JSON.writeValueAsString(m));
     }
 
@@ -103,7 +105,7 @@ public record ClusterState(Path dir) {
                 n.get("embeddedRouter").asBoolean(), n.get("grpcPort").asInt(), n.get("threads").asInt(),
                 n.get("maxBatchTokens").asInt(), Duration.ofSeconds(n.get("startTimeoutSeconds").asLong()),
                 n.path("httpPort").asInt(-1), n.hasNonNull("chatTemplate") ? Path.of(n.get("chatTemplate").asText()) : null,
-                heaps, n.path("supervise").asBoolean(true));
+                heaps, n.path("supervise").asBoolean(true), n.path("microBatches").asInt(AttentionNode.DEFAULT_MICRO_BATCHES));
     }
 
     public boolean exists() {

@@ -1,5 +1,6 @@
 package io.moecluster.cli.cluster;
 
+import io.moecluster.attention.AttentionNode;
 import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.moe.ExpertBank;
 import io.moecluster.discovery.ClusterSpec;
@@ -43,11 +44,15 @@ public final class LocalClusterLauncher {
      * @param chatTemplate a chat template file replacing the model's, or null
      * @param heaps {@code -Xmx} values by role that replace {@link #DEFAULT_HEAPS}' (empty: the defaults)
      * @param supervise whether a supervisor restarts services that exit
+     * @param microBatches the attention services' {@code --micro-batches} (1 or 2)
      */
     public record Options(Path model, int expertsPerService, boolean embeddedRouter, int grpcPort, int threads,
                           int maxBatchTokens, Duration startTimeout, int httpPort, Path chatTemplate,
-                          Map<String, String> heaps, boolean supervise) {
+                          Map<String, String> heaps, boolean supervise, int microBatches) {
         public Options {
+            if (microBatches < 1 || microBatches > 2) {
+                throw new IllegalArgumentException("--micro-batches must be 1 or 2, got " + microBatches);
+            }
             heaps = Map.copyOf(heaps);
             for (Map.Entry<String, String> h : heaps.entrySet()) {
                 if (!DEFAULT_HEAPS.containsKey(h.getKey())) {
@@ -58,6 +63,14 @@ public final class LocalClusterLauncher {
                     throw new IllegalArgumentException("--heap: '" + h.getValue() + "' is not a heap size like 512m or 2g");
                 }
             }
+        }
+
+        /** The attention services' default micro-batches. */
+        public Options(Path model, int expertsPerService, boolean embeddedRouter, int grpcPort, int threads,
+                       int maxBatchTokens, Duration startTimeout, int httpPort, Path chatTemplate,
+                       Map<String, String> heaps, boolean supervise) {
+            this(model, expertsPerService, embeddedRouter, grpcPort, threads, maxBatchTokens, startTimeout, httpPort,
+                    chatTemplate, heaps, supervise, AttentionNode.DEFAULT_MICRO_BATCHES);
         }
 
         /** Default heaps, supervised. */
@@ -75,7 +88,7 @@ public final class LocalClusterLauncher {
 
         Options withHttpPort(int port) {
             return new Options(model, expertsPerService, embeddedRouter, grpcPort, threads, maxBatchTokens, startTimeout,
-                    port, chatTemplate, heaps, supervise);
+                    port, chatTemplate, heaps, supervise, microBatches);
         }
 
         /** The {@code -Xmx} value of {@code role}. */
@@ -173,7 +186,8 @@ public final class LocalClusterLauncher {
             await(expertIds);
             for (ClusterSpec.Attention a : spec.attention()) {
                 launch(a.id(), List.of("serve", "attention", "--id", a.id(), "--model", model(), "--threads", threads(),
-                        "--max-batch-tokens", Integer.toString(options.maxBatchTokens())));
+                        "--max-batch-tokens", Integer.toString(options.maxBatchTokens()),
+                        "--micro-batches", Integer.toString(options.microBatches())));
                 await(List.of(a.id()));
             }
             List<String> router = new ArrayList<>(List.of("serve", "router", "--model", model(), "--threads", threads(),
