@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.net.ServerSocket;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
@@ -65,6 +66,25 @@ final class OneJvmCluster {
                 List.of(new ClusterSpec.Attention("attention-0", "127.0.0.1", freePort(), 1100)),
                 List.of(new ClusterSpec.Expert("expert-0", low, 0, last, 2000),
                         new ClusterSpec.Expert("expert-1", high, 0, last, 2001)));
+    }
+
+    /**
+     * The load both benchmarks put on the cluster, from their {@code name=value} options: requests
+     * of {@code prompt} + {@code tokens}, {@code concurrency} at once, for {@code rounds} rounds,
+     * with {@code threads} compute threads per service.
+     */
+    record Load(int concurrency, int requests, int prompt, int tokens, int rounds, int threads) {
+        static Load of(Map<String, String> o) {
+            return new Load(Integer.parseInt(o.get("concurrency")), Integer.parseInt(o.get("requests")),
+                    Integer.parseInt(o.get("prompt")), Integer.parseInt(o.get("tokens")), Integer.parseInt(o.get("rounds")),
+                    Integer.parseInt(o.get("threads")));
+        }
+
+        @Override
+        public String toString() {
+            return String.format(Locale.ROOT, "%d requests, %d at once, %d prompt tokens, %d completion tokens each; "
+                    + "%d rounds", requests, concurrency, prompt, tokens, rounds);
+        }
     }
 
     /** Puts each {@code name=value} of {@code args[1..]} into {@code options}, refusing a name it lacks. */

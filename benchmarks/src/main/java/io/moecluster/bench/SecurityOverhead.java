@@ -62,12 +62,7 @@ public final class SecurityOverhead {
         Map<String, String> o = new LinkedHashMap<>(Map.of("concurrency", "8", "requests", "16", "prompt", "16",
                 "tokens", "64", "rounds", "4", "threads", "1"));
         OneJvmCluster.options(args, o);
-        int concurrency = Integer.parseInt(o.get("concurrency"));
-        int requests = Integer.parseInt(o.get("requests"));
-        int prompt = Integer.parseInt(o.get("prompt"));
-        int tokens = Integer.parseInt(o.get("tokens"));
-        int rounds = Integer.parseInt(o.get("rounds"));
-        int threads = Integer.parseInt(o.get("threads"));
+        OneJvmCluster.Load load = OneJvmCluster.Load.of(o);
         ModelConfig config = ModelConfig.load(model);
         Path work = Files.createTempDirectory("moe-security-bench");
         TestPki pki = TestPki.create(work, "bench-ca");
@@ -75,19 +70,18 @@ public final class SecurityOverhead {
                 Files.writeString(work.resolve("tokens"), "bench user " + TOKEN + "\n"));
         System.out.printf(Locale.ROOT, "model %s: %s, hidden %d, %d layers, %d experts top-%d; standalone router, %d "
                         + "thread(s) per service, %d cores%n", model, config.architecture().modelType(), config.hiddenSize(),
-                config.numLayers(), config.numExperts(), config.topK(), threads, Runtime.getRuntime().availableProcessors());
-        System.out.printf(Locale.ROOT, "load: %d requests, %d at once, %d prompt tokens, %d completion tokens each; "
-                + "%d rounds%n", requests, concurrency, prompt, tokens, rounds);
+                config.numLayers(), config.numExperts(), config.topK(), load.threads(), Runtime.getRuntime().availableProcessors());
+        System.out.println("load: " + load);
         List<String> modes = List.of("plain", "mac", "mac+tls");
         Map<String, List<Result>> results = new LinkedHashMap<>();
         modes.forEach(m -> results.put(m, new ArrayList<>()));
         for (String m : List.of("mac+tls", "plain")) {
-            Result warm = runOnce(model, config, m, tls, threads, concurrency, requests, prompt, tokens);
+            Result warm = runOnce(model, config, m, tls, load);
             System.out.printf(Locale.ROOT, "warm-up run (discarded, %s): %.1f tokens/s%n", m, warm.tokensPerSecond());
         }
-        for (int round = 0; round < rounds; round++) {
+        for (int round = 0; round < load.rounds(); round++) {
             for (String m : modes) {
-                Result r = runOnce(model, config, m, tls, threads, concurrency, requests, prompt, tokens);
+                Result r = runOnce(model, config, m, tls, load);
                 results.get(m).add(r);
                 System.out.printf(Locale.ROOT, "round %d %-8s %8.1f tokens/s  (%d tokens in %.2f s)%n", round + 1, m,
                         r.tokensPerSecond(), r.tokens(), r.seconds());
@@ -117,30 +111,29 @@ public final class SecurityOverhead {
         return rs.stream().mapToDouble(Result::tokensPerSecond).average().orElse(0);
     }
 
-    static Result runOnce(Path model, ModelConfig config, String mode, Security sec, int threads, int concurrency,
-                          int requests, int prompt, int tokens) throws Exception {
+    static Result runOnce(Path model, ModelConfig config, String mode, Security sec, OneJvmCluster.Load load) throws Exception {
         boolean mac = !mode.equals("plain");
         boolean tls = mode.equals("mac+tls");
         List<AutoCloseable> open = new ArrayList<>();
-        ExecutorService clients = Executors.newFixedThreadPool(concurrency);
+        ExecutorService clients = Executors.newFixedThreadPool(load.concurrency());
         long done;
         double seconds;
         try {
             EmbeddedMediaDriver driver = new EmbeddedMediaDriver(EmbeddedMediaDriver.newTempDir());
             open.add(driver);
             ClusterSpec spec = OneJvmCluster.spec(driver, config, false);
-            EngineOptions engine = new EngineOptions(threads, 256, 0);
+            EngineOptions engine = new EngineOptions(load.threads(), 256, 0);
             String secret = "bench-data-plane-secret-0123456789abcdef";
             for (ClusterSpec.Expert e : spec.experts()) {
                 open.add(ExpertNode.launch(new ExpertNode.Context().cluster(spec).id(e.id()).model(model)
-                        .threads(threads).maxRows(engine.maxBatchTokens())
+                        .threads(load.threads()).maxRows(engine.maxBatchTokens())
                         .dataPlaneAuth(mac ? DataPlaneAuth.fromText(secret, "bench") : DataPlaneAuth.none())));
             }
             AttentionNode.Context attention = new AttentionNode.Context().cluster(spec).id("attention-0").model(model)
-                    .engine(engine).maxRunning(concurrency).maxQueued(4 * requests).moeTimeout(Duration.ofSeconds(60))
+                    .engine(engine).maxRunning(load.concurrency()).maxQueued(4 * load.requests()).moeTimeout(Duration.ofSeconds(60))
                     .dataPlaneAuth(mac ? DataPlaneAuth.fromText(secret, "bench") : DataPlaneAuth.none());
             RouterNode.Context router = new RouterNode.Context().cluster(spec).model(model)
-                    .maxActiveRequests(4 * requests).maxBatchTokens(engine.maxBatchTokens()).threads(threads)
+                    .maxActiveRequests(4 * load.requests()).maxBatchTokens(engine.maxBatchTokens()).threads(load.threads())
                     .expertTimeout(Duration.ofSeconds(30))
                     .dataPlaneAuth(mac ? DataPlaneAuth.fromText(secret, "bench") : DataPlaneAuth.none());
             if (tls) {
@@ -157,9 +150,9 @@ public final class SecurityOverhead {
             open.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
             var stub = InferenceGrpc.newBlockingStub(channel);
             SplittableRandom rnd = new SplittableRandom(42);
-            OneJvmCluster.load(clients, stub, concurrency, prompt, Math.min(8, tokens), config, rnd); // warm-up
+            OneJvmCluster.load(clients, stub, load.concurrency(), load.prompt(), Math.min(8, load.tokens()), config, rnd); // warm-up
             long start = System.nanoTime();
-            done = OneJvmCluster.load(clients, stub, requests, prompt, tokens, config, rnd);
+            done = OneJvmCluster.load(clients, stub, load.requests(), load.prompt(), load.tokens(), config, rnd);
             seconds = (System.nanoTime() - start) / 1e9;
         } finally {
             clients.shutdownNow();

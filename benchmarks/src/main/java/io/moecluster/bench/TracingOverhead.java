@@ -95,21 +95,15 @@ public final class TracingOverhead {
                 "tokens", "64", "rounds", "3", "sampled", "every:" + LayerSampling.DEFAULT_EVERY, "embedded", "false",
                 "threads", "1"));
         OneJvmCluster.options(args, o);
-        int concurrency = Integer.parseInt(o.get("concurrency"));
-        int requests = Integer.parseInt(o.get("requests"));
-        int prompt = Integer.parseInt(o.get("prompt"));
-        int tokens = Integer.parseInt(o.get("tokens"));
-        int rounds = Integer.parseInt(o.get("rounds"));
+        OneJvmCluster.Load load = OneJvmCluster.Load.of(o);
         LayerSampling sampled = LayerSampling.parse(o.get("sampled"));
         boolean embedded = Boolean.parseBoolean(o.get("embedded"));
-        int threads = Integer.parseInt(o.get("threads"));
         ModelConfig config = ModelConfig.load(model);
         System.out.printf(Locale.ROOT, "model %s: %s, hidden %d, %d layers, %d experts top-%d; %s router, %d thread(s) "
                         + "per service, %d cores%n", model, config.architecture().modelType(), config.hiddenSize(),
-                config.numLayers(), config.numExperts(), config.topK(), embedded ? "embedded" : "standalone", threads,
+                config.numLayers(), config.numExperts(), config.topK(), embedded ? "embedded" : "standalone", load.threads(),
                 Runtime.getRuntime().availableProcessors());
-        System.out.printf(Locale.ROOT, "load: %d requests, %d at once, %d prompt tokens, %d completion tokens each; "
-                + "%d rounds%n", requests, concurrency, prompt, tokens, rounds);
+        System.out.println("load: " + load);
 
         Map<String, List<Result>> results = new LinkedHashMap<>();
         results.put("off", new ArrayList<>());
@@ -119,12 +113,11 @@ public final class TracingOverhead {
         // transports, gRPC and the tracing code, and the checkpoint's pages are cached, for all that follow.
         for (TracingOptions t : List.of(TracingOptions.batchingTo(new DroppingExporter(), LayerSampling.ALL),
                 TracingOptions.off())) {
-            Result warm = runOnce(model, config, t, new DroppingExporter(), embedded, threads, concurrency, requests,
-                    prompt, tokens);
+            Result warm = runOnce(model, config, t, new DroppingExporter(), embedded, load);
             System.out.printf(Locale.ROOT, "warm-up run (discarded, %s): %.1f tokens/s%n", t.enabled() ? "traced" : "off",
                     warm.tokensPerSecond());
         }
-        for (int round = 0; round < rounds; round++) {
+        for (int round = 0; round < load.rounds(); round++) {
             for (String mode : results.keySet()) {
                 DroppingExporter exporter = new DroppingExporter();
                 TracingOptions tracing = switch (mode) {
@@ -132,8 +125,7 @@ public final class TracingOverhead {
                     case "full (all)" -> TracingOptions.batchingTo(exporter, LayerSampling.ALL);
                     default -> TracingOptions.batchingTo(exporter, sampled);
                 };
-                Result r = runOnce(model, config, tracing, exporter, embedded, threads, concurrency, requests, prompt,
-                        tokens);
+                Result r = runOnce(model, config, tracing, exporter, embedded, load);
                 results.get(mode).add(r);
                 System.out.printf(Locale.ROOT, "round %d %-20s %8.1f tokens/s  (%d tokens in %.2f s, %d spans exported, warm-up included)%n",
                         round + 1, mode, r.tokensPerSecond(), r.tokens(), r.seconds(), r.spans());
@@ -156,26 +148,26 @@ public final class TracingOverhead {
     }
 
     static Result runOnce(Path model, ModelConfig config, TracingOptions tracing, DroppingExporter exporter,
-                          boolean embedded, int threads, int concurrency, int requests, int prompt, int tokens)
+                          boolean embedded, OneJvmCluster.Load load)
             throws Exception {
         List<AutoCloseable> open = new ArrayList<>();
-        ExecutorService clients = Executors.newFixedThreadPool(concurrency);
+        ExecutorService clients = Executors.newFixedThreadPool(load.concurrency());
         long done;
         double seconds;
         try {
             EmbeddedMediaDriver driver = new EmbeddedMediaDriver(EmbeddedMediaDriver.newTempDir());
             open.add(driver);
             ClusterSpec spec = OneJvmCluster.spec(driver, config, embedded);
-            EngineOptions engine = new EngineOptions(threads, 256, 0);
+            EngineOptions engine = new EngineOptions(load.threads(), 256, 0);
             for (ClusterSpec.Expert e : spec.experts()) {
                 open.add(ExpertNode.launch(new ExpertNode.Context().cluster(spec).id(e.id()).model(model)
-                        .threads(threads).maxRows(engine.maxBatchTokens()).tracing(tracing)));
+                        .threads(load.threads()).maxRows(engine.maxBatchTokens()).tracing(tracing)));
             }
             open.add(AttentionNode.launch(new AttentionNode.Context().cluster(spec).id("attention-0").model(model)
-                    .engine(engine).maxRunning(concurrency).maxQueued(4 * requests).moeTimeout(Duration.ofSeconds(60))
+                    .engine(engine).maxRunning(load.concurrency()).maxQueued(4 * load.requests()).moeTimeout(Duration.ofSeconds(60))
                     .tracing(tracing)));
             RouterNode router = RouterNode.launch(new RouterNode.Context().cluster(spec).model(model)
-                    .maxActiveRequests(4 * requests).maxBatchTokens(engine.maxBatchTokens()).threads(threads)
+                    .maxActiveRequests(4 * load.requests()).maxBatchTokens(engine.maxBatchTokens()).threads(load.threads())
                     .expertTimeout(Duration.ofSeconds(30)).tracing(tracing));
             open.add(router);
             ManagedChannel channel = NettyChannelBuilder.forTarget(router.address()).usePlaintext().build();
@@ -183,9 +175,9 @@ public final class TracingOverhead {
             var stub = InferenceGrpc.newBlockingStub(channel);
             SplittableRandom rnd = new SplittableRandom(42);
 
-            OneJvmCluster.load(clients, stub, concurrency, prompt, Math.min(8, tokens), config, rnd); // warm-up
+            OneJvmCluster.load(clients, stub, load.concurrency(), load.prompt(), Math.min(8, load.tokens()), config, rnd); // warm-up
             long start = System.nanoTime();
-            done = OneJvmCluster.load(clients, stub, requests, prompt, tokens, config, rnd);
+            done = OneJvmCluster.load(clients, stub, load.requests(), load.prompt(), load.tokens(), config, rnd);
             seconds = (System.nanoTime() - start) / 1e9;
         } finally {
             clients.shutdownNow();
