@@ -8,7 +8,8 @@ import jdk.incubator.vector.FloatVector;
  * registers by {@link Kernels#loadBf16}.
  *
  * <p>Row kernels as {@link WeightMatrix} describes them: four tokens share each weight load, every
- * token keeps two accumulators in one fixed order, lanes reduced by {@link Kernels#sumLanes}.
+ * token keeps two accumulators in one fixed order, lanes reduced by {@link Kernels#sumLanes}. From
+ * four tokens on, pairs of rows go through {@link TwoRowF32Kernel}, which sums in the same order.
  */
 public final class Bf16Matrix extends WeightMatrix {
     Bf16Matrix(String name, MemorySegment data, int rows, int cols) {
@@ -48,11 +49,47 @@ public final class Bf16Matrix extends WeightMatrix {
             }
             return;
         }
-        for (int r = rowStart; r < rowEnd; r++) {
+        int r = rowStart;
+        if (batch >= 4 && TwoRowF32Kernel.fits(cols)) {
+            // Two rows at a time: widened once to f32 in L1 (exactly: a bf16 is the top half of an
+            // f32), then applied to every block of four tokens by the f32 two-row tile, which sums
+            // each (row, token) as dot1 does.
+            KernelScratch scratch = KernelScratch.ofThisThread();
+            MemorySegment decoded = scratch.decodedRows(2L * cols);
+            MemorySegment sums = scratch.sums();
+            for (; r + 2 <= rowEnd; r += 2) {
+                copyRowTo(r, decoded, 0);
+                copyRowTo(r + 1, decoded, cols);
+                long wRow = (long) r * cols;
+                int b = 0;
+                for (; b + 4 <= batch; b += 4) {
+                    TwoRowF32Kernel.apply(decoded, 0, x, xBase + (long) b * cols, cols, sums,
+                            y, yBase + (long) b * outRows + r, outRows);
+                }
+                if (b + 2 <= batch) {
+                    long yIndex = yBase + (long) b * outRows + r;
+                    long xIndex = xBase + (long) b * cols;
+                    dot2(wd, wRow, x, xIndex, cols, y, yIndex, outRows);
+                    dot2(wd, wRow + cols, x, xIndex, cols, y, yIndex + 1, outRows);
+                    b += 2;
+                }
+                for (; b < batch; b++) {
+                    long yIndex = yBase + (long) b * outRows + r;
+                    long xIndex = xBase + (long) b * cols;
+                    y.setAtIndex(Kernels.F32, yIndex, dot1(wd, wRow, x, xIndex, cols));
+                    y.setAtIndex(Kernels.F32, yIndex + 1, dot1(wd, wRow + cols, x, xIndex, cols));
+                }
+            }
+        }
+        for (; r < rowEnd; r++) {
             long wRow = (long) r * cols;
             int b = 0;
             for (; b + 4 <= batch; b += 4) {
                 dot4(wd, wRow, x, xBase + (long) b * cols, cols, y, yBase + (long) b * outRows + r, outRows);
+            }
+            if (b + 2 <= batch) { // an expert's few tokens: two share each weight load
+                dot2(wd, wRow, x, xBase + (long) b * cols, cols, y, yBase + (long) b * outRows + r, outRows);
+                b += 2;
             }
             for (; b < batch; b++) {
                 y.setAtIndex(Kernels.F32, yBase + (long) b * outRows + r, dot1(wd, wRow, x, xBase + (long) b * cols, cols));
@@ -96,6 +133,45 @@ public final class Bf16Matrix extends WeightMatrix {
             sum += scalar(wd, wRow + k) * x.getAtIndex(Kernels.F32, xRow + k);
         }
         return sum;
+    }
+
+    /**
+     * Tokens {@code xRow} and {@code xRow + cols}, each weight vector loaded once for both, each
+     * summed as {@link #dot1} sums it: the usual case of an expert at a small batch, which gets one
+     * to three of the batch's tokens.
+     */
+    private static void dot2(MemorySegment wd, long wRow, MemorySegment x, long xRow, int cols,
+                             MemorySegment y, long yIndex, int yStride) {
+        final int lanes = Kernels.LANES;
+        final long x0 = xRow;
+        final long x1 = xRow + cols;
+        FloatVector a00 = FloatVector.zero(Kernels.F);
+        FloatVector a01 = FloatVector.zero(Kernels.F);
+        FloatVector a10 = FloatVector.zero(Kernels.F);
+        FloatVector a11 = FloatVector.zero(Kernels.F);
+        int k = 0;
+        for (int bound = cols - 2 * lanes; k <= bound; k += 2 * lanes) {
+            FloatVector w0 = load(wd, wRow + k);
+            FloatVector w1 = load(wd, wRow + k + lanes);
+            a00 = w0.fma(Kernels.loadF32(x, x0 + k), a00);
+            a01 = w1.fma(Kernels.loadF32(x, x0 + k + lanes), a01);
+            a10 = w0.fma(Kernels.loadF32(x, x1 + k), a10);
+            a11 = w1.fma(Kernels.loadF32(x, x1 + k + lanes), a11);
+        }
+        for (int bound = cols - lanes; k <= bound; k += lanes) {
+            FloatVector w0 = load(wd, wRow + k);
+            a00 = w0.fma(Kernels.loadF32(x, x0 + k), a00);
+            a10 = w0.fma(Kernels.loadF32(x, x1 + k), a10);
+        }
+        float s0 = Kernels.sumLanes(a00.add(a01));
+        float s1 = Kernels.sumLanes(a10.add(a11));
+        for (; k < cols; k++) {
+            float wk = scalar(wd, wRow + k);
+            s0 += wk * x.getAtIndex(Kernels.F32, x0 + k);
+            s1 += wk * x.getAtIndex(Kernels.F32, x1 + k);
+        }
+        y.setAtIndex(Kernels.F32, yIndex, s0);
+        y.setAtIndex(Kernels.F32, yIndex + yStride, s1);
     }
 
     /** Tokens {@code xRow + [0, 4) * cols}, each weight vector loaded once for all four. */

@@ -28,8 +28,9 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Row kernels as {@link Bf16Matrix} has them (one weight row at a time, four tokens sharing each
  * decoded weight vector, two accumulators per token over alternate vectors, lanes summed by
- * {@link Kernels#sumLanes}, a scalar tail), so a token's result is the same bits alone or in a
- * batch. A vector never straddles two blocks: the lane count (4, 8 or 16) divides 32. At 128 bits
+ * {@link Kernels#sumLanes}, a scalar tail; from four tokens on, pairs of rows decoded once into
+ * f32 and run through {@link TwoRowF32Kernel}), so a token's result is the same bits alone or in
+ * a batch. A vector never straddles two blocks: the lane count (4, 8 or 16) divides 32. At 128 bits
  * (no 32-bit byte vector shape), and under {@link Kernels#SCALAR}, the plain loops run.
  */
 public final class Int8Matrix extends WeightMatrix {
@@ -130,13 +131,53 @@ public final class Int8Matrix extends WeightMatrix {
             }
             return;
         }
-        for (int r = rowStart; r < rowEnd; r++) {
+        final MemorySegment wd = data;
+        final MemorySegment sd = scales;
+        int r = rowStart;
+        if (batch >= 4 && TwoRowF32Kernel.fits(cols)) {
+            // Two rows at a time: decoded once to f32 in L1 (the same products dot1 forms, so the
+            // same bits), then applied to every block of four tokens by the f32 two-row tile.
+            KernelScratch scratch = KernelScratch.ofThisThread();
+            MemorySegment decoded = scratch.decodedRows(2L * cols);
+            MemorySegment sums = scratch.sums();
+            for (; r + 2 <= rowEnd; r += 2) {
+                copyRowTo(r, decoded, 0);
+                copyRowTo(r + 1, decoded, cols);
+                long wRow = (long) r * cols;
+                long sRow = (long) r * blocksPerRow;
+                int b = 0;
+                for (; b + 4 <= batch; b += 4) {
+                    TwoRowF32Kernel.apply(decoded, 0, x, xBase + (long) b * cols, cols, sums,
+                            y, yBase + (long) b * outRows + r, outRows);
+                }
+                if (b + 2 <= batch) {
+                    long yIndex = yBase + (long) b * outRows + r;
+                    long xIndex = xBase + (long) b * cols;
+                    dot2(wd, wRow, sd, sRow, x, xIndex, cols, y, yIndex, outRows);
+                    dot2(wd, wRow + cols, sd, sRow + blocksPerRow, x, xIndex, cols, y, yIndex + 1, outRows);
+                    b += 2;
+                }
+                for (; b < batch; b++) {
+                    long yIndex = yBase + (long) b * outRows + r;
+                    long xIndex = xBase + (long) b * cols;
+                    y.setAtIndex(Kernels.F32, yIndex, dot1(wd, wRow, sd, sRow, x, xIndex, cols));
+                    y.setAtIndex(Kernels.F32, yIndex + 1, dot1(wd, wRow + cols, sd, sRow + blocksPerRow, x, xIndex, cols));
+                }
+            }
+        }
+        for (; r < rowEnd; r++) {
+            long wRow = (long) r * cols;
+            long sRow = (long) r * blocksPerRow;
             int b = 0;
             for (; b + 4 <= batch; b += 4) {
-                dot4(r, x, xBase + (long) b * cols, y, yBase + (long) b * outRows + r, outRows);
+                dot4(wd, wRow, sd, sRow, x, xBase + (long) b * cols, cols, y, yBase + (long) b * outRows + r, outRows);
+            }
+            if (b + 2 <= batch) { // an expert's few tokens: two share each widened weight vector
+                dot2(wd, wRow, sd, sRow, x, xBase + (long) b * cols, cols, y, yBase + (long) b * outRows + r, outRows);
+                b += 2;
             }
             for (; b < batch; b++) {
-                y.setAtIndex(Kernels.F32, yBase + (long) b * outRows + r, dot1(r, x, xBase + (long) b * cols));
+                y.setAtIndex(Kernels.F32, yBase + (long) b * outRows + r, dot1(wd, wRow, sd, sRow, x, xBase + (long) b * cols, cols));
             }
         }
     }
@@ -150,39 +191,127 @@ public final class Int8Matrix extends WeightMatrix {
         return sum;
     }
 
-    /** Weights {@code [k, k + LANES)} of the row at byte {@code wRow} (scales at {@code sRow}), dequantised. */
-    private FloatVector weights(long wRow, long sRow, int k) {
-        return load(data, wRow + k).mul(scales.getAtIndex(Kernels.F32, sRow + (k >>> BLOCK_SHIFT)));
+    /** Scale {@code index} of {@code sd} in every lane. */
+    private static FloatVector scaleAt(MemorySegment sd, long index) {
+        return FloatVector.broadcast(Kernels.F, sd.getAtIndex(Kernels.F32, index));
     }
 
-    private float dot1(int r, MemorySegment x, long xRow) {
+    /** Weight {@code k} of the row at {@code wRow} (scales at {@code sRow}) as f32. */
+    private static float weight(MemorySegment wd, long wRow, MemorySegment sd, long sRow, int k) {
+        return wd.get(ValueLayout.JAVA_BYTE, wRow + k) * sd.getAtIndex(Kernels.F32, sRow + (k >>> BLOCK_SHIFT));
+    }
+
+    /**
+     * One token's dot product with the row at {@code wRow} (its scales at {@code sRow}): each
+     * vector of weights widened and multiplied by its block's scale, then accumulated by FMA,
+     * vectors alternating between two accumulators; the columns past the last whole vector in
+     * index order.
+     *
+     * <p>The loops count blocks, not columns: every address is then a linear function of the one
+     * induction variable and C2 moves the bounds checks of the weight, scale and activation loads
+     * out of the loop. Counting columns and reading the scale at {@code k >>> 5} kept a check per
+     * load in the loop (some 60 instructions per 64 weights, 12 of them vector operations), which
+     * made this kernel slower than BF16's at half the bytes.
+     */
+    private static float dot1(MemorySegment wd, long wRow, MemorySegment sd, long sRow, MemorySegment x, long xRow,
+                              int cols) {
         final int lanes = Kernels.LANES;
-        final int cols = this.cols;
-        final long wRow = (long) r * cols;
-        final long sRow = (long) r * blocksPerRow;
+        final int wholeBlocks = cols / BLOCK;
         FloatVector a0 = FloatVector.zero(Kernels.F);
         FloatVector a1 = FloatVector.zero(Kernels.F);
-        int k = 0;
-        for (int bound = cols - 2 * lanes; k <= bound; k += 2 * lanes) {
-            a0 = weights(wRow, sRow, k).fma(Kernels.loadF32(x, xRow + k), a0);
-            a1 = weights(wRow, sRow, k + lanes).fma(Kernels.loadF32(x, xRow + k + lanes), a1);
+        for (int blk = 0; blk < wholeBlocks; blk++) {
+            long k = (long) blk << BLOCK_SHIFT;
+            FloatVector s = scaleAt(sd, sRow + blk);
+            // BLOCK / LANES vectors (2 or 4): an even count, so vector i of the row goes to a(i % 2).
+            for (int j = 0; j < BLOCK; j += 2 * lanes) {
+                a0 = load(wd, wRow + k + j).mul(s).fma(Kernels.loadF32(x, xRow + k + j), a0);
+                a1 = load(wd, wRow + k + j + lanes).mul(s).fma(Kernels.loadF32(x, xRow + k + j + lanes), a1);
+            }
         }
-        for (int bound = cols - lanes; k <= bound; k += lanes) {
-            a0 = weights(wRow, sRow, k).fma(Kernels.loadF32(x, xRow + k), a0);
+        int k = wholeBlocks * BLOCK;
+        if (k + lanes <= cols) { // whole vectors of a last, partial block
+            FloatVector s = scaleAt(sd, sRow + wholeBlocks);
+            for (; k + 2 * lanes <= cols; k += 2 * lanes) {
+                a0 = load(wd, wRow + k).mul(s).fma(Kernels.loadF32(x, xRow + k), a0);
+                a1 = load(wd, wRow + k + lanes).mul(s).fma(Kernels.loadF32(x, xRow + k + lanes), a1);
+            }
+            if (k + lanes <= cols) {
+                a0 = load(wd, wRow + k).mul(s).fma(Kernels.loadF32(x, xRow + k), a0);
+                k += lanes;
+            }
         }
         float sum = Kernels.sumLanes(a0.add(a1));
         for (; k < cols; k++) {
-            sum += weight(r, k) * x.getAtIndex(Kernels.F32, xRow + k);
+            sum += weight(wd, wRow, sd, sRow, k) * x.getAtIndex(Kernels.F32, xRow + k);
         }
         return sum;
     }
 
-    /** Tokens {@code xRow + [0, 4) * cols}, each weight vector decoded and scaled once for all four. */
-    private void dot4(int r, MemorySegment x, long xRow, MemorySegment y, long yIndex, int yStride) {
+    /**
+     * Tokens {@code xRow} and {@code xRow + cols}: each weight vector widened and scaled once for
+     * both, each summed exactly as {@link #dot1} sums it (an expert's one to three tokens at a
+     * small batch).
+     */
+    private static void dot2(MemorySegment wd, long wRow, MemorySegment sd, long sRow, MemorySegment x, long xRow,
+                             int cols, MemorySegment y, long yIndex, int yStride) {
         final int lanes = Kernels.LANES;
-        final int cols = this.cols;
-        final long wRow = (long) r * cols;
-        final long sRow = (long) r * blocksPerRow;
+        final int wholeBlocks = cols / BLOCK;
+        final long x0 = xRow;
+        final long x1 = xRow + cols;
+        FloatVector a00 = FloatVector.zero(Kernels.F);
+        FloatVector a01 = FloatVector.zero(Kernels.F);
+        FloatVector a10 = FloatVector.zero(Kernels.F);
+        FloatVector a11 = FloatVector.zero(Kernels.F);
+        for (int blk = 0; blk < wholeBlocks; blk++) {
+            long k = (long) blk << BLOCK_SHIFT;
+            FloatVector s = scaleAt(sd, sRow + blk);
+            for (int j = 0; j < BLOCK; j += 2 * lanes) {
+                long c = k + j;
+                FloatVector w0 = load(wd, wRow + c).mul(s);
+                FloatVector w1 = load(wd, wRow + c + lanes).mul(s);
+                a00 = w0.fma(Kernels.loadF32(x, x0 + c), a00);
+                a01 = w1.fma(Kernels.loadF32(x, x0 + c + lanes), a01);
+                a10 = w0.fma(Kernels.loadF32(x, x1 + c), a10);
+                a11 = w1.fma(Kernels.loadF32(x, x1 + c + lanes), a11);
+            }
+        }
+        int k = wholeBlocks * BLOCK;
+        if (k + lanes <= cols) {
+            FloatVector s = scaleAt(sd, sRow + wholeBlocks);
+            for (; k + 2 * lanes <= cols; k += 2 * lanes) {
+                FloatVector w0 = load(wd, wRow + k).mul(s);
+                FloatVector w1 = load(wd, wRow + k + lanes).mul(s);
+                a00 = w0.fma(Kernels.loadF32(x, x0 + k), a00);
+                a01 = w1.fma(Kernels.loadF32(x, x0 + k + lanes), a01);
+                a10 = w0.fma(Kernels.loadF32(x, x1 + k), a10);
+                a11 = w1.fma(Kernels.loadF32(x, x1 + k + lanes), a11);
+            }
+            if (k + lanes <= cols) {
+                FloatVector w0 = load(wd, wRow + k).mul(s);
+                a00 = w0.fma(Kernels.loadF32(x, x0 + k), a00);
+                a10 = w0.fma(Kernels.loadF32(x, x1 + k), a10);
+                k += lanes;
+            }
+        }
+        float s0 = Kernels.sumLanes(a00.add(a01));
+        float s1 = Kernels.sumLanes(a10.add(a11));
+        for (; k < cols; k++) {
+            float wk = weight(wd, wRow, sd, sRow, k);
+            s0 += wk * x.getAtIndex(Kernels.F32, x0 + k);
+            s1 += wk * x.getAtIndex(Kernels.F32, x1 + k);
+        }
+        y.setAtIndex(Kernels.F32, yIndex, s0);
+        y.setAtIndex(Kernels.F32, yIndex + yStride, s1);
+    }
+
+    /**
+     * Tokens {@code xRow + [0, 4) * cols}: each weight vector widened and scaled once for all
+     * four, each token summed exactly as {@link #dot1} sums it.
+     */
+    private static void dot4(MemorySegment wd, long wRow, MemorySegment sd, long sRow, MemorySegment x, long xRow,
+                             int cols, MemorySegment y, long yIndex, int yStride) {
+        final int lanes = Kernels.LANES;
+        final int wholeBlocks = cols / BLOCK;
         final long x0 = xRow;
         final long x1 = xRow + cols;
         final long x2 = xRow + 2L * cols;
@@ -195,32 +324,53 @@ public final class Int8Matrix extends WeightMatrix {
         FloatVector a21 = FloatVector.zero(Kernels.F);
         FloatVector a30 = FloatVector.zero(Kernels.F);
         FloatVector a31 = FloatVector.zero(Kernels.F);
-        int k = 0;
-        for (int bound = cols - 2 * lanes; k <= bound; k += 2 * lanes) {
-            FloatVector w0 = weights(wRow, sRow, k);
-            FloatVector w1 = weights(wRow, sRow, k + lanes);
-            a00 = w0.fma(Kernels.loadF32(x, x0 + k), a00);
-            a01 = w1.fma(Kernels.loadF32(x, x0 + k + lanes), a01);
-            a10 = w0.fma(Kernels.loadF32(x, x1 + k), a10);
-            a11 = w1.fma(Kernels.loadF32(x, x1 + k + lanes), a11);
-            a20 = w0.fma(Kernels.loadF32(x, x2 + k), a20);
-            a21 = w1.fma(Kernels.loadF32(x, x2 + k + lanes), a21);
-            a30 = w0.fma(Kernels.loadF32(x, x3 + k), a30);
-            a31 = w1.fma(Kernels.loadF32(x, x3 + k + lanes), a31);
+        for (int blk = 0; blk < wholeBlocks; blk++) {
+            long k = (long) blk << BLOCK_SHIFT;
+            FloatVector s = scaleAt(sd, sRow + blk);
+            for (int j = 0; j < BLOCK; j += 2 * lanes) {
+                long c = k + j;
+                FloatVector w0 = load(wd, wRow + c).mul(s);
+                FloatVector w1 = load(wd, wRow + c + lanes).mul(s);
+                a00 = w0.fma(Kernels.loadF32(x, x0 + c), a00);
+                a01 = w1.fma(Kernels.loadF32(x, x0 + c + lanes), a01);
+                a10 = w0.fma(Kernels.loadF32(x, x1 + c), a10);
+                a11 = w1.fma(Kernels.loadF32(x, x1 + c + lanes), a11);
+                a20 = w0.fma(Kernels.loadF32(x, x2 + c), a20);
+                a21 = w1.fma(Kernels.loadF32(x, x2 + c + lanes), a21);
+                a30 = w0.fma(Kernels.loadF32(x, x3 + c), a30);
+                a31 = w1.fma(Kernels.loadF32(x, x3 + c + lanes), a31);
+            }
         }
-        for (int bound = cols - lanes; k <= bound; k += lanes) {
-            FloatVector w0 = weights(wRow, sRow, k);
-            a00 = w0.fma(Kernels.loadF32(x, x0 + k), a00);
-            a10 = w0.fma(Kernels.loadF32(x, x1 + k), a10);
-            a20 = w0.fma(Kernels.loadF32(x, x2 + k), a20);
-            a30 = w0.fma(Kernels.loadF32(x, x3 + k), a30);
+        int k = wholeBlocks * BLOCK;
+        if (k + lanes <= cols) {
+            FloatVector s = scaleAt(sd, sRow + wholeBlocks);
+            for (; k + 2 * lanes <= cols; k += 2 * lanes) {
+                FloatVector w0 = load(wd, wRow + k).mul(s);
+                FloatVector w1 = load(wd, wRow + k + lanes).mul(s);
+                a00 = w0.fma(Kernels.loadF32(x, x0 + k), a00);
+                a01 = w1.fma(Kernels.loadF32(x, x0 + k + lanes), a01);
+                a10 = w0.fma(Kernels.loadF32(x, x1 + k), a10);
+                a11 = w1.fma(Kernels.loadF32(x, x1 + k + lanes), a11);
+                a20 = w0.fma(Kernels.loadF32(x, x2 + k), a20);
+                a21 = w1.fma(Kernels.loadF32(x, x2 + k + lanes), a21);
+                a30 = w0.fma(Kernels.loadF32(x, x3 + k), a30);
+                a31 = w1.fma(Kernels.loadF32(x, x3 + k + lanes), a31);
+            }
+            if (k + lanes <= cols) {
+                FloatVector w0 = load(wd, wRow + k).mul(s);
+                a00 = w0.fma(Kernels.loadF32(x, x0 + k), a00);
+                a10 = w0.fma(Kernels.loadF32(x, x1 + k), a10);
+                a20 = w0.fma(Kernels.loadF32(x, x2 + k), a20);
+                a30 = w0.fma(Kernels.loadF32(x, x3 + k), a30);
+                k += lanes;
+            }
         }
         float s0 = Kernels.sumLanes(a00.add(a01));
         float s1 = Kernels.sumLanes(a10.add(a11));
         float s2 = Kernels.sumLanes(a20.add(a21));
         float s3 = Kernels.sumLanes(a30.add(a31));
         for (; k < cols; k++) {
-            float wk = weight(r, k);
+            float wk = weight(wd, wRow, sd, sRow, k);
             s0 += wk * x.getAtIndex(Kernels.F32, x0 + k);
             s1 += wk * x.getAtIndex(Kernels.F32, x1 + k);
             s2 += wk * x.getAtIndex(Kernels.F32, x2 + k);

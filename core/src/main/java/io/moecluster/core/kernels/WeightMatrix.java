@@ -22,8 +22,10 @@ import java.lang.foreign.MemorySegment;
  *       whole row loop inside the final class so that its kernels are monomorphic and inline (one
  *       virtual call per range, none per row or per vector load, no allocation). The built-in
  *       variants share one shape: for each weight row, tokens in blocks of four sharing each weight
- *       load ({@code dot4}), the rest one by one ({@code dot1}); each token keeps its own two
- *       accumulators over {@code [0, cols)} in the same order in both, reduced by
+ *       load ({@code dot4}), then two ({@code dot2}), the rest one by one ({@code dot1}); BF16
+ *       and int8 take rows in pairs through {@link TwoRowF32Kernel} from four tokens on. Each
+ *       token keeps its own two accumulators over {@code [0, cols)} in the same order in all of
+ *       them, reduced by
  *       {@link Kernels#sumLanes} and finished by a scalar tail, so a token's result never depends on
  *       its batch-mates, the thread split or the JIT tier. Under {@link Kernels#SCALAR} the same
  *       method runs plain Java loops summing in index order;

@@ -1,6 +1,7 @@
 package io.moecluster.core.parallel;
 
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -12,24 +13,42 @@ import java.util.concurrent.locks.LockSupport;
  * idle engine burns no CPU. Chunks are claimed dynamically; results stay reproducible because
  * every output element is computed by exactly one thread in a fixed order, whatever the split.
  *
+ * <p>The caller waits for the loop's chunks, not for the workers: a chunk is claimed by a CAS on
+ * one word holding the loop's generation and the next chunk, so a worker that wakes late (its
+ * core busy with another process, as when the services of a cluster share two cores) finds the
+ * loop taken or gone and goes back to waiting without touching it. Waiting for every worker to
+ * check in instead made each of the hundreds of loops per step wait out a descheduled worker's
+ * time slice whenever the cores were shared.
+ *
  * <p>One caller at a time: {@link #parallelFor} is not reentrant and must not be called
  * concurrently (each engine owns its pool).
  */
 public final class WorkerPool implements AutoCloseable {
     /** How long an idle worker spins for the next loop before parking. */
     private static final long SPIN_NANOS = 50_000;
+    /** Spins of a caller waiting for others' chunks before it starts yielding its core. */
+    private static final int SPINS_BEFORE_YIELD = 1_000;
 
     private final Thread[] workers;
-    private final AtomicInteger nextChunk = new AtomicInteger();
-    private final AtomicInteger running = new AtomicInteger();
-    private volatile long generation;
+    /**
+     * The current loop's generation (bits 32-63), its number of chunks (bits 16-31) and its next
+     * unclaimed chunk (bits 0-15). The count is in the word, not read from a field, because a
+     * worker that reads the fields just after a loop ended may see the next loop's: a larger count
+     * from there would let it claim a chunk past the end of a loop whose chunks are all taken.
+     */
+    private final AtomicLong claim = new AtomicLong();
+    private static final int MAX_CHUNKS = 0xFFFF;
+    /** Chunks of the current loop finished, by anyone. */
+    private final AtomicInteger finished = new AtomicInteger();
+    /** The current loop's generation, which idle workers watch. */
+    private volatile int generation;
     private volatile boolean closed;
     private volatile Throwable failure;
 
+    // The current loop; written before the generation is published in claim, read after it.
     private RangeTask task;
     private int count;
     private int chunkSize;
-    private int chunks;
 
     /** @param threads total threads including the caller; 1 runs everything on the caller. */
     public WorkerPool(int threads, String name) {
@@ -70,27 +89,28 @@ public final class WorkerPool implements AutoCloseable {
         int threads = workers.length + 1;
         // Several chunks per thread balance uneven progress; never smaller than grain.
         int size = Math.max(grain, (n + threads * 4 - 1) / (threads * 4));
+        size = Math.max(size, (int) (((long) n + MAX_CHUNKS - 1) / MAX_CHUNKS)); // a count that fits its 16 bits
+        int total = (n + size - 1) / size;
         this.task = task;
         this.count = n;
         this.chunkSize = size;
-        this.chunks = (n + size - 1) / size;
-        nextChunk.set(0);
-        running.set(workers.length);
-        generation++; // volatile write publishes the fields above
+        finished.set(0);
+        int g = generation + 1;
+        claim.set(((long) g << 32) | ((long) total << 16)); // volatile write publishes the fields above
+        generation = g;
         for (Thread w : workers) {
             LockSupport.unpark(w);
         }
-        Throwable callerFailure = null;
-        try {
-            work(0);
-        } catch (Throwable t) {
-            callerFailure = t;
-        }
-        while (running.get() > 0) {
-            Thread.onSpinWait();
+        work(0, g);
+        for (int spins = 0; finished.get() < total; spins++) {
+            if (spins < SPINS_BEFORE_YIELD) {
+                Thread.onSpinWait();
+            } else {
+                Thread.yield(); // the chunk left is on a thread that may need this core
+            }
         }
         this.task = null;
-        Throwable f = callerFailure != null ? callerFailure : failure;
+        Throwable f = failure;
         failure = null;
         if (f != null) {
             if (f instanceof RuntimeException re) {
@@ -103,22 +123,43 @@ public final class WorkerPool implements AutoCloseable {
         }
     }
 
-    private void work(int worker) {
+    /**
+     * Claims and runs chunks of loop {@code g} until none is left. The loop's fields are read
+     * after its generation is seen in {@link #claim} and used only once a claim of one of its
+     * chunks succeeds: while a chunk of it is unclaimed the loop cannot have ended, so they are
+     * still its own. A failing chunk still counts as finished; the first failure reaches the caller.
+     */
+    private void work(int worker, int g) {
+        long s = claim.get();
+        if ((int) (s >>> 32) != g) {
+            return;
+        }
         RangeTask t = task;
         int n = count;
         int size = chunkSize;
-        int total = chunks;
-        for (int c = nextChunk.getAndIncrement(); c < total; c = nextChunk.getAndIncrement()) {
-            int start = c * size;
-            t.run(worker, start, Math.min(n, start + size));
+        while ((int) (s >>> 32) == g && (int) (s & 0xFFFF) < (int) ((s >>> 16) & 0xFFFF)) {
+            if (claim.compareAndSet(s, s + 1)) {
+                int start = (int) (s & 0xFFFF) * size;
+                try {
+                    t.run(worker, start, Math.min(n, start + size));
+                } catch (Throwable e) {
+                    if (failure == null) {
+                        failure = e;
+                    }
+                } finally {
+                    finished.incrementAndGet();
+                }
+            }
+            s = claim.get();
         }
     }
 
     private void workerLoop(int worker) {
-        long seen = 0;
+        int seen = 0;
         while (true) {
             long spinUntil = System.nanoTime() + SPIN_NANOS;
-            while (generation == seen && !closed) {
+            int g;
+            while ((g = generation) == seen && !closed) {
                 if (System.nanoTime() < spinUntil) {
                     Thread.onSpinWait();
                 } else {
@@ -128,15 +169,8 @@ public final class WorkerPool implements AutoCloseable {
             if (closed) {
                 return;
             }
-            seen = generation;
-            try {
-                work(worker);
-            } catch (Throwable t) {
-                failure = t;
-                nextChunk.set(Integer.MAX_VALUE / 2); // stop handing out chunks
-            } finally {
-                running.decrementAndGet();
-            }
+            seen = g;
+            work(worker, g);
         }
     }
 

@@ -3,6 +3,7 @@ package io.moecluster.core.parallel;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import org.junit.jupiter.api.Test;
 
@@ -43,5 +44,40 @@ class WorkerPoolTest {
                 assertThat(hits.get(i)).isEqualTo(1);
             }
         }
+    }
+
+    /**
+     * More threads than cores and thousands of tiny loops, so that workers wake late: a chunk is
+     * never run after its loop returned (a late worker must not pick up a finished loop's task),
+     * and every index of every loop runs exactly once.
+     */
+    @Test
+    void lateWorkersNeverRunAFinishedLoop() {
+        int threads = Runtime.getRuntime().availableProcessors() + 2;
+        AtomicInteger current = new AtomicInteger(-1);
+        AtomicInteger stale = new AtomicInteger();
+        try (WorkerPool pool = new WorkerPool(threads, "late")) {
+            for (int loop = 0; loop < 100_000; loop++) {
+                int n = 2 + loop % 7;
+                AtomicIntegerArray hits = new AtomicIntegerArray(n);
+                int id = loop;
+                current.set(id);
+                pool.parallelFor(n, 1, (w, s, e) -> {
+                    if (current.get() != id) {
+                        stale.incrementAndGet();
+                    }
+                    for (int i = s; i < e; i++) {
+                        hits.incrementAndGet(i);
+                    }
+                });
+                current.set(-1);
+                for (int i = 0; i < n; i++) {
+                    if (hits.get(i) != 1) {
+                        assertThat(hits.get(i)).as("index %d of loop %d", i, loop).isEqualTo(1);
+                    }
+                }
+            }
+        }
+        assertThat(stale.get()).as("chunks run after their loop returned").isZero();
     }
 }
