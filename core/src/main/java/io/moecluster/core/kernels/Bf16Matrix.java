@@ -51,21 +51,15 @@ public final class Bf16Matrix extends WeightMatrix {
         }
         int r = rowStart;
         if (batch >= 4 && TwoRowF32Kernel.fits(cols)) {
-            // Two rows at a time: widened once to f32 in L1 (exactly: a bf16 is the top half of an
-            // f32), then applied to every block of four tokens by the f32 two-row tile, which sums
-            // each (row, token) as dot1 does.
+            // Two rows at a time: widened once to f32 in a per-thread buffer (exactly: a bf16 is
+            // the top half of an f32), then applied to every block of four tokens by the f32
+            // two-row tile, which sums each (row, token) as dot1 does.
             KernelScratch scratch = KernelScratch.ofThisThread();
             MemorySegment decoded = scratch.decodedRows(2L * cols);
             MemorySegment sums = scratch.sums();
             for (; r + 2 <= rowEnd; r += 2) {
-                copyRowTo(r, decoded, 0);
-                copyRowTo(r + 1, decoded, cols);
+                int b = TwoRowF32Kernel.applyRowPair(this, r, decoded, sums, x, xBase, batch, y, yBase);
                 long wRow = (long) r * cols;
-                int b = 0;
-                for (; b + 4 <= batch; b += 4) {
-                    TwoRowF32Kernel.apply(decoded, 0, x, xBase + (long) b * cols, cols, sums,
-                            y, yBase + (long) b * outRows + r, outRows);
-                }
                 if (b + 2 <= batch) {
                     long yIndex = yBase + (long) b * outRows + r;
                     long xIndex = xBase + (long) b * cols;

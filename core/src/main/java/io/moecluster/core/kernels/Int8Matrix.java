@@ -135,21 +135,16 @@ public final class Int8Matrix extends WeightMatrix {
         final MemorySegment sd = scales;
         int r = rowStart;
         if (batch >= 4 && TwoRowF32Kernel.fits(cols)) {
-            // Two rows at a time: decoded once to f32 in L1 (the same products dot1 forms, so the
-            // same bits), then applied to every block of four tokens by the f32 two-row tile.
+            // Two rows at a time: decoded once to f32 in a per-thread buffer (the products dot1
+            // forms, so the same bits), then applied to every block of four tokens by the f32
+            // two-row tile.
             KernelScratch scratch = KernelScratch.ofThisThread();
             MemorySegment decoded = scratch.decodedRows(2L * cols);
             MemorySegment sums = scratch.sums();
             for (; r + 2 <= rowEnd; r += 2) {
-                copyRowTo(r, decoded, 0);
-                copyRowTo(r + 1, decoded, cols);
+                int b = TwoRowF32Kernel.applyRowPair(this, r, decoded, sums, x, xBase, batch, y, yBase);
                 long wRow = (long) r * cols;
                 long sRow = (long) r * blocksPerRow;
-                int b = 0;
-                for (; b + 4 <= batch; b += 4) {
-                    TwoRowF32Kernel.apply(decoded, 0, x, xBase + (long) b * cols, cols, sums,
-                            y, yBase + (long) b * outRows + r, outRows);
-                }
                 if (b + 2 <= batch) {
                     long yIndex = yBase + (long) b * outRows + r;
                     long xIndex = xBase + (long) b * cols;

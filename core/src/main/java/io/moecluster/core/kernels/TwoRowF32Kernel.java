@@ -22,6 +22,26 @@ final class TwoRowF32Kernel {
     }
 
     /**
+     * Rows {@code r} and {@code r + 1} of {@code w} decoded into {@code decoded} (its
+     * {@link WeightMatrix#copyRowTo}, the same f32 values its own kernels form) and applied to the
+     * tokens of {@code x} from float index {@code xBase} in blocks of four, into {@code y} from
+     * {@code yBase} ({@code [batch, w.rows()]}). Returns how many tokens it did: the caller's own
+     * kernels take the rest.
+     */
+    static int applyRowPair(WeightMatrix w, int r, MemorySegment decoded, MemorySegment sums,
+                            MemorySegment x, long xBase, int batch, MemorySegment y, long yBase) {
+        final int cols = w.cols();
+        final int outRows = w.rows();
+        w.copyRowTo(r, decoded, 0);
+        w.copyRowTo(r + 1, decoded, cols);
+        int b = 0;
+        for (; b + 4 <= batch; b += 4) {
+            apply(decoded, 0, x, xBase + (long) b * cols, cols, sums, y, yBase + (long) b * outRows + r, outRows);
+        }
+        return b;
+    }
+
+    /**
      * {@code y[yIndex + b * yStride + i] = w[wRow + i * cols, :] · x[xRow + b * cols, :]} for rows
      * {@code i < 2} and tokens {@code b < 4}.
      */
