@@ -4,8 +4,8 @@ import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 
 /**
- * Two f32 weight rows against four tokens at 512 bits: the tile a block format runs on rows it
- * has decoded once into {@link KernelScratch#decodedRows}. Each activation load feeds two FMAs
+ * Two f32 weight rows against four tokens at 512 bits: the tile BF16 and int8 run on rows they
+ * have decoded once into {@link KernelScratch#decodedRows}. Each activation load feeds two FMAs
  * and each weight load four, so the loads (one 512-bit load per FMA on this class of CPU) stop
  * bounding a batch. Sixteen accumulators, two per (row, token), vectors alternating between them
  * exactly as the formats' {@code dot1} alternates, so a token's result is the same bits in this
