@@ -9,7 +9,7 @@ import jdk.incubator.vector.FloatVector;
  *
  * <p>Row kernels as {@link WeightMatrix} describes them: four tokens share each weight load, every
  * token keeps two accumulators in one fixed order, lanes reduced by {@link Kernels#sumLanes}. From
- * four tokens on, pairs of rows go through {@link TwoRowF32Kernel}, which sums in the same order.
+ * eight tokens on, pairs of rows go through {@link TwoRowF32Kernel}, which sums in the same order.
  */
 public final class Bf16Matrix extends WeightMatrix {
     Bf16Matrix(String name, MemorySegment data, int rows, int cols) {
@@ -50,7 +50,7 @@ public final class Bf16Matrix extends WeightMatrix {
             return;
         }
         int r = rowStart;
-        if (batch >= 4 && TwoRowF32Kernel.fits(cols)) {
+        if (TwoRowF32Kernel.fits(batch, cols)) {
             // Two rows at a time: widened once to f32 in a per-thread buffer (exactly: a bf16 is
             // the top half of an f32), then applied to every block of four tokens by the f32
             // two-row tile, which sums each (row, token) as dot1 does.

@@ -28,7 +28,7 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Row kernels as {@link Bf16Matrix} has them (one weight row at a time, four tokens sharing each
  * decoded weight vector, two accumulators per token over alternate vectors, lanes summed by
- * {@link Kernels#sumLanes}, a scalar tail; from four tokens on, pairs of rows decoded once into
+ * {@link Kernels#sumLanes}, a scalar tail; from eight tokens on, pairs of rows decoded once into
  * f32 and run through {@link TwoRowF32Kernel}), so a token's result is the same bits alone or in
  * a batch. A vector never straddles two blocks: the lane count (4, 8 or 16) divides 32. At 128 bits
  * (no 32-bit byte vector shape), and under {@link Kernels#SCALAR}, the plain loops run.
@@ -134,7 +134,7 @@ public final class Int8Matrix extends WeightMatrix {
         final MemorySegment wd = data;
         final MemorySegment sd = scales;
         int r = rowStart;
-        if (batch >= 4 && TwoRowF32Kernel.fits(cols)) {
+        if (TwoRowF32Kernel.fits(batch, cols)) {
             // Two rows at a time: decoded once to f32 in a per-thread buffer (the products dot1
             // forms, so the same bits), then applied to every block of four tokens by the f32
             // two-row tile.

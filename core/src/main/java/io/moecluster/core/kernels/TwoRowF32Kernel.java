@@ -10,15 +10,26 @@ import jdk.incubator.vector.FloatVector;
  * bounding a batch. Sixteen accumulators, two per (row, token), vectors alternating between them
  * exactly as the formats' {@code dot1} alternates, so a token's result is the same bits in this
  * tile as alone. Needs {@code cols} a multiple of {@code 2 * LANES} (no tail) and 32 vector
- * registers (AVX-512; at 256 bits the accumulators would spill): see {@link #fits}.
+ * registers (AVX-512; at 256 bits the accumulators would spill); it pays from eight tokens on:
+ * see {@link #fits}.
  */
 final class TwoRowF32Kernel {
     private TwoRowF32Kernel() {
     }
 
-    /** Whether rows of {@code cols} weights can go through this tile here: 16 lanes, and no tail. */
-    static boolean fits(int cols) {
-        return Kernels.LANES == 16 && !Kernels.SCALAR && cols % (2 * Kernels.LANES) == 0;
+    /**
+     * Tokens from which the tile pays for decoding the row pair: two blocks of four. At four to
+     * five tokens (one block) it took 1.13-1.17x the time of the one-row kernels (JMH
+     * {@code MatMulBenchmark}, [2048, 1024], BF16 and int8), at eight 0.90x.
+     */
+    static final int MIN_TOKENS = 8;
+
+    /**
+     * Whether a batch of {@code batch} tokens over rows of {@code cols} weights goes through this
+     * tile here: enough tokens, 16 lanes, and no tail.
+     */
+    static boolean fits(int batch, int cols) {
+        return batch >= MIN_TOKENS && Kernels.LANES == 16 && !Kernels.SCALAR && cols % (2 * Kernels.LANES) == 0;
     }
 
     /**
