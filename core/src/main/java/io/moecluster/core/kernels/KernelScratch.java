@@ -10,8 +10,8 @@ import java.lang.foreign.MemorySegment;
  * are serial on a thread).
  *
  * <ul>
- *   <li>{@link #decodedRows}: f32 room for weight rows a block format decodes once and then
- *       applies to every token of a batch from L1.
+ *   <li>{@link #decodedRows}: f32 room for weight rows a kernel decodes once (BF16 widened, int8
+ *       scaled) and then applies to every token of a batch from cache.
  *   <li>{@link #sums}: eight f32 vectors where a kernel with many accumulators leaves its
  *       per-output sums for a second method to reduce (C2 compiles a method within a node
  *       budget; past it, it stops inlining and boxes the vectors it passes to calls).

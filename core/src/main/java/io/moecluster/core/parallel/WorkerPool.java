@@ -14,7 +14,7 @@ import java.util.concurrent.locks.LockSupport;
  * every output element is computed by exactly one thread in a fixed order, whatever the split.
  *
  * <p>The caller waits for the loop's chunks, not for the workers: a chunk is claimed by a CAS on
- * one word holding the loop's generation and the next chunk, so a worker that wakes late (its
+ * one word holding the loop's generation, its chunk count and its next chunk, so a worker that wakes late (its
  * core busy with another process, as when the services of a cluster share two cores) finds the
  * loop taken or gone and goes back to waiting without touching it. Waiting for every worker to
  * check in instead made each of the hundreds of loops per step wait out a descheduled worker's
@@ -28,6 +28,8 @@ public final class WorkerPool implements AutoCloseable {
     private static final long SPIN_NANOS = 50_000;
     /** Spins of a caller waiting for others' chunks before it starts yielding its core. */
     private static final int SPINS_BEFORE_YIELD = 1_000;
+    /** The most chunks a loop has: the count's 16 bits in {@link #claim}. */
+    private static final int MAX_CHUNKS = 0xFFFF;
 
     private final Thread[] workers;
     /**
@@ -37,7 +39,6 @@ public final class WorkerPool implements AutoCloseable {
      * from there would let it claim a chunk past the end of a loop whose chunks are all taken.
      */
     private final AtomicLong claim = new AtomicLong();
-    private static final int MAX_CHUNKS = 0xFFFF;
     /** Chunks of the current loop finished, by anyone. */
     private final AtomicInteger finished = new AtomicInteger();
     /** The current loop's generation, which idle workers watch. */
@@ -96,7 +97,7 @@ public final class WorkerPool implements AutoCloseable {
         this.chunkSize = size;
         finished.set(0);
         int g = generation + 1;
-        claim.set(((long) g << 32) | ((long) total << 16)); // volatile write publishes the fields above
+        claim.set(((long) g << 32) | ((long) total << 16)); // next chunk 0; the volatile write publishes the fields above
         generation = g;
         for (Thread w : workers) {
             LockSupport.unpark(w);
@@ -127,31 +128,56 @@ public final class WorkerPool implements AutoCloseable {
      * Claims and runs chunks of loop {@code g} until none is left. The loop's fields are read
      * after its generation is seen in {@link #claim} and used only once a claim of one of its
      * chunks succeeds: while a chunk of it is unclaimed the loop cannot have ended, so they are
-     * still its own. A failing chunk still counts as finished; the first failure reaches the caller.
+     * still its own. A failing chunk still counts as finished, the first failure reaches the
+     * caller, and the chunks nobody has claimed yet are not run.
      */
     private void work(int worker, int g) {
         long s = claim.get();
-        if ((int) (s >>> 32) != g) {
+        if (generationOf(s) != g) {
             return;
         }
         RangeTask t = task;
         int n = count;
         int size = chunkSize;
-        while ((int) (s >>> 32) == g && (int) (s & 0xFFFF) < (int) ((s >>> 16) & 0xFFFF)) {
+        while (generationOf(s) == g && nextChunkOf(s) < chunkCountOf(s)) {
             if (claim.compareAndSet(s, s + 1)) {
-                int start = (int) (s & 0xFFFF) * size;
+                int start = nextChunkOf(s) * size;
                 try {
                     t.run(worker, start, Math.min(n, start + size));
                 } catch (Throwable e) {
                     if (failure == null) {
                         failure = e;
                     }
+                    skipRest(g);
                 } finally {
                     finished.incrementAndGet();
                 }
             }
             s = claim.get();
         }
+    }
+
+    /** Marks loop {@code g}'s unclaimed chunks as claimed and finished, without running them. */
+    private void skipRest(int g) {
+        for (long s = claim.get(); generationOf(s) == g && nextChunkOf(s) < chunkCountOf(s); s = claim.get()) {
+            int left = chunkCountOf(s) - nextChunkOf(s);
+            if (claim.compareAndSet(s, s + left)) {
+                finished.addAndGet(left);
+                return;
+            }
+        }
+    }
+
+    private static int generationOf(long claimWord) {
+        return (int) (claimWord >>> 32);
+    }
+
+    private static int chunkCountOf(long claimWord) {
+        return (int) ((claimWord >>> 16) & 0xFFFF);
+    }
+
+    private static int nextChunkOf(long claimWord) {
+        return (int) (claimWord & 0xFFFF);
     }
 
     private void workerLoop(int worker) {
