@@ -52,7 +52,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--new-tokens", defaultValue = "64", paramLabel = "N", description = "Tokens decoded per sequence (default: ${DEFAULT-VALUE}).")
     int newTokens;
 
-    @Option(names = "--warmup-tokens", defaultValue = "16", paramLabel = "N",
+    @Option(names = "--warmup-tokens", defaultValue = "64", paramLabel = "N",
             description = "Tokens of an unmeasured warm-up run per batch size, for the JIT (default: ${DEFAULT-VALUE}).")
     int warmupTokens;
 
