@@ -49,7 +49,8 @@ final class UpCommand implements Callable<Integer> {
     Path chatTemplate;
 
     @Option(names = "--threads", defaultValue = "0", paramLabel = "N",
-            description = "Compute threads of each service; 0 = the cores shared out among the services (default: ${DEFAULT-VALUE}).")
+            description = "Compute threads of each service; 0 = the cores shared out among the services, at least two "
+                    + "on a host with two or more (pass 1 on a host other work keeps busy) (default: ${DEFAULT-VALUE}).")
     int threads;
 
     @Option(names = "--max-batch-tokens", defaultValue = "256", paramLabel = "N",

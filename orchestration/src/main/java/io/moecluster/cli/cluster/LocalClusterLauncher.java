@@ -7,7 +7,6 @@ import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.discovery.IdRanges;
 import io.moecluster.transport.DataPlaneAuth;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -148,10 +147,9 @@ public final class LocalClusterLauncher {
         return metrics;
     }
 
+    /** A listening port for a service, free now and outside the ephemeral range ({@link ListenPorts}). */
     static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
+        return ListenPorts.next();
     }
 
     static Path newAeronDir() {
@@ -241,9 +239,14 @@ public final class LocalClusterLauncher {
     }
 
     /**
-     * Compute threads per service. 0 means the cores divided among the compute services of this host:
-     * every service's pool spins briefly between loops, and pools that outnumber the cores steal
-     * from each other (measured on 2 cores: one thread each beat two each).
+     * Compute threads per service. 0 means the cores divided among the compute services of this
+     * host, but at least two where it has two: the services of a step take turns (attention, then
+     * the router and the experts, two micro-batches apart), so a second thread lets a service use
+     * the core another one has left idle. On the 2-core development machine, otherwise idle, two
+     * threads each gave 1.06-1.16x the tokens/s of one each in five rounds over two sessions
+     * (`moe loadgen` at concurrency 8, bench preset); on a machine kept busy by other work they
+     * gained nothing with two micro-batches and lost with one, and spent more CPU spinning, so
+     * pass {@code --threads 1} on a shared host.
      */
     private String threads() {
         if (options.threads() > 0) {
@@ -252,7 +255,8 @@ public final class LocalClusterLauncher {
         ClusterSpec spec = ClusterSpec.read(state.clusterFile());
         // As laid out by moe up: replicas added later share the same cores, like any other process.
         int services = spec.experts().size() + spec.attention().size() + (spec.embeddedRouter() ? 0 : 1);
-        return Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / services));
+        int cores = Runtime.getRuntime().availableProcessors();
+        return Integer.toString(Math.max(Math.min(2, cores), cores / services));
     }
 
     /** The role of a service id, as {@link #DEFAULT_HEAPS} names it. */
