@@ -130,10 +130,10 @@ public final class LocalClusterLauncher {
             }
             experts.add(new ClusterSpec.Expert("expert-" + i, ids, 0, config.numLayers() - 1, 2000 + i));
         }
-        int routerPort = o.grpcPort() > 0 ? o.grpcPort() : freePort();
+        int routerPort = o.grpcPort() > 0 ? o.grpcPort() : ListenPorts.next();
         return new ClusterSpec(aeronDir.toString(), "aeron:ipc", o.embeddedRouter(),
                 new ClusterSpec.Router("router", "127.0.0.1", routerPort, 1000, 1001),
-                List.of(new ClusterSpec.Attention("attention-0", "127.0.0.1", freePort(), 1100)),
+                List.of(new ClusterSpec.Attention("attention-0", "127.0.0.1", ListenPorts.next(), 1100)),
                 experts);
     }
 
@@ -145,11 +145,6 @@ public final class LocalClusterLauncher {
     /** Each started service's Prometheus scrape URL, by service id. */
     public Map<String, String> metricsEndpoints() {
         return metrics;
-    }
-
-    /** A listening port for a service, free now and outside the ephemeral range ({@link ListenPorts}). */
-    static int freePort() throws IOException {
-        return ListenPorts.next();
     }
 
     static Path newAeronDir() {
@@ -167,7 +162,7 @@ public final class LocalClusterLauncher {
         Files.deleteIfExists(state.supervisorFile());
         ClusterSpec spec = layout(config, options, newAeronDir());
         if (options.httpPort() == 0) {
-            options = options.withHttpPort(freePort());
+            options = options.withHttpPort(ListenPorts.next());
         }
         spec.write(state.clusterFile());
         state.writeLaunchOptions(options);
@@ -243,7 +238,7 @@ public final class LocalClusterLauncher {
      * host, but at least two where it has two: the services of a step take turns (attention, then
      * the router and the experts, two micro-batches apart), so a second thread lets a service use
      * the core another one has left idle. On the 2-core development machine, otherwise idle, two
-     * threads each gave 1.06-1.16x the tokens/s of one each in five rounds over two sessions
+     * threads each gave 1.06-1.16x the tokens/s of one each in eight rounds over two sessions
      * (`moe loadgen` at concurrency 8, bench preset); on a machine kept busy by other work they
      * gained nothing with two micro-batches and lost with one, and spent more CPU spinning, so
      * pass {@code --threads 1} on a shared host.
@@ -300,7 +295,7 @@ public final class LocalClusterLauncher {
         cmd.add("--state-dir");
         cmd.add(state.dir().toAbsolutePath().toString());
         if (!id.equals("media-driver")) {
-            int port = freePort();
+            int port = ListenPorts.next();
             cmd.add("--metrics-port");
             cmd.add(Integer.toString(port));
             metrics.put(id, "http://127.0.0.1:" + port + "/metrics");
