@@ -30,8 +30,10 @@ final class UpCommand implements Callable<Integer> {
     @Option(names = "--model", required = true, paramLabel = "DIR", description = "Hugging Face model directory.")
     Path model;
 
-    @Option(names = "--experts-per-service", defaultValue = "4", paramLabel = "N",
-            description = "Experts each expert service hosts (the shared expert counts as one) (default: ${DEFAULT-VALUE}).")
+    @Option(names = "--experts-per-service", defaultValue = "0", paramLabel = "N",
+            description = "Experts each expert service hosts (the shared expert counts as one); 0 = all of them in "
+                    + "one expert service, the faster layout on one host, whose services share its cores "
+                    + "(default: ${DEFAULT-VALUE}).")
     int expertsPerService;
 
     @Option(names = "--embedded-router", description = "Run the MoE router inside the attention service instead of the router-service.")

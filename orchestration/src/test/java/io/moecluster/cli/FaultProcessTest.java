@@ -179,7 +179,7 @@ class FaultProcessTest {
         assertThat(MoeCommandTest.moe("model", "make-random", "--arch", "mixtral", "--preset", "tiny", "--dtype", "f32",
                 "--seed", "5", model.toString()).exit()).isZero();
         MoeCommandTest.Run up = MoeCommandTest.moe("up", "--model", model.toString(), "--threads", "1",
-                "--max-batch-tokens", "32", "--state-dir", state);
+                "--experts-per-service", "4", "--max-batch-tokens", "32", "--state-dir", state);
         assertThat(up.exit()).as(up.err()).isZero();
         assertThat(up.out()).contains("supervisor restarts a service that exits");
         ClusterState cluster = new ClusterState(Path.of(state));
@@ -281,7 +281,7 @@ class FaultProcessTest {
         String restartedLog = Files.readString(cluster.log("expert-0"));
         assertThat(restartedLog).contains("=== moe up supervisor: restarting expert-0");
         MoeCommandTest.Run again = MoeCommandTest.moe("up", "--model", model.toString(), "--threads", "1",
-                "--max-batch-tokens", "32", "--state-dir", state, "--no-supervise");
+                "--experts-per-service", "4", "--max-batch-tokens", "32", "--state-dir", state, "--no-supervise");
         assertThat(again.exit()).as(again.err()).isZero();
         assertThat(Files.readString(cluster.log("expert-0").resolveSibling("expert-0.log.1"))).isEqualTo(restartedLog);
         assertThat(Files.readString(cluster.log("expert-0"))).doesNotContain("restarting expert-0");
