@@ -45,7 +45,7 @@ Options:
 Example (the README's cluster table):
   ./moe model make-random --arch mixtral --preset bench --dtype bf16 --seed 1 /tmp/bench-mixtral
   scripts/bench-cluster.sh --model /tmp/bench-mixtral --rounds 3 \
-      --layout "" --layout "--embedded-router --experts-per-service 8"
+      --layout "" --layout "--embedded-router"
 EOF
 }
 
@@ -171,6 +171,5 @@ for r in $(seq 1 "$rounds"); do
     || { cat "$run/bench-r$r.log" >&2; die "moe bench failed"; }
   echo "  moe bench: $(grep -E "^ +$batch " "$run/bench-r$r.txt" | tr -s ' ')" >&2
 done
-
 
 print_table "$run" | tee "$run/table.md"
