@@ -45,7 +45,7 @@ Options:
 Example (the README's cluster table):
   ./moe model make-random --arch mixtral --preset bench --dtype bf16 --seed 1 /tmp/bench-mixtral
   scripts/bench-cluster.sh --model /tmp/bench-mixtral --rounds 3 \
-      --layout "" --layout "--embedded-router"
+      --layout "" --layout "--no-embedded-router"
 EOF
 }
 

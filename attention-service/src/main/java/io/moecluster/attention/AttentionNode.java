@@ -10,9 +10,12 @@ import io.moecluster.core.model.ModelConfig;
 import io.moecluster.core.moe.MoeBlock;
 import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.dispatch.AeronExpertDispatcher;
+import io.moecluster.dispatch.DispatchStatus;
 import io.moecluster.dispatch.MoeRoutingContext;
 import io.moecluster.dispatch.RouterMetrics;
+import io.moecluster.dispatch.TokenRates;
 import io.moecluster.dispatch.TracedExpertDispatcher;
+import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.service.AeronLoss;
 import io.moecluster.service.DataPlaneMetrics;
 import io.moecluster.service.security.ServiceSecurity;
@@ -22,6 +25,7 @@ import io.moecluster.transport.AeronClients;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Objects;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * One attention replica of a cluster, as the cluster file describes it: the attention server
@@ -148,6 +152,8 @@ public final class AttentionNode implements AutoCloseable {
         ClusterSpec spec = ctx.cluster();
         ClusterSpec.Attention self = spec.attentionService(ctx.id);
         Closer resources = new Closer();
+        // Set when the engine builds its MoE layers (during AttentionServer.start); read by Status.
+        AtomicReference<EmbeddedRouter> embedded = new AtomicReference<>();
         try {
             AeronLoss loss = new AeronLoss("attention-service " + ctx.id, ctx.onAeronLost());
             Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir(), loss));
@@ -164,13 +170,24 @@ public final class AttentionNode implements AutoCloseable {
                         MoeBlock moe = new MoeBlock(config, loader, TracedExpertDispatcher.wrap(dispatcher, tracing,
                                 config.hiddenSize(), config.expertSlots()), backend, maxTokens);
                         RouterMetrics.register(metrics.meter(), moe, dispatcher, () -> 0);
+                        TokenRates rates = new TokenRates(moe, dispatcher.placement(), Duration.ofSeconds(5));
+                        embedded.set(new EmbeddedRouter(new DispatchStatus(moe, dispatcher, rates), rates));
                         return new FeedForwardLayers(config, loader, backend, maxTokens, moe);
                     }
                     : (config, loader, backend, maxTokens) -> new FeedForwardLayers(config, loader, backend, maxTokens,
                             routerClient(ctx, aeron, self, config, tracing));
-            AttentionServer server = resources.add(AttentionServer.start(new AttentionServer.Config(ctx.model(),
-                    self.host(), self.grpcPort(), ctx.engine, ctx.maxRunning, ctx.maxQueued, feedForward, ctx.microBatches),
-                    tracing, security));
+            AttentionServer.Config config = new AttentionServer.Config(ctx.model(), self.host(), self.grpcPort(),
+                    ctx.engine, ctx.maxRunning, ctx.maxQueued, feedForward, ctx.microBatches);
+            if (spec.embeddedRouter()) {
+                config = config.withEmbeddedRouter(() -> {
+                    EmbeddedRouter r = embedded.get();
+                    return r == null ? null : r.status();
+                });
+            }
+            AttentionServer server = resources.add(AttentionServer.start(config, tracing, security));
+            if (embedded.get() != null) {
+                resources.add(embedded.get().rates()); // closed before the server, which frees the MoE block
+            }
             loss.onLost(server::notServing);
             if (ctx.healthPort() > 0) {
                 server.servePlainHealth(ctx.healthPort());
@@ -184,7 +201,20 @@ public final class AttentionNode implements AutoCloseable {
                     .buildWithCallback(m -> m.record(loop.queuedCount()));
             return new AttentionNode(resources, server, metrics, loss);
         } catch (RuntimeException e) {
+            EmbeddedRouter r = embedded.get();
+            if (r != null) {
+                r.rates().close(); // idempotent: also in resources once the server started
+            }
             throw resources.closeAfter(e);
+        }
+    }
+
+    /** The in-process MoE router's status, and the sampler of its token rates (which the node closes). */
+    private record EmbeddedRouter(DispatchStatus dispatch, TokenRates rates) {
+        ClusterStatus status() {
+            ClusterStatus.Builder b = ClusterStatus.newBuilder();
+            dispatch.writeTo(b);
+            return b.build();
         }
     }
 

@@ -11,6 +11,7 @@ import io.moecluster.core.engine.Engine;
 import io.moecluster.core.engine.EngineOptions;
 import io.moecluster.core.moe.LocalFeedForward;
 import io.moecluster.proto.internal.v1.AttentionWorkerGrpc;
+import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.service.GrpcServers;
 import io.moecluster.service.MalformedRequests;
 import io.moecluster.service.HealthPort;
@@ -24,6 +25,7 @@ import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Supplier;
 
 /**
  * A running attention replica: an {@link Engine}, its {@link GenerationLoop} and a Netty gRPC server
@@ -39,7 +41,13 @@ public final class AttentionServer implements AutoCloseable {
      *     alternate between attention and the MoE layers ({@link io.moecluster.core.attention.Transformer#microBatches(int)})
      */
     public record Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued,
-                         FeedForwardFactory feedForward, int microBatches) {
+                         FeedForwardFactory feedForward, int microBatches, Supplier<ClusterStatus> embeddedRouter) {
+        /** No embedded router to report. */
+        public Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued,
+                      FeedForwardFactory feedForward, int microBatches) {
+            this(model, bind, port, engine, maxRunning, maxQueued, feedForward, microBatches, null);
+        }
+
         /** One micro-batch per step. */
         public Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued,
                       FeedForwardFactory feedForward) {
@@ -49,6 +57,14 @@ public final class AttentionServer implements AutoCloseable {
         /** Experts in process (single-node mode). */
         public Config(Path model, String bind, int port, EngineOptions engine, int maxRunning, int maxQueued) {
             this(model, bind, port, engine, maxRunning, maxQueued, LocalFeedForward::new);
+        }
+
+        /**
+         * As this, with the in-process MoE router's view of the expert services for Status (read on
+         * each call; null while there is none yet).
+         */
+        public Config withEmbeddedRouter(Supplier<ClusterStatus> status) {
+            return new Config(model, bind, port, engine, maxRunning, maxQueued, feedForward, microBatches, status);
         }
 
     }
@@ -110,7 +126,7 @@ public final class AttentionServer implements AutoCloseable {
                             security.serverCredentials(true))
                     .intercept(new AccessPolicy(security, Map.of(AttentionWorkerGrpc.SERVICE_NAME, Role.OPERATOR)))
                     .addService(MalformedRequests.guard(ServerInterceptors.intercept(
-                            new AttentionWorkerService(loop, instanceId, tracing.enabled()), tracing.serverInterceptor())))
+                            new AttentionWorkerService(loop, instanceId, tracing.enabled(), config.embeddedRouter()), tracing.serverInterceptor())))
                     .addService(MalformedRequests.guard(health.getHealthService()))
                     .addService(MalformedRequests.guard(ProtoReflectionServiceV1.newInstance()))
                     .build()

@@ -9,8 +9,10 @@ import io.moecluster.proto.internal.v1.AttentionStatusRequest;
 import io.moecluster.proto.internal.v1.AttentionWorkerGrpc;
 import io.moecluster.proto.internal.v1.RunEvent;
 import io.moecluster.proto.internal.v1.RunRequest;
+import io.moecluster.proto.v1.ClusterStatus;
 import io.opentelemetry.context.Context;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Supplier;
 
 /** The internal AttentionWorker gRPC service over a {@link GenerationLoop}. */
 public final class AttentionWorkerService extends AttentionWorkerGrpc.AttentionWorkerImplBase {
@@ -19,6 +21,7 @@ public final class AttentionWorkerService extends AttentionWorkerGrpc.AttentionW
     /** One element: the server learns its port only after the service is built. */
     private final String[] instanceId;
     private final boolean traced;
+    private final Supplier<ClusterStatus> embeddedRouter;
 
     /** @param instanceId a one-element holder of this replica's id (its address), read on every Status */
     public AttentionWorkerService(GenerationLoop loop, String[] instanceId) {
@@ -27,7 +30,17 @@ public final class AttentionWorkerService extends AttentionWorkerGrpc.AttentionW
 
     /** @param traced hand each request's trace context (current in the handler) to the loop */
     public AttentionWorkerService(GenerationLoop loop, String[] instanceId, boolean traced) {
+        this(loop, instanceId, traced, null);
+    }
+
+    /**
+     * @param embeddedRouter in embedded-router mode, this replica's MoE router's view of the expert
+     *     services, added to each Status (null otherwise, or while it returns null)
+     */
+    public AttentionWorkerService(GenerationLoop loop, String[] instanceId, boolean traced,
+                                  Supplier<ClusterStatus> embeddedRouter) {
         this.traced = traced;
+        this.embeddedRouter = embeddedRouter;
         this.loop = loop;
         this.validator = new RunRequestValidator(loop.config(), loop.maxSequenceLength(), loop.maxRunning());
         this.instanceId = instanceId;
@@ -74,12 +87,16 @@ public final class AttentionWorkerService extends AttentionWorkerGrpc.AttentionW
 
     @Override
     public void status(AttentionStatusRequest request, StreamObserver<AttentionStatus> responses) {
-        responses.onNext(AttentionStatus.newBuilder()
+        AttentionStatus.Builder status = AttentionStatus.newBuilder()
                 .setInstanceId(instanceId[0])
                 .setRunningSequences(loop.runningCount())
                 .setQueuedSequences(loop.queuedCount())
-                .setMaxRunningSequences(loop.maxRunning())
-                .build());
+                .setMaxRunningSequences(loop.maxRunning());
+        ClusterStatus experts = embeddedRouter == null ? null : embeddedRouter.get();
+        if (experts != null) {
+            status.setEmbeddedRouter(experts);
+        }
+        responses.onNext(status.build());
         responses.onCompleted();
     }
 }

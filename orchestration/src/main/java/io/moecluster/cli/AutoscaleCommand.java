@@ -24,7 +24,8 @@ import picocli.CommandLine.Spec;
 
 @Command(name = "autoscale", mixinStandardHelpOptions = true,
         description = "Watches the local cluster's tokens per expert and adds a replica to an expert whose share of the "
-                + "routed tokens stays above --threshold (standalone router mode; it reports the rates).")
+                + "routed tokens stays above --threshold (the router-service's status reports the rates: its own, or the "
+                + "sum of the attention services' embedded routers).")
 final class AutoscaleCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -62,10 +63,6 @@ final class AutoscaleCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         ClusterState state = stateDir.state();
         ClusterSpec cluster = state.spec();
-        if (cluster.embeddedRouter()) {
-            throw new IllegalArgumentException("autoscale needs the standalone router (its status reports tokens per expert); "
-                    + "this cluster embeds the router in the attention service");
-        }
         AutoscalePolicy policy = new AutoscalePolicy(threshold, sustain, maxReplicas, minRate);
         PrintWriter out = spec.commandLine().getOut();
         long end = durationSeconds > 0 ? System.nanoTime() + TimeUnit.SECONDS.toNanos(durationSeconds) : Long.MAX_VALUE;

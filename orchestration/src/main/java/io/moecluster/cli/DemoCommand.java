@@ -60,7 +60,9 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--max-tokens", defaultValue = "32", paramLabel = "N", description = "Tokens to generate (default: ${DEFAULT-VALUE}).")
     int maxTokens;
 
-    @Option(names = "--embedded-router", description = "Run the MoE router inside the attention service.")
+    @Option(names = "--embedded-router", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Run the MoE router inside the attention service, as 'moe up' does by default; "
+                    + "--no-embedded-router routes through the router-service (default: ${DEFAULT-VALUE}).")
     boolean embeddedRouter;
 
     @Option(names = "--state-dir", defaultValue = ".moe-demo", paramLabel = "DIR",
@@ -86,7 +88,7 @@ final class DemoCommand implements Callable<Integer> {
         int perService = expertsPerService > 0 ? expertsPerService
                 : config.numExperts() <= 8 ? 4 : (config.expertSlots() + 1) / 2;
         out.println("== moe up --model " + model + " --experts-per-service " + perService
-                + (embeddedRouter ? " --embedded-router" : "") + " --state-dir " + stateDir);
+                + (embeddedRouter ? "" : " --no-embedded-router") + " --state-dir " + stateDir);
         out.flush();
         ClusterState state = new ClusterState(stateDir);
         LocalClusterLauncher launcher = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model,

@@ -36,7 +36,11 @@ final class UpCommand implements Callable<Integer> {
                     + "(default: ${DEFAULT-VALUE}).")
     int expertsPerService;
 
-    @Option(names = "--embedded-router", description = "Run the MoE router inside the attention service instead of the router-service.")
+    @Option(names = "--embedded-router", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Run the MoE router inside the attention service, which then sends its token rows to the "
+                    + "expert services itself; --no-embedded-router routes every MoE layer through the router-service "
+                    + "instead, one more hop (and with --micro-batches 2 the attention service overlaps it). Embedded is "
+                    + "the faster layout on one host (default: ${DEFAULT-VALUE}).")
     boolean embeddedRouter;
 
     @Option(names = "--grpc-port", defaultValue = "0", paramLabel = "PORT", description = "The public gRPC port; 0 picks a free one.")

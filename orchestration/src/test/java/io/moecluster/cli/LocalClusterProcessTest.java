@@ -27,7 +27,8 @@ class LocalClusterProcessTest {
                 "--seed", "9", model.toString()).exit()).isZero();
 
         MoeCommandTest.Run up = MoeCommandTest.moe("up", "--model", model.toString(), "--threads", "1",
-                "--experts-per-service", "4", "--max-batch-tokens", "32", "--state-dir", state);
+                "--experts-per-service", "4", "--max-batch-tokens", "32", "--state-dir", state,
+                "--no-embedded-router");
         assertThat(up.exit()).as(up.err()).isZero();
         assertThat(up.out()).contains("cluster up").contains("expert-2   experts 8")
                 .containsPattern("OpenAI-compatible API on http://127\\.0\\.0\\.1:\\d+/v1");

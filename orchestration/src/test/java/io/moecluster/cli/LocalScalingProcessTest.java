@@ -87,7 +87,7 @@ class LocalScalingProcessTest {
         String state = dir.resolve("state").toString();
         assertThat(MoeCommandTest.moe("model", "make-random", "--arch", "mixtral", "--preset", "tiny", "--dtype", "f32",
                 "--seed", "5", model.toString()).exit()).isZero();
-        MoeCommandTest.Run up = MoeCommandTest.moe("up", "--model", model.toString(), "--threads", "1", "--micro-batches", "2",
+        MoeCommandTest.Run up = MoeCommandTest.moe("up", "--model", model.toString(), "--threads", "1",
                 "--experts-per-service", "4", "--max-batch-tokens", "32", "--state-dir", state);
         assertThat(up.exit()).as(up.err()).isZero();
         String target = ServerAddress.local(new ClusterState(Path.of(state)));

@@ -328,4 +328,26 @@ class MoeCommandTest {
         assertThat(r.exit()).isNotZero();
         assertThat(r.err().strip()).doesNotContain("\n").containsIgnoringCase("top");
     }
+
+    @Test
+    void upAndDemoEmbedTheRouterUnlessToldNotTo() {
+        for (java.util.function.Supplier<Object> command : List.<java.util.function.Supplier<Object>>of(UpCommand::new,
+                DemoCommand::new)) {
+            String[] model = command.get() instanceof UpCommand ? new String[] {"--model", "m"} : new String[0];
+            assertThat(embedded(command.get(), model)).isTrue();
+            assertThat(embedded(command.get(), concat(model, "--embedded-router"))).isTrue();
+            assertThat(embedded(command.get(), concat(model, "--no-embedded-router"))).isFalse();
+        }
+    }
+
+    private static boolean embedded(Object command, String... args) {
+        new picocli.CommandLine(command).parseArgs(args);
+        return command instanceof UpCommand up ? up.embeddedRouter : ((DemoCommand) command).embeddedRouter;
+    }
+
+    private static String[] concat(String[] a, String b) {
+        String[] r = Arrays.copyOf(a, a.length + 1);
+        r[a.length] = b;
+        return r;
+    }
 }

@@ -22,6 +22,7 @@ import io.moecluster.expert.ExpertNode;
 import io.moecluster.proto.v1.AdminGrpc;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ClusterStatusRequest;
+import io.moecluster.proto.v1.ServiceRole;
 import io.moecluster.proto.v1.GenerateRequest;
 import io.moecluster.proto.v1.GenerateStreamResponse;
 import io.moecluster.proto.v1.GetModelInfoRequest;
@@ -247,11 +248,21 @@ class ClusterEndToEndTest {
                 .getClusterStatus(ClusterStatusRequest.getDefaultInstance());
         assertThat(status.getServicesList()).extracting(s -> s.getInstanceId())
                 .contains("expert-0", "expert-1");
-        if (!embedded) {
-            long routed = status.getExpertLoadList().stream()
-                    .filter(l -> l.getExpert() < 8).mapToLong(l -> l.getTokensRouted()).sum();
-            assertThat(routed).as("tokens routed, all layers").isPositive();
+        // Embedded routers report their counts in the attention replica's Status; the
+        // router-service sums them, so both modes show the load that autoscale acts on.
+        long routed = status.getExpertLoadList().stream()
+                .filter(l -> l.getExpert() < config.numExperts()).mapToLong(l -> l.getTokensRouted()).sum();
+        assertThat(routed).as("tokens routed, all layers").isPositive();
+        for (int e = 0; e < config.numExperts(); e++) {
+            int expert = e;
+            long toExpert = status.getExpertLoadList().stream().filter(l -> l.getExpert() == expert)
+                    .mapToLong(l -> l.getTokensRouted()).sum();
+            long toReplicas = status.getReplicaLoadList().stream().filter(l -> l.getExpert() == expert)
+                    .mapToLong(l -> l.getTokensRouted()).sum();
+            assertThat(toReplicas).as("expert %d: tokens its replicas got", e).isEqualTo(toExpert);
         }
+        assertThat(status.getServicesList()).filteredOn(s -> s.getRole() == ServiceRole.SERVICE_ROLE_EXPERT)
+                .allSatisfy(s -> assertThat(s.getHealthy()).as(s.getInstanceId()).isTrue());
     }
 
     /**

@@ -7,6 +7,7 @@ import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ClusterStatusRequest;
 import io.moecluster.proto.v1.ServiceRole;
 import io.moecluster.proto.v1.ServiceStatus;
+import java.util.ArrayList;
 import java.util.List;
 
 /** The operator API: attention replicas, admission and whatever the {@link ClusterStatusContributor}s add. */
@@ -29,6 +30,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
         ClusterStatus.Builder status = ClusterStatus.newBuilder()
                 .setActiveRequests(admission.active())
                 .setMaxActiveRequests(admission.maxActive());
+        List<AttentionStatus> answered = new ArrayList<>();
         for (AttentionClient replica : attention.replicas()) {
             ServiceStatus.Builder s = ServiceStatus.newBuilder()
                     .setInstanceId(replica.address())
@@ -36,6 +38,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
                     .setEndpoint(replica.address());
             try {
                 AttentionStatus a = replica.status(STATUS_TIMEOUT_MILLIS);
+                answered.add(a);
                 s.setHealthy(true).setRunningSequences(a.getRunningSequences()).setQueuedSequences(a.getQueuedSequences());
             } catch (RuntimeException e) {
                 s.setHealthy(false);
@@ -43,7 +46,7 @@ public final class AdminService extends AdminGrpc.AdminImplBase {
             status.addServices(s);
         }
         for (ClusterStatusContributor c : contributors) {
-            c.contribute(status);
+            c.contribute(status, answered);
         }
         responses.onNext(status.build());
         responses.onCompleted();

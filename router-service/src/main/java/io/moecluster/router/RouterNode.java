@@ -12,13 +12,11 @@ import io.moecluster.core.parallel.WorkerPool;
 import io.moecluster.core.safetensors.Checkpoint;
 import io.moecluster.discovery.ClusterSpec;
 import io.moecluster.dispatch.AeronExpertDispatcher;
+import io.moecluster.dispatch.DispatchStatus;
 import io.moecluster.dispatch.MoeRoutingContext;
 import io.moecluster.dispatch.RouterMetrics;
 import io.moecluster.dispatch.TokenRates;
 import io.moecluster.dispatch.TracedExpertDispatcher;
-import io.moecluster.proto.v1.ClusterStatus;
-import io.moecluster.proto.v1.ServiceRole;
-import io.moecluster.proto.v1.ServiceStatus;
 import io.moecluster.service.AeronLoss;
 import io.moecluster.service.DataPlaneMetrics;
 import io.moecluster.service.security.ServiceSecurity;
@@ -181,7 +179,7 @@ public final class RouterNode implements AutoCloseable {
             ClusterStatusContributor experts;
             AeronLoss loss = new AeronLoss("router-service " + spec.router().id(), ctx.onAeronLost());
             if (spec.embeddedRouter()) {
-                experts = status -> listedExperts(status, spec);
+                experts = new EmbeddedRouterStatus(spec);
             } else {
                 Aeron aeron = resources.add(AeronClients.connect(spec.aeronDir(), loss));
                 AeronExpertDispatcher dispatcher = new AeronExpertDispatcher(ctx.dispatcher(aeron, config,
@@ -190,7 +188,8 @@ public final class RouterNode implements AutoCloseable {
                 RouterMetrics.register(metrics.meter(), moe.moe(), dispatcher, moe::malformedDropped);
                 moe.registerMetrics(metrics.meter());
                 TokenRates rates = resources.add(new TokenRates(moe.moe(), dispatcher.placement(), Duration.ofSeconds(5)));
-                experts = new ExpertStatus(moe.moe(), dispatcher, rates);
+                DispatchStatus dispatch = new DispatchStatus(moe.moe(), dispatcher, rates);
+                experts = (status, attentionReplicas) -> dispatch.writeTo(status);
             }
             RouterServer server = resources.add(RouterServer.start(new RouterServer.Config(ctx.model(),
                     spec.router().host(), spec.router().grpcPort(), attention, ctx.maxActiveRequests, ctx.maxSeqLen,
@@ -239,16 +238,6 @@ public final class RouterNode implements AutoCloseable {
                 .dataPlaneAuth(ctx.dataPlaneAuth())));
         resources.add(AgentRunners.start(moe.agent(), IdleStrategies.parse(ctx.idleStrategy())));
         return moe;
-    }
-
-    /** In embedded-router mode the router sees no expert traffic: the cluster file's expert services, as listed. */
-    private static void listedExperts(ClusterStatus.Builder status, ClusterSpec spec) {
-        for (ClusterSpec.Expert e : spec.experts()) {
-            status.addServices(ServiceStatus.newBuilder().setInstanceId(e.id())
-                    .setRole(ServiceRole.SERVICE_ROLE_EXPERT)
-                    .setEndpoint(spec.channelOf(e) + " stream " + e.streamId()).setHealthy(true)
-                    .addAllExperts(e.experts()).setFirstLayer(e.firstLayer()).setLastLayer(e.lastLayer()));
-        }
     }
 
     public RouterServer server() {

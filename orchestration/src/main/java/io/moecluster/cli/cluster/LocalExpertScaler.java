@@ -65,11 +65,7 @@ public final class LocalExpertScaler implements AutoCloseable {
         if (!alive) {
             return false;
         }
-        ClusterSpec spec = state.spec();
-        if (spec.embeddedRouter()) {
-            return true; // embedded routers report no placement; the process is what there is to go by
-        }
-        return status(spec).getServicesList().stream().anyMatch(s -> s.getInstanceId().equals(id) && s.getHealthy());
+        return status(state.spec()).getServicesList().stream().anyMatch(s -> s.getInstanceId().equals(id) && s.getHealthy());
     }
 
     /** Adds or removes replicas of {@code expert} until {@code replicas} live services host it. */
@@ -216,15 +212,13 @@ public final class LocalExpertScaler implements AutoCloseable {
 
     /**
      * Waits until the router's placement lists {@code id} (or no longer does) and, when leaving, has
-     * nothing outstanding there. Embedded routers report no placement: they re-read the file within
-     * a second, which is what is waited then.
+     * nothing outstanding there. With embedded routers the router-service's status is the union of
+     * the attention replicas' placements (each re-reads the cluster file within a second): a
+     * service counts as listed once one of them has it, and as gone once none has it, draining
+     * included.
      */
     private void awaitListed(String id, boolean listed) throws InterruptedException {
         ClusterSpec spec = state.spec();
-        if (spec.embeddedRouter()) {
-            Thread.sleep(1000);
-            return;
-        }
         long deadline = System.nanoTime() + timeout.toNanos();
         while (true) {
             ClusterStatus s = status(spec);

@@ -1,8 +1,6 @@
-package io.moecluster.router;
+package io.moecluster.dispatch;
 
 import io.moecluster.core.moe.MoeBlock;
-import io.moecluster.dispatch.AeronExpertDispatcher;
-import io.moecluster.dispatch.TokenRates;
 import io.moecluster.dispatch.placement.ExpertReplica;
 import io.moecluster.proto.v1.ClusterStatus;
 import io.moecluster.proto.v1.ExpertLoad;
@@ -11,26 +9,27 @@ import io.moecluster.proto.v1.ServiceRole;
 import io.moecluster.proto.v1.ServiceStatus;
 
 /**
- * The expert side of the cluster status, as the router sees it: every replica in its placement
+ * The expert side of the cluster status, as one MoE router sees it (the router-service's, or an
+ * attention replica's in embedded-router mode): every replica in its placement
  * table (healthy while its publication has a subscriber and it is not in quarantine, tokens
  * outstanding, last failure), tokens per second per expert, and per expert of each replica. A
  * replica whose process is gone shows unhealthy once the media driver has dropped its
  * subscription (at once on a clean stop, within the driver's 5 s client liveness timeout after a
  * SIGKILL), also to a router that started after it died.
  */
-final class ExpertStatus implements ClusterStatusContributor {
+public final class DispatchStatus {
     private final MoeBlock router;
     private final AeronExpertDispatcher dispatcher;
     private final TokenRates rates;
 
-    ExpertStatus(MoeBlock router, AeronExpertDispatcher dispatcher, TokenRates rates) {
+    public DispatchStatus(MoeBlock router, AeronExpertDispatcher dispatcher, TokenRates rates) {
         this.router = router;
         this.dispatcher = dispatcher;
         this.rates = rates;
     }
 
-    @Override
-    public void contribute(ClusterStatus.Builder status) {
+    /** Adds the expert services, the per-expert and per-replica load and the re-dispatches to {@code status}. */
+    public void writeTo(ClusterStatus.Builder status) {
         long now = System.nanoTime();
         for (ExpertReplica r : dispatcher.placement().replicas()) {
             ServiceStatus.Builder s = ServiceStatus.newBuilder().setInstanceId(r.id())
