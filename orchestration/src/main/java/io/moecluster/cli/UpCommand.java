@@ -64,8 +64,9 @@ final class UpCommand implements Callable<Integer> {
     int maxBatchTokens;
 
     @Option(names = "--micro-batches", defaultValue = "" + AttentionNode.DEFAULT_MICRO_BATCHES, paramLabel = "N",
-            description = "The attention services' micro-batches per step: 2 overlaps attention with the MoE layers "
-                    + "(ping-pong), 1 runs each step whole (default: ${DEFAULT-VALUE}).")
+            description = "With --no-embedded-router, the attention services' micro-batches per step: 2 overlaps "
+                    + "attention with the MoE layers at the router-service (ping-pong), 1 runs each step whole; an "
+                    + "embedded router runs every step whole (default: ${DEFAULT-VALUE}).")
     int microBatches;
 
     @Option(names = "--start-timeout-s", defaultValue = "180", paramLabel = "S",
