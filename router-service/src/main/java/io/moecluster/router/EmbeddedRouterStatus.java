@@ -16,9 +16,10 @@ import java.util.TreeMap;
  * The expert side of the cluster status in embedded-router mode, where each attention replica
  * routes its own tokens and the router-service sees no expert traffic: the sum of what the
  * replicas' routers report in their Status. Token counts and rates add up (each token is routed
- * by exactly one replica). An expert service counts healthy only if every router that lists it
- * sees it healthy, and draining only if none still routes to it. With no replica answering, the
- * expert services are listed from the cluster file, with no load.
+ * by exactly one replica). An expert service counts healthy only if every router lists it and
+ * sees it healthy (one that some routers have not picked up from the cluster file yet is not
+ * reachable from every replica), and draining only if none still routes to it. With no replica
+ * answering, the expert services are listed from the cluster file, with no load.
  */
 final class EmbeddedRouterStatus implements ClusterStatusContributor {
     private final ClusterSpec spec;
@@ -41,12 +42,14 @@ final class EmbeddedRouterStatus implements ClusterStatusContributor {
     /** Sums the routers' views into {@code status}: services by instance id, loads by expert and by (replica, expert). */
     static void merge(List<ClusterStatus> views, ClusterStatus.Builder status) {
         Map<String, ServiceStatus.Builder> services = new LinkedHashMap<>();
+        Map<String, Integer> listedBy = new LinkedHashMap<>();
         Map<Integer, ExpertLoad.Builder> experts = new TreeMap<>();
         Map<String, ReplicaLoad.Builder> replicas = new LinkedHashMap<>();
         long redispatches = 0;
         long lastRedispatch = 0;
         for (ClusterStatus view : views) {
             for (ServiceStatus s : view.getServicesList()) {
+                listedBy.merge(s.getInstanceId(), 1, Integer::sum);
                 ServiceStatus.Builder m = services.get(s.getInstanceId());
                 if (m == null) {
                     services.put(s.getInstanceId(), s.toBuilder());
@@ -74,7 +77,17 @@ final class EmbeddedRouterStatus implements ClusterStatusContributor {
             redispatches += view.getRedispatches();
             lastRedispatch = Math.max(lastRedispatch, view.getLastRedispatchUnixMs());
         }
-        services.values().forEach(status::addServices);
+        for (ServiceStatus.Builder m : services.values()) {
+            int listing = listedBy.getOrDefault(m.getInstanceId(), 0);
+            if (!m.getDraining() && listing < views.size()) {
+                m.setHealthy(false);
+                if (m.getLastFailure().isEmpty()) {
+                    m.setLastFailure("in the placement of " + listing + " of " + views.size()
+                            + " attention replicas' routers");
+                }
+            }
+            status.addServices(m);
+        }
         experts.values().forEach(status::addExpertLoad);
         replicas.values().forEach(status::addReplicaLoad);
         status.setRedispatches(status.getRedispatches() + redispatches)

@@ -73,6 +73,22 @@ class EmbeddedRouterStatusTest {
     }
 
     @Test
+    void aServiceOnlySomeRoutersHavePickedUpIsNotHealthyYet() {
+        ClusterStatus a = ClusterStatus.newBuilder().addServices(expert("expert-0", true, false, 0, ""))
+                .addServices(expert("expert-0-r1", true, false, 0, "")).build();
+        ClusterStatus b = ClusterStatus.newBuilder().addServices(expert("expert-0", true, false, 0, "")).build();
+        ClusterStatus.Builder status = ClusterStatus.newBuilder();
+
+        new EmbeddedRouterStatus(SPEC).contribute(status, List.of(replica(a), replica(b)));
+
+        assertThat(status.getServices(0).getHealthy()).isTrue();
+        ServiceStatus added = status.getServices(1);
+        assertThat(added.getInstanceId()).isEqualTo("expert-0-r1");
+        assertThat(added.getHealthy()).isFalse();
+        assertThat(added.getLastFailure()).isEqualTo("in the placement of 1 of 2 attention replicas' routers");
+    }
+
+    @Test
     void withNoRouterAnsweringTheClusterFilesExpertServicesAreListed() {
         ClusterStatus.Builder status = ClusterStatus.newBuilder();
 

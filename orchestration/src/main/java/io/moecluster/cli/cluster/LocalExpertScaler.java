@@ -213,9 +213,9 @@ public final class LocalExpertScaler implements AutoCloseable {
     /**
      * Waits until the router's placement lists {@code id} (or no longer does) and, when leaving, has
      * nothing outstanding there. With embedded routers the router-service's status is the union of
-     * the attention replicas' placements (each re-reads the cluster file within a second): a
-     * service counts as listed once one of them has it, and as gone once none has it, draining
-     * included.
+     * the attention replicas' placements (each re-reads the cluster file within a second): a new
+     * service counts as listed once it shows healthy there, which it does only when every replica
+     * has it, and as gone once none has it, draining included.
      */
     private void awaitListed(String id, boolean listed) throws InterruptedException {
         ClusterSpec spec = state.spec();
@@ -223,7 +223,8 @@ public final class LocalExpertScaler implements AutoCloseable {
         while (true) {
             ClusterStatus s = status(spec);
             Optional<ServiceStatus> svc = s.getServicesList().stream().filter(x -> x.getInstanceId().equals(id)).findFirst();
-            if (listed ? svc.isPresent() : svc.isEmpty()) {
+            boolean pickedUp = svc.isPresent() && (!spec.embeddedRouter() || svc.get().getHealthy());
+            if (listed ? pickedUp : svc.isEmpty()) {
                 return;
             }
             if (System.nanoTime() > deadline) {
