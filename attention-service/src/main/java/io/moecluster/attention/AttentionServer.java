@@ -126,7 +126,8 @@ public final class AttentionServer implements AutoCloseable {
                             security.serverCredentials(true))
                     .intercept(new AccessPolicy(security, Map.of(AttentionWorkerGrpc.SERVICE_NAME, Role.OPERATOR)))
                     .addService(MalformedRequests.guard(ServerInterceptors.intercept(
-                            new AttentionWorkerService(loop, instanceId, tracing.enabled(), config.embeddedRouter()), tracing.serverInterceptor())))
+                            new AttentionWorkerService(loop, instanceId, tracing.enabled(), config.embeddedRouter()),
+                            tracing.serverInterceptor())))
                     .addService(MalformedRequests.guard(health.getHealthService()))
                     .addService(MalformedRequests.guard(ProtoReflectionServiceV1.newInstance()))
                     .build()

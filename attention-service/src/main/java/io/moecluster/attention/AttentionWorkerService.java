@@ -25,15 +25,11 @@ public final class AttentionWorkerService extends AttentionWorkerGrpc.AttentionW
 
     /** @param instanceId a one-element holder of this replica's id (its address), read on every Status */
     public AttentionWorkerService(GenerationLoop loop, String[] instanceId) {
-        this(loop, instanceId, false);
-    }
-
-    /** @param traced hand each request's trace context (current in the handler) to the loop */
-    public AttentionWorkerService(GenerationLoop loop, String[] instanceId, boolean traced) {
-        this(loop, instanceId, traced, null);
+        this(loop, instanceId, false, null);
     }
 
     /**
+     * @param traced hand each request's trace context (current in the handler) to the loop
      * @param embeddedRouter in embedded-router mode, this replica's MoE router's view of the expert
      *     services, added to each Status (null otherwise, or while it returns null)
      */
