@@ -9,9 +9,18 @@ import jdk.incubator.vector.FloatVector;
  *
  * <p>Row kernels as {@link WeightMatrix} describes them: four tokens share each weight load, every
  * token keeps two accumulators in one fixed order, lanes reduced by {@link Kernels#sumLanes}. From
- * eight tokens on, pairs of rows go through {@link TwoRowF32Kernel}, which sums in the same order.
+ * {@link #TILE_MIN_TOKENS} tokens on, pairs of rows go through {@link TwoRowF32Kernel}, which sums in
+ * the same order.
  */
 public final class Bf16Matrix extends WeightMatrix {
+    /**
+     * Tokens from which rows go in decoded pairs through {@link TwoRowF32Kernel}: at 5-7 tokens it
+     * ran as fast as the one-row kernels (JMH {@code MatMulBenchmark} [2048, 1024], 0.95-1.03x),
+     * at 9-11 in 0.92-0.93x the time; widening a bf16 costs one shift, so the pair's decode pays
+     * late.
+     */
+    static final int TILE_MIN_TOKENS = 8;
+
     Bf16Matrix(String name, MemorySegment data, int rows, int cols) {
         super(name, data, rows, cols, (long) rows * cols * 2);
     }
@@ -50,29 +59,15 @@ public final class Bf16Matrix extends WeightMatrix {
             return;
         }
         int r = rowStart;
-        if (TwoRowF32Kernel.fits(batch, cols)) {
+        if (TwoRowF32Kernel.fits(batch, cols, TILE_MIN_TOKENS)) {
             // Two rows at a time: widened once to f32 in a per-thread buffer (exactly: a bf16 is
-            // the top half of an f32), then applied to every block of four tokens by the f32
-            // two-row tile, which sums each (row, token) as dot1 does.
+            // the top half of an f32), then applied to every token by the f32 two-row tiles, which
+            // sum each (row, token) as dot1 does.
             KernelScratch scratch = KernelScratch.ofThisThread();
             MemorySegment decoded = scratch.decodedRows(2L * cols);
             MemorySegment sums = scratch.sums();
             for (; r + 2 <= rowEnd; r += 2) {
-                int b = TwoRowF32Kernel.applyRowPair(this, r, decoded, sums, x, xBase, batch, y, yBase);
-                long wRow = (long) r * cols;
-                if (b + 2 <= batch) {
-                    long yIndex = yBase + (long) b * outRows + r;
-                    long xIndex = xBase + (long) b * cols;
-                    dot2(wd, wRow, x, xIndex, cols, y, yIndex, outRows);
-                    dot2(wd, wRow + cols, x, xIndex, cols, y, yIndex + 1, outRows);
-                    b += 2;
-                }
-                for (; b < batch; b++) {
-                    long yIndex = yBase + (long) b * outRows + r;
-                    long xIndex = xBase + (long) b * cols;
-                    y.setAtIndex(Kernels.F32, yIndex, dot1(wd, wRow, x, xIndex, cols));
-                    y.setAtIndex(Kernels.F32, yIndex + 1, dot1(wd, wRow + cols, x, xIndex, cols));
-                }
+                TwoRowF32Kernel.applyRowPair(this, r, decoded, sums, x, xBase, batch, y, yBase);
             }
         }
         for (; r < rowEnd; r++) {

@@ -28,8 +28,8 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Row kernels as {@link Bf16Matrix} has them (one weight row at a time, four tokens sharing each
  * decoded weight vector, two accumulators per token over alternate vectors, lanes summed by
- * {@link Kernels#sumLanes}, a scalar tail; from eight tokens on, pairs of rows decoded once into
- * f32 and run through {@link TwoRowF32Kernel}), so a token's result is the same bits alone or in
+ * {@link Kernels#sumLanes}, a scalar tail; from {@link #TILE_MIN_TOKENS} tokens on, pairs of rows
+ * decoded once into f32 and run through {@link TwoRowF32Kernel}), so a token's result is the same bits alone or in
  * a batch. A vector never straddles two blocks: the lane count (4, 8 or 16) divides 32. At 128 bits
  * (no 32-bit byte vector shape), and under {@link Kernels#SCALAR}, the plain loops run.
  */
@@ -37,6 +37,13 @@ public final class Int8Matrix extends WeightMatrix {
     /** Weights per block (and per scale), along a row. */
     public static final int BLOCK = 32;
     private static final int BLOCK_SHIFT = 5;
+    /**
+     * Tokens from which rows go in decoded pairs through {@link TwoRowF32Kernel}: earlier than
+     * BF16, since widening a byte, converting and scaling it, once per pass, costs more than a
+     * bf16's shift (JMH {@code MatMulBenchmark} [2048, 1024]: 0.82-0.93x the one-row kernels'
+     * time at 5-7 tokens).
+     */
+    static final int TILE_MIN_TOKENS = 5;
     /** Bytes of one f32 vector's worth of weights (64 or 128 bits), null where there is no such shape. */
     private static final VectorSpecies<Byte> B = Kernels.SCALAR || Kernels.F.vectorBitSize() < 256 ? null
             : VectorSpecies.of(byte.class, VectorShape.forBitSize(Kernels.F.vectorBitSize() / 4));
@@ -134,30 +141,14 @@ public final class Int8Matrix extends WeightMatrix {
         final MemorySegment wd = data;
         final MemorySegment sd = scales;
         int r = rowStart;
-        if (TwoRowF32Kernel.fits(batch, cols)) {
+        if (TwoRowF32Kernel.fits(batch, cols, TILE_MIN_TOKENS)) {
             // Two rows at a time: decoded once to f32 in a per-thread buffer (the products dot1
-            // forms, so the same bits), then applied to every block of four tokens by the f32
-            // two-row tile.
+            // forms, so the same bits), then applied to every token by the f32 two-row tiles.
             KernelScratch scratch = KernelScratch.ofThisThread();
             MemorySegment decoded = scratch.decodedRows(2L * cols);
             MemorySegment sums = scratch.sums();
             for (; r + 2 <= rowEnd; r += 2) {
-                int b = TwoRowF32Kernel.applyRowPair(this, r, decoded, sums, x, xBase, batch, y, yBase);
-                long wRow = (long) r * cols;
-                long sRow = (long) r * blocksPerRow;
-                if (b + 2 <= batch) {
-                    long yIndex = yBase + (long) b * outRows + r;
-                    long xIndex = xBase + (long) b * cols;
-                    dot2(wd, wRow, sd, sRow, x, xIndex, cols, y, yIndex, outRows);
-                    dot2(wd, wRow + cols, sd, sRow + blocksPerRow, x, xIndex, cols, y, yIndex + 1, outRows);
-                    b += 2;
-                }
-                for (; b < batch; b++) {
-                    long yIndex = yBase + (long) b * outRows + r;
-                    long xIndex = xBase + (long) b * cols;
-                    y.setAtIndex(Kernels.F32, yIndex, dot1(wd, wRow, sd, sRow, x, xIndex, cols));
-                    y.setAtIndex(Kernels.F32, yIndex + 1, dot1(wd, wRow + cols, sd, sRow + blocksPerRow, x, xIndex, cols));
-                }
+                TwoRowF32Kernel.applyRowPair(this, r, decoded, sums, x, xBase, batch, y, yBase);
             }
         }
         for (; r < rowEnd; r++) {

@@ -4,43 +4,40 @@ import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 
 /**
- * Two f32 weight rows against four tokens at 512 bits: the tile BF16 and int8 run on rows they
+ * Two f32 weight rows against four tokens at 512 bits (and against the one to three left over): the tile BF16 and int8 run on rows they
  * have decoded once into {@link KernelScratch#decodedRows}. Each activation load feeds two FMAs
  * and each weight load four, so the loads (one 512-bit load per FMA on this class of CPU) stop
  * bounding a batch. Sixteen accumulators, two per (row, token), vectors alternating between them
  * exactly as the formats' {@code dot1} alternates, so a token's result is the same bits in this
  * tile as alone. Needs {@code cols} a multiple of {@code 2 * LANES} (no tail) and 32 vector
- * registers (AVX-512; at 256 bits the accumulators would spill); it pays from eight tokens on:
- * see {@link #fits}.
+ * registers (AVX-512; at 256 bits the accumulators would spill); each format says from how many
+ * tokens it pays ({@link #fits}).
  */
 final class TwoRowF32Kernel {
     private TwoRowF32Kernel() {
     }
 
     /**
-     * Tokens from which the tile pays for decoding the row pair: two blocks of four. At four to
-     * five tokens (one block) it took 1.13-1.17x the time of the one-row kernels (JMH
-     * {@code MatMulBenchmark}, [2048, 1024], BF16 and int8), at eight 0.90x.
-     */
-    static final int MIN_TOKENS = 8;
-
-    /**
      * Whether a batch of {@code batch} tokens over rows of {@code cols} weights goes through this
-     * tile here: enough tokens, 16 lanes, and no tail.
+     * tile here: at least {@code minTokens} (the format's break-even, where decoding the row pair
+     * once costs less than its one-row kernels widening every weight per pass), 16 lanes, and no
+     * tail.
      */
-    static boolean fits(int batch, int cols) {
-        return batch >= MIN_TOKENS && Kernels.LANES == 16 && !Kernels.SCALAR && cols % (2 * Kernels.LANES) == 0;
+    static boolean fits(int batch, int cols, int minTokens) {
+        return batch >= minTokens && Kernels.LANES == 16 && !Kernels.SCALAR && cols % (2 * Kernels.LANES) == 0;
     }
 
     /**
      * Rows {@code r} and {@code r + 1} of {@code w} decoded into {@code decoded} (its
-     * {@link WeightMatrix#copyRowTo}, the same f32 values its own kernels form) and applied to the
-     * tokens of {@code x} from float index {@code xBase} in blocks of four, into {@code y} from
-     * {@code yBase} ({@code [batch, w.rows()]}). Returns how many tokens it did: the caller's own
-     * kernels take the rest.
+     * {@link WeightMatrix#copyRowTo}, the same f32 values its own kernels form) and applied to all
+     * {@code batch} tokens of {@code x} from float index {@code xBase}, into {@code y} from
+     * {@code yBase} ({@code [batch, w.rows()]}): blocks of four through {@link #apply}, then the
+     * one to three left over through {@link #applyTwoTokens} and {@link #applyOneToken}, on the
+     * decoded rows too (the format's own one-row kernels would widen every weight again, once per
+     * row and pass).
      */
-    static int applyRowPair(WeightMatrix w, int r, MemorySegment decoded, MemorySegment sums,
-                            MemorySegment x, long xBase, int batch, MemorySegment y, long yBase) {
+    static void applyRowPair(WeightMatrix w, int r, MemorySegment decoded, MemorySegment sums,
+                             MemorySegment x, long xBase, int batch, MemorySegment y, long yBase) {
         final int cols = w.cols();
         final int outRows = w.rows();
         w.copyRowTo(r, decoded, 0);
@@ -49,7 +46,13 @@ final class TwoRowF32Kernel {
         for (; b + 4 <= batch; b += 4) {
             apply(decoded, 0, x, xBase + (long) b * cols, cols, sums, y, yBase + (long) b * outRows + r, outRows);
         }
-        return b;
+        if (b + 2 <= batch) {
+            applyTwoTokens(decoded, 0, x, xBase + (long) b * cols, cols, sums, y, yBase + (long) b * outRows + r, outRows);
+            b += 2;
+        }
+        if (b < batch) {
+            applyOneToken(decoded, 0, x, xBase + (long) b * cols, cols, sums, y, yBase + (long) b * outRows + r, outRows);
+        }
     }
 
     /**
@@ -119,20 +122,88 @@ final class TwoRowF32Kernel {
         b10.add(b11).intoMemorySegment(sums, 5L * v, Kernels.LE);
         b20.add(b21).intoMemorySegment(sums, 6L * v, Kernels.LE);
         b30.add(b31).intoMemorySegment(sums, 7L * v, Kernels.LE);
-        store(sums, y, yIndex, yStride);
+        store(sums, 4, y, yIndex, yStride);
     }
 
     /**
-     * The eight vectors {@link #apply} left in {@code sums} (tokens 0-3 of the first row, then of
-     * the second) reduced by {@link Kernels#sumLanes} and stored: a method of its own, so that the
-     * reductions are not part of the loop's compilation budget.
+     * As {@link #apply} for two tokens ({@code b < 2}): eight accumulators, the same order.
      */
-    static void store(MemorySegment sums, MemorySegment y, long yIndex, int yStride) {
+    static void applyTwoTokens(MemorySegment w, long wRow, MemorySegment x, long xRow, int cols, MemorySegment sums,
+                               MemorySegment y, long yIndex, int yStride) {
         final int lanes = Kernels.LANES;
-        for (int b = 0; b < 4; b++) {
+        final long vRow = wRow + cols;
+        final long x0 = xRow;
+        final long x1 = xRow + cols;
+        FloatVector a00 = FloatVector.zero(Kernels.F);
+        FloatVector a01 = FloatVector.zero(Kernels.F);
+        FloatVector a10 = FloatVector.zero(Kernels.F);
+        FloatVector a11 = FloatVector.zero(Kernels.F);
+        FloatVector b00 = FloatVector.zero(Kernels.F);
+        FloatVector b01 = FloatVector.zero(Kernels.F);
+        FloatVector b10 = FloatVector.zero(Kernels.F);
+        FloatVector b11 = FloatVector.zero(Kernels.F);
+        for (int k = 0; k <= cols - 2 * lanes; k += 2 * lanes) {
+            FloatVector w0 = Kernels.loadF32(w, wRow + k);
+            FloatVector w1 = Kernels.loadF32(w, wRow + k + lanes);
+            FloatVector v0 = Kernels.loadF32(w, vRow + k);
+            FloatVector v1 = Kernels.loadF32(w, vRow + k + lanes);
+            FloatVector xa = Kernels.loadF32(x, x0 + k);
+            FloatVector xb = Kernels.loadF32(x, x0 + k + lanes);
+            a00 = w0.fma(xa, a00);
+            a01 = w1.fma(xb, a01);
+            b00 = v0.fma(xa, b00);
+            b01 = v1.fma(xb, b01);
+            xa = Kernels.loadF32(x, x1 + k);
+            xb = Kernels.loadF32(x, x1 + k + lanes);
+            a10 = w0.fma(xa, a10);
+            a11 = w1.fma(xb, a11);
+            b10 = v0.fma(xa, b10);
+            b11 = v1.fma(xb, b11);
+        }
+        final int v = lanes * 4;
+        a00.add(a01).intoMemorySegment(sums, 0, Kernels.LE);
+        a10.add(a11).intoMemorySegment(sums, v, Kernels.LE);
+        b00.add(b01).intoMemorySegment(sums, 2L * v, Kernels.LE);
+        b10.add(b11).intoMemorySegment(sums, 3L * v, Kernels.LE);
+        store(sums, 2, y, yIndex, yStride);
+    }
+
+    /**
+     * As {@link #apply} for one token: four accumulators, the same order.
+     */
+    static void applyOneToken(MemorySegment w, long wRow, MemorySegment x, long xRow, int cols, MemorySegment sums,
+                              MemorySegment y, long yIndex, int yStride) {
+        final int lanes = Kernels.LANES;
+        final long vRow = wRow + cols;
+        FloatVector a00 = FloatVector.zero(Kernels.F);
+        FloatVector a01 = FloatVector.zero(Kernels.F);
+        FloatVector b00 = FloatVector.zero(Kernels.F);
+        FloatVector b01 = FloatVector.zero(Kernels.F);
+        for (int k = 0; k <= cols - 2 * lanes; k += 2 * lanes) {
+            FloatVector xa = Kernels.loadF32(x, xRow + k);
+            FloatVector xb = Kernels.loadF32(x, xRow + k + lanes);
+            a00 = Kernels.loadF32(w, wRow + k).fma(xa, a00);
+            a01 = Kernels.loadF32(w, wRow + k + lanes).fma(xb, a01);
+            b00 = Kernels.loadF32(w, vRow + k).fma(xa, b00);
+            b01 = Kernels.loadF32(w, vRow + k + lanes).fma(xb, b01);
+        }
+        final int v = lanes * 4;
+        a00.add(a01).intoMemorySegment(sums, 0, Kernels.LE);
+        b00.add(b01).intoMemorySegment(sums, v, Kernels.LE);
+        store(sums, 1, y, yIndex, yStride);
+    }
+
+    /**
+     * The {@code 2 * tokens} vectors a tile left in {@code sums} (the tokens of the first row, then
+     * of the second) reduced by {@link Kernels#sumLanes} and stored: a method of its own, so that
+     * the reductions are not part of the loop's compilation budget.
+     */
+    static void store(MemorySegment sums, int tokens, MemorySegment y, long yIndex, int yStride) {
+        final int lanes = Kernels.LANES;
+        for (int b = 0; b < tokens; b++) {
             long out = yIndex + (long) b * yStride;
             y.setAtIndex(Kernels.F32, out, Kernels.sumLanes(Kernels.loadF32(sums, (long) b * lanes)));
-            y.setAtIndex(Kernels.F32, out + 1, Kernels.sumLanes(Kernels.loadF32(sums, (long) (4 + b) * lanes)));
+            y.setAtIndex(Kernels.F32, out + 1, Kernels.sumLanes(Kernels.loadF32(sums, (long) (tokens + b) * lanes)));
         }
     }
 }

@@ -23,7 +23,8 @@ import java.lang.foreign.MemorySegment;
  *       virtual call per range, none per row or per vector load, no allocation). The built-in
  *       variants share one shape: for each weight row, tokens in blocks of four sharing each weight
  *       load ({@code dot4}), then two ({@code dot2}), the rest one by one ({@code dot1}); BF16
- *       and int8 take rows in pairs through {@link TwoRowF32Kernel} from eight tokens on. Each
+ *       and int8 take rows in pairs through {@link TwoRowF32Kernel} from eight (BF16) or five
+ *       (int8) tokens on. Each
  *       token keeps its own two accumulators over {@code [0, cols)} in the same order in all of
  *       them, reduced by
  *       {@link Kernels#sumLanes} and finished by a scalar tail, so a token's result never depends on

@@ -49,8 +49,9 @@ class Int8MatrixTest {
 
     @ParameterizedTest(name = "[{0}x{1}] batch {2}")
     @CsvSource({"7, 5, 1", "33, 64, 3", "40, 100, 9", "17, 257, 5", "9, 61, 6", "5, 1021, 4", "12, 1024, 8", "64, 96, 2",
-        // Whole blocks, batch over 4 and an odd row count: the two-row tile, its leftover tokens and a lone row.
-        "13, 320, 9", "7, 64, 4", "6, 1024, 6", "6, 1024, 10",
+        // Whole blocks, batch over 4 and an odd row count: the two-row tiles (from 5 tokens: 4+1, 4+2,
+        // 4+2+1, 4+4+1, 4+4+2, 4+4+2+1) and a lone row.
+        "13, 320, 9", "7, 64, 4", "6, 1024, 6", "6, 1024, 10", "7, 64, 11", "7, 64, 5", "7, 64, 7",
         // One token (decode at a batch of one), whole blocks.
         "11, 128, 1"})
     void matchesDoublePrecisionReferenceAndIsBatchInvariant(int rows, int cols, int batch) {

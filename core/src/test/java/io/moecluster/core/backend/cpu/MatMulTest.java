@@ -61,8 +61,10 @@ class MatMulTest {
         "F16, 7, 5, 1", "F16, 33, 64, 3", "F16, 40, 100, 9", "F16, 17, 257, 5",
         // 61 and 1021 columns take a single-vector step and a scalar tail at 128, 256 and 512 bits.
         "F32, 9, 61, 6", "BF16, 9, 61, 6", "F16, 9, 61, 6", "F32, 5, 1021, 4", "BF16, 5, 1021, 4", "F16, 5, 1021, 4",
-        // BF16's two-row tile (batch of 4 or more): with and without a tail, leftover tokens, an odd row count.
+        // BF16's two-row tiles: with and without a tail; leftover tokens 1, 2 and 3 after the blocks
+        // of four (9, 10, 11); an odd row count.
         "BF16, 13, 320, 9", "BF16, 11, 100, 7", "BF16, 6, 1024, 8", "BF16, 6, 1024, 6", "BF16, 6, 1024, 10",
+        "BF16, 7, 64, 11",
         // One token (decode at a batch of one): whole vector pairs, and a single-vector step with a scalar tail.
         "BF16, 11, 128, 1", "BF16, 11, 100, 1"
     })
