@@ -36,11 +36,15 @@ import org.slf4j.LoggerFactory;
  * the expert: nothing is lost while one replica is left. Replicas compute bit-identical rows, so
  * whichever answer comes first is used and a late duplicate is dropped.
  *
- * <p>A batch id is never reused across batches. Failures name the expert services tried.
+ * <p>A batch id is never reused across batches. Failures name the expert services tried. Two
+ * layers may be out at once, one per group ({@link #groups()}): the MoE block's two micro-batches;
+ * while one group is awaited, the other's answers land and its failovers run too.
  * Not thread-safe: one thread (the MoE block's caller) dispatches and waits.
  */
 public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwaiter.Progress {
     private static final Logger LOG = LoggerFactory.getLogger(AeronExpertDispatcher.class);
+    /** Layers that may be out at once, one per group: the two micro-batches of the ping-pong pipeline. */
+    private static final int GROUPS = 2;
     /** How long one layer may wait for all its answers unless the context says otherwise. */
     public static final Duration DEFAULT_REPLY_TIMEOUT = Duration.ofSeconds(10);
     /** How long one replica may take before its batch also goes to another, unless the context says otherwise. */
@@ -158,9 +162,12 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
     private final Subscription replies;
     private final MessagePoller poller;
     private final ReplyAwaiter awaiter;
-    private final PendingBatch[] slots;
-    private int pending;
-    private int outstanding;
+    /** Per dispatch group ({@link #groups()}): the batches of its layer in flight, from index 0. */
+    private final PendingBatch[][] slots;
+    private final int[] pending = new int[GROUPS];
+    private final int[] outstanding = new int[GROUPS];
+    /** The group {@link #awaitAll(int)} waits for: what {@link #done()} answers about. */
+    private int awaiting;
     private long nextBatchId = 1;
     private long placementVersion = -1;
     private final AtomicLong redispatches = new AtomicLong();
@@ -183,9 +190,11 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
         this.replies = ctx.aeron.addSubscription(ctx.replyChannel, ctx.replyStreamId);
         this.poller = new MessagePoller(replies, ctx.dataPlaneAuth()).onBatchResult(this::onResult);
         this.awaiter = new ReplyAwaiter(poller, IdleStrategies.parse(ctx.idleStrategy()), 16);
-        this.slots = new PendingBatch[ctx.expertSlots];
-        for (int i = 0; i < slots.length; i++) {
-            slots[i] = new PendingBatch();
+        this.slots = new PendingBatch[GROUPS][ctx.expertSlots];
+        for (PendingBatch[] group : slots) {
+            for (int i = 0; i < group.length; i++) {
+                group[i] = new PendingBatch();
+            }
         }
         // Publications to every replica now, so that they are connected by the first layer and the
         // status reports which replicas are there before any traffic.
@@ -238,21 +247,41 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
     @Override
     public void dispatch(int layer, int expert, MemorySegment rows, int row, int count, MemorySegment weights,
                          MemorySegment out) {
-        if (pending == slots.length) {
-            throw new IllegalStateException("more than " + slots.length + " batches in one layer");
+        dispatch(0, layer, expert, rows, row, count, weights, out);
+    }
+
+    /** Two: the answers of both groups come on the one reply stream and land by batch id. */
+    @Override
+    public int groups() {
+        return GROUPS;
+    }
+
+    @Override
+    public void dispatch(int group, int layer, int expert, MemorySegment rows, int row, int count,
+                         MemorySegment weights, MemorySegment out) {
+        PendingBatch[] batches = group(group);
+        if (pending[group] == batches.length) {
+            throw new IllegalStateException("more than " + batches.length + " batches in one layer");
         }
         refreshPublications();
-        PendingBatch b = slots[pending++];
+        PendingBatch b = batches[pending[group]++];
         b.start(nextBatchId++, layer, expert, rows, row, count, weights, out);
-        outstanding++;
+        outstanding[group]++;
         if (!sendToNextReplica(b, System.nanoTime())) {
             ExpertUnavailableException e = unavailable(b, lastSkippedGone
                     ? "gone (its publication has had no subscriber for over " + ReplicaPublications.CONNECT_GRACE_NANOS / 1_000_000
                             + " ms: the process stopped), and no other replica is live"
                     : "unreachable, and no other replica is live");
-            clear();
+            clear(group);
             throw e;
         }
+    }
+
+    private PendingBatch[] group(int group) {
+        if (group < 0 || group >= GROUPS) {
+            throw new IllegalArgumentException("dispatch group " + group + " of " + GROUPS);
+        }
+        return slots[group];
     }
 
     /**
@@ -304,7 +333,7 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
      */
     private void refreshPublications() {
         long v = placement.version();
-        if (v == placementVersion || pending != 0) {
+        if (v == placementVersion || pending[0] != 0 || pending[1] != 0) {
             return;
         }
         placementVersion = v;
@@ -313,23 +342,39 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
 
     @Override
     public void awaitAll() {
+        awaitAll(0);
+    }
+
+    /**
+     * Waits for the batches of {@code group}; the other group's answers that arrive meanwhile land
+     * too, and its failovers go on as for this one's.
+     */
+    @Override
+    public void awaitAll(int group) {
+        PendingBatch[] batches = group(group);
         try {
+            awaiting = group;
             if (!awaiter.await(this, System.nanoTime() + timeoutNanos)) {
-                throw timeout();
+                throw timeout(group);
             }
-            for (int i = 0; i < pending; i++) {
-                if (slots[i].failure != null) {
-                    throw unavailable(slots[i], slots[i].failure);
+            for (int i = 0; i < pending[group]; i++) {
+                if (batches[i].failure != null) {
+                    throw unavailable(batches[i], batches[i].failure);
                 }
             }
         } finally {
-            clear();
+            clear(group);
         }
     }
 
     @Override
+    public void discard(int group) {
+        clear(group);
+    }
+
+    @Override
     public boolean done() {
-        return outstanding == 0;
+        return outstanding[awaiting] == 0;
     }
 
     /**
@@ -340,19 +385,21 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
      */
     @Override
     public void onQuiet(long now) {
-        for (int i = 0; i < pending; i++) {
-            PendingBatch b = slots[i];
-            if (!b.open()) {
-                continue;
-            }
-            ExpertReplica r = b.current();
-            if (!publications.connected(r)) {
-                if (b.lastChance || !moveOn(b, r, FailReason.DISCONNECTED, "disconnected", now)) {
-                    fail(b, "disconnected, and no other replica is reachable");
+        for (int g = 0; g < GROUPS; g++) {
+            for (int i = 0; i < pending[g]; i++) {
+                PendingBatch b = slots[g][i];
+                if (!b.open()) {
+                    continue;
                 }
-            } else if (!b.lastChance && now - b.sentAtNanos >= attemptTimeoutNanos) {
-                if (!moveOn(b, r, FailReason.SLOW, "no answer within " + attemptTimeoutNanos / 1_000_000 + " ms", now)) {
-                    b.lastChance = true;
+                ExpertReplica r = b.current();
+                if (!publications.connected(r)) {
+                    if (b.lastChance || !moveOn(b, r, FailReason.DISCONNECTED, "disconnected", now)) {
+                        fail(g, b, "disconnected, and no other replica is reachable");
+                    }
+                } else if (!b.lastChance && now - b.sentAtNanos >= attemptTimeoutNanos) {
+                    if (!moveOn(b, r, FailReason.SLOW, "no answer within " + attemptTimeoutNanos / 1_000_000 + " ms", now)) {
+                        b.lastChance = true;
+                    }
                 }
             }
         }
@@ -383,14 +430,14 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
         return false;
     }
 
-    private void fail(PendingBatch b, String why) {
+    private void fail(int group, PendingBatch b, String why) {
         if (!b.open()) {
             return;
         }
         b.failure = why;
         b.out = null;
         b.current().settled(b.count);
-        outstanding--;
+        outstanding[group]--;
     }
 
     private ExpertUnavailableException unavailable(PendingBatch b, String why) {
@@ -400,60 +447,64 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
         return new ExpertUnavailableException(b.layer, b.expert, where);
     }
 
-    private ExpertUnavailableException timeout() {
-        for (int i = 0; i < pending; i++) {
-            if (slots[i].open()) {
-                return unavailable(slots[i], "no answer to batch " + slots[i].batchId + " within "
-                        + timeoutNanos / 1_000_000 + " ms");
+    private ExpertUnavailableException timeout(int group) {
+        for (int i = 0; i < pending[group]; i++) {
+            PendingBatch b = slots[group][i];
+            if (b.open()) {
+                return unavailable(b, "no answer to batch " + b.batchId + " within " + timeoutNanos / 1_000_000 + " ms");
             }
         }
         return new ExpertUnavailableException(-1, -1, "expert batches timed out");
     }
 
-    private void clear() {
-        for (int i = 0; i < pending; i++) {
-            PendingBatch b = slots[i];
+    private void clear(int group) {
+        for (int i = 0; i < pending[group]; i++) {
+            PendingBatch b = slots[group][i];
             if (b.open() && b.holder != null) {
                 b.holder.settled(b.count);
             }
             b.clear();
         }
-        pending = 0;
-        outstanding = 0;
+        pending[group] = 0;
+        outstanding[group] = 0;
     }
 
     private void onResult(BatchResultView r) {
-        for (int i = 0; i < pending; i++) {
-            PendingBatch b = slots[i];
-            if (b.batchId != r.batchId() || !b.open()) {
-                continue;
-            }
-            ExpertReplica current = b.current();
-            String problem = null;
-            if (!r.isOk()) {
-                problem = r.errorMessage();
-            } else if (r.tokenCount() != b.count || r.hiddenSize() != hidden) {
-                problem = "answered " + r.tokenCount() + " x " + r.hiddenSize() + " rows for a batch of " + b.count
-                        + " x " + hidden;
-            }
-            if (problem != null) {
-                LOG.warn("{} answered an error for batch {}: {}", current, r.batchId(), problem);
-                if (!moveOn(b, current, FailReason.ERROR_ANSWER, problem, System.nanoTime())) {
-                    fail(b, problem);
+        for (int g = 0; g < GROUPS; g++) {
+            for (int i = 0; i < pending[g]; i++) {
+                if (slots[g][i].batchId == r.batchId() && slots[g][i].open()) {
+                    onResult(g, slots[g][i], r);
+                    return;
                 }
-                return;
             }
-            r.copyRowsTo(b.out, (long) b.row * hidden);
-            if (b.attempts == 1) {
-                current.answered();
-            }
-            current.settled(b.count);
-            // The output is filled: later duplicates (a slow replica answering after all) must not touch it.
-            b.out = null;
-            outstanding--;
-            return;
         }
         // An answer to a batch given up on, or a duplicate from a replica that was too slow: dropped.
+    }
+
+    private void onResult(int group, PendingBatch b, BatchResultView r) {
+        ExpertReplica current = b.current();
+        String problem = null;
+        if (!r.isOk()) {
+            problem = r.errorMessage();
+        } else if (r.tokenCount() != b.count || r.hiddenSize() != hidden) {
+            problem = "answered " + r.tokenCount() + " x " + r.hiddenSize() + " rows for a batch of " + b.count
+                    + " x " + hidden;
+        }
+        if (problem != null) {
+            LOG.warn("{} answered an error for batch {}: {}", current, r.batchId(), problem);
+            if (!moveOn(b, current, FailReason.ERROR_ANSWER, problem, System.nanoTime())) {
+                fail(group, b, problem);
+            }
+            return;
+        }
+        r.copyRowsTo(b.out, (long) b.row * hidden);
+        if (b.attempts == 1) {
+            current.answered();
+        }
+        current.settled(b.count);
+        // The output is filled: later duplicates (a slow replica answering after all) must not touch it.
+        b.out = null;
+        outstanding[group]--;
     }
 
     @Override

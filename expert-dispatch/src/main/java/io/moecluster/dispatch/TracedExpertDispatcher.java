@@ -23,19 +23,33 @@ import java.util.List;
  * whether this step has per-layer spans), the remote context from the attention's TokenBatch in
  * the router-service. Without a sampled parent, or when the step has no per-layer spans, no span
  * is made and the batches carry no trace context.
+ *
+ * <p>With two dispatch groups (the ping-pong's micro-batches) each group's layer has its own span;
+ * a batch sent again by a failover while the other group dispatches carries that group's context.
  */
 public final class TracedExpertDispatcher implements ExpertDispatcher {
     private final ExpertDispatcher delegate;
     private final ServiceTracing tracing;
     private final TraceHeader header;
     private final long bytesPerRow;
-    private final long[] experts;
-    private final long[] counts;
-    private int dispatched;
-    private boolean decided;
-    private Span span;
-    private long rows;
-    private long bytes;
+    /** Per dispatch group: its layer's span, from the first batch to the last answer. */
+    private final LayerSpan[] groups;
+
+    /** The span of one group's layer in flight and what it records. */
+    private static final class LayerSpan {
+        final long[] experts;
+        final long[] counts;
+        int dispatched;
+        boolean decided;
+        Span span;
+        long rows;
+        long bytes;
+
+        LayerSpan(int slots) {
+            experts = new long[slots];
+            counts = new long[slots];
+        }
+    }
 
     private TracedExpertDispatcher(ExpertDispatcher delegate, ServiceTracing tracing, TraceHeader header, int hidden,
                                    int slots) {
@@ -43,8 +57,10 @@ public final class TracedExpertDispatcher implements ExpertDispatcher {
         this.tracing = tracing;
         this.header = header;
         this.bytesPerRow = 4L * hidden + 4; // f32 row and its routing weight
-        this.experts = new long[slots];
-        this.counts = new long[slots];
+        this.groups = new LayerSpan[delegate.groups()];
+        for (int g = 0; g < groups.length; g++) {
+            groups[g] = new LayerSpan(slots);
+        }
     }
 
     /**
@@ -64,28 +80,42 @@ public final class TracedExpertDispatcher implements ExpertDispatcher {
     }
 
     @Override
+    public int groups() {
+        return groups.length;
+    }
+
+    @Override
     public void dispatch(int layer, int expert, MemorySegment rows, int row, int count, MemorySegment weights,
                          MemorySegment out) {
-        if (!decided) {
-            decided = true;
-            begin(layer);
+        dispatch(0, layer, expert, rows, row, count, weights, out);
+    }
+
+    @Override
+    public void dispatch(int group, int layer, int expert, MemorySegment rows, int row, int count,
+                         MemorySegment weights, MemorySegment out) {
+        LayerSpan g = groups[group];
+        if (!g.decided) {
+            g.decided = true;
+            begin(g, layer);
+        } else {
+            applyHeader(g); // the other group's layer may have set the header since
         }
-        if (span != null && dispatched < experts.length) {
-            experts[dispatched] = expert;
-            counts[dispatched] = count;
-            dispatched++;
-            this.rows += count;
-            bytes += count * bytesPerRow;
+        if (g.span != null && g.dispatched < g.experts.length) {
+            g.experts[g.dispatched] = expert;
+            g.counts[g.dispatched] = count;
+            g.dispatched++;
+            g.rows += count;
+            g.bytes += count * bytesPerRow;
         }
         try {
-            delegate.dispatch(layer, expert, rows, row, count, weights, out);
+            delegate.dispatch(group, layer, expert, rows, row, count, weights, out);
         } catch (RuntimeException | Error e) {
-            end(e);
+            end(group, e);
             throw e;
         }
     }
 
-    private void begin(int layer) {
+    private void begin(LayerSpan g, int layer) {
         Context parent = Context.current();
         SpanContext p = Span.fromContext(parent).getSpanContext();
         Boolean layerSpans = parent.get(ServiceTracing.LAYER_SPANS);
@@ -93,52 +123,73 @@ public final class TracedExpertDispatcher implements ExpertDispatcher {
             header.clear();
             return;
         }
-        span = tracing.tracer().spanBuilder("moe.dispatch")
+        g.span = tracing.tracer().spanBuilder("moe.dispatch")
                 .setParent(parent)
                 .setSpanKind(SpanKind.CLIENT)
                 .setAttribute(ServiceTracing.LAYER, (long) layer)
                 .startSpan();
-        SpanContext c = span.getSpanContext();
+        applyHeader(g);
+    }
+
+    /** The batches sent from now on carry {@code g}'s span, or no trace context if it has none. */
+    private void applyHeader(LayerSpan g) {
+        if (g.span == null) {
+            header.clear();
+            return;
+        }
+        SpanContext c = g.span.getSpanContext();
         header.set(BinaryTraceContext.traceIdHigh(c), BinaryTraceContext.traceIdLow(c), BinaryTraceContext.spanId(c),
                 BinaryTraceContext.flags(c));
     }
 
     @Override
     public void awaitAll() {
-        try {
-            delegate.awaitAll();
-        } catch (RuntimeException | Error e) {
-            end(e);
-            throw e;
-        }
-        end(null);
+        awaitAll(0);
     }
 
-    private void end(Throwable failure) {
-        Span s = span;
-        span = null;
-        decided = false;
+    @Override
+    public void awaitAll(int group) {
+        try {
+            delegate.awaitAll(group);
+        } catch (RuntimeException | Error e) {
+            end(group, e);
+            throw e;
+        }
+        end(group, null);
+    }
+
+    @Override
+    public void discard(int group) {
+        delegate.discard(group);
+        end(group, null);
+    }
+
+    private void end(int group, Throwable failure) {
+        LayerSpan g = groups[group];
+        Span s = g.span;
+        g.span = null;
+        g.decided = false;
         header.clear();
         if (s != null) {
-            List<Long> ids = new ArrayList<>(dispatched);
-            List<Long> perExpert = new ArrayList<>(dispatched);
-            for (int i = 0; i < dispatched; i++) {
-                ids.add(experts[i]);
-                perExpert.add(counts[i]);
+            List<Long> ids = new ArrayList<>(g.dispatched);
+            List<Long> perExpert = new ArrayList<>(g.dispatched);
+            for (int i = 0; i < g.dispatched; i++) {
+                ids.add(g.experts[i]);
+                perExpert.add(g.counts[i]);
             }
             s.setAttribute(ServiceTracing.EXPERT_IDS, ids);
             s.setAttribute(ServiceTracing.EXPERT_TOKEN_COUNTS, perExpert);
-            s.setAttribute(ServiceTracing.TOKEN_COUNT, rows);
-            s.setAttribute(ServiceTracing.BYTES, bytes);
+            s.setAttribute(ServiceTracing.TOKEN_COUNT, g.rows);
+            s.setAttribute(ServiceTracing.BYTES, g.bytes);
             if (failure != null) {
                 s.recordException(failure);
                 s.setStatus(StatusCode.ERROR, String.valueOf(failure.getMessage()));
             }
             s.end();
         }
-        dispatched = 0;
-        rows = 0;
-        bytes = 0;
+        g.dispatched = 0;
+        g.rows = 0;
+        g.bytes = 0;
     }
 
     @Override

@@ -391,7 +391,8 @@ final class ServeCommand implements Runnable {
 
         @Option(names = "--micro-batches", defaultValue = "" + AttentionNode.DEFAULT_MICRO_BATCHES, paramLabel = "N",
                 description = "1 runs each step whole; 2 splits a step of two or more sequences in two micro-batches "
-                        + "that alternate between attention and the router's MoE layers, so both compute at once; "
+                        + "that alternate between attention and the MoE layers (at the router-service, or with an "
+                        + "embedded router at the expert services), so both compute at once; "
                         + "same greedy tokens (default: ${DEFAULT-VALUE}).")
         int microBatches;
 

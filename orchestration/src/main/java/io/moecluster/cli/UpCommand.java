@@ -1,6 +1,5 @@
 package io.moecluster.cli;
 
-import io.moecluster.attention.AttentionNode;
 import io.moecluster.cli.cluster.ClusterState;
 import io.moecluster.cli.cluster.LocalClusterLauncher;
 import io.moecluster.discovery.ClusterSpec;
@@ -39,7 +38,7 @@ final class UpCommand implements Callable<Integer> {
     @Option(names = "--embedded-router", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = "Run the MoE router inside the attention service, which then sends its token rows to the "
                     + "expert services itself; --no-embedded-router routes every MoE layer through the router-service "
-                    + "instead, one more hop (and with --micro-batches 2 the attention service overlaps it). Embedded is "
+                    + "instead, one more hop. Embedded is "
                     + "the faster layout on one host (default: ${DEFAULT-VALUE}).")
     boolean embeddedRouter;
 
@@ -63,11 +62,12 @@ final class UpCommand implements Callable<Integer> {
             description = "Tokens per forward step (default: ${DEFAULT-VALUE}).")
     int maxBatchTokens;
 
-    @Option(names = "--micro-batches", defaultValue = "" + AttentionNode.DEFAULT_MICRO_BATCHES, paramLabel = "N",
-            description = "With --no-embedded-router, the attention services' micro-batches per step: 2 overlaps "
-                    + "attention with the MoE layers at the router-service (ping-pong), 1 runs each step whole; an "
-                    + "embedded router runs every step whole (default: ${DEFAULT-VALUE}).")
-    int microBatches;
+    @Option(names = "--micro-batches", paramLabel = "N",
+            description = "The attention services' micro-batches per step: 2 splits a step of two or more sequences "
+                    + "in two that alternate (ping-pong), one's attention running while the other's MoE layer is at "
+                    + "the expert services (or the router-service); 1 runs each step whole (default: 1 with the "
+                    + "embedded router, whose halves would compete for this host's cores, 2 with --no-embedded-router).")
+    Integer microBatches;
 
     @Option(names = "--start-timeout-s", defaultValue = "180", paramLabel = "S",
             description = "How long each service may take to start (default: ${DEFAULT-VALUE}).")
@@ -98,7 +98,8 @@ final class UpCommand implements Callable<Integer> {
         }
         LocalClusterLauncher launcher = new LocalClusterLauncher(state, new LocalClusterLauncher.Options(model,
                 expertsPerService, embeddedRouter, grpcPort, threads, maxBatchTokens, Duration.ofSeconds(startTimeoutSeconds),
-                httpPort, chatTemplate, heaps, !noSupervise, microBatches));
+                httpPort, chatTemplate, heaps, !noSupervise,
+                microBatches != null ? microBatches : LocalClusterLauncher.Options.defaultMicroBatches(embeddedRouter)));
         ClusterSpec c = launcher.start();
         if (!noSupervise) {
             launcher.startSupervisor();

@@ -340,6 +340,18 @@ class MoeCommandTest {
         }
     }
 
+    @Test
+    void upRunsWholeStepsWithAnEmbeddedRouterAndPingPongWithoutUnlessTold() {
+        assertThat(io.moecluster.cli.cluster.LocalClusterLauncher.Options.defaultMicroBatches(true)).isEqualTo(1);
+        assertThat(io.moecluster.cli.cluster.LocalClusterLauncher.Options.defaultMicroBatches(false)).isEqualTo(2);
+        UpCommand up = new UpCommand();
+        new picocli.CommandLine(up).parseArgs("--model", "m");
+        assertThat(up.microBatches).as("not given: the layout decides").isNull();
+        up = new UpCommand();
+        new picocli.CommandLine(up).parseArgs("--model", "m", "--micro-batches", "2");
+        assertThat(up.microBatches).isEqualTo(2);
+    }
+
     private static boolean embedded(Object command, String... args) {
         new picocli.CommandLine(command).parseArgs(args);
         return command instanceof UpCommand up ? up.embeddedRouter : ((DemoCommand) command).embeddedRouter;

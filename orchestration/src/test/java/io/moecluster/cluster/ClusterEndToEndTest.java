@@ -267,15 +267,17 @@ class ClusterEndToEndTest {
 
     /**
      * The ping-pong pipeline ({@code --micro-batches 2}): steps of the eight streams are split in two
-     * micro-batches whose MoE layers are at the router while the other one's attention runs; the
-     * tokens stay those of the single-process engine, as with whole steps ({@code 1}).
+     * micro-batches whose MoE layers are at the router (or, embedded, at the expert services) while
+     * the other one's attention runs; the tokens stay those of the single-process engine, as with
+     * whole steps ({@code 1}).
      */
-    @ParameterizedTest(name = "{0}, micro-batches {1}")
-    @CsvSource({"mixtral-tiny, 1", "mixtral-tiny, 2", "qwen2moe-tiny, 2", "deepseek-v3-tiny, 2"})
-    void microBatchesGiveTheSingleProcessTokens(String model, int microBatches) throws Exception {
+    @ParameterizedTest(name = "{0}, micro-batches {1}, embedded router: {2}")
+    @CsvSource({"mixtral-tiny, 1, false", "mixtral-tiny, 2, false", "qwen2moe-tiny, 2, false", "deepseek-v3-tiny, 2, false",
+        "mixtral-tiny, 1, true", "mixtral-tiny, 2, true", "qwen2moe-tiny, 2, true", "deepseek-v3-tiny, 2, true"})
+    void microBatchesGiveTheSingleProcessTokens(String model, int microBatches, boolean embedded) throws Exception {
         Path dir = GoldenModels.dir(model);
         AttentionNode[] attention = new AttentionNode[1];
-        Cluster c = startStandalone(dir, microBatches, attention);
+        Cluster c = startWithMicroBatches(dir, embedded, microBatches, attention);
         int[] lengths = {2, 5, 1, 8, 3, 13, 4, 6};
         ExecutorService clients = Executors.newFixedThreadPool(lengths.length);
         try {
@@ -311,11 +313,12 @@ class ClusterEndToEndTest {
         });
     }
 
-    /** A standalone-router cluster whose attention service runs {@code microBatches}; {@code attention[0]} gets it. */
-    Cluster startStandalone(Path dir, int microBatches, AttentionNode[] attention) throws Exception {
+    /** A cluster whose attention service runs {@code microBatches}; {@code attention[0]} gets it. */
+    Cluster startWithMicroBatches(Path dir, boolean embedded, int microBatches, AttentionNode[] attention)
+            throws Exception {
         EmbeddedMediaDriver driver = new EmbeddedMediaDriver(EmbeddedMediaDriver.newTempDir());
         open.add(driver);
-        ClusterSpec spec = spec(driver, ModelConfig.load(dir), false, false);
+        ClusterSpec spec = spec(driver, ModelConfig.load(dir), embedded, false);
         for (ClusterSpec.Expert e : spec.experts()) {
             open.add(ExpertNode.launch(expert(spec, e.id(), dir)));
         }
@@ -333,12 +336,12 @@ class ClusterEndToEndTest {
      * UNAVAILABLE naming it (whichever half's layer hit it), none hangs; once it is back, concurrent
      * requests give the single-process tokens again (no answer of the failed steps leaks into them).
      */
-    @ParameterizedTest(name = "{0}")
-    @CsvSource({"mixtral-tiny"})
-    void losingAnExpertWithTwoMicroBatchesFailsEveryStreamAndHeals(String model) throws Exception {
+    @ParameterizedTest(name = "{0}, embedded router: {1}")
+    @CsvSource({"mixtral-tiny, false", "mixtral-tiny, true"})
+    void losingAnExpertWithTwoMicroBatchesFailsEveryStreamAndHeals(String model, boolean embedded) throws Exception {
         Path dir = GoldenModels.dir(model);
         AttentionNode[] attention = new AttentionNode[1];
-        Cluster c = startStandalone(dir, 2, attention);
+        Cluster c = startWithMicroBatches(dir, embedded, 2, attention);
         int[] a = prompt(5, 81);
         int[] b = prompt(9, 82);
         List<Iterator<GenerateStreamResponse>> streams = new ArrayList<>();

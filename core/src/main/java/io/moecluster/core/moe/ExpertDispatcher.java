@@ -23,6 +23,41 @@ public interface ExpertDispatcher extends AutoCloseable {
      */
     void awaitAll();
 
+    /**
+     * Independent groups of dispatches this dispatcher can have in flight at once, each with its
+     * own {@link #awaitAll(int)}: 2 lets the MoE block start one micro-batch's layer while another's
+     * is out (the ping-pong pipeline); 1 (the default) where the experts run in the caller's thread.
+     */
+    default int groups() {
+        return 1;
+    }
+
+    /** {@link #dispatch(int, int, MemorySegment, int, int, MemorySegment, MemorySegment)} into {@code group}. */
+    default void dispatch(int group, int layer, int expert, MemorySegment rows, int row, int count,
+                          MemorySegment weights, MemorySegment out) {
+        requireGroup(group);
+        dispatch(layer, expert, rows, row, count, weights, out);
+    }
+
+    /** {@link #awaitAll()} for the dispatches of {@code group} only; the other group's stay in flight. */
+    default void awaitAll(int group) {
+        requireGroup(group);
+        awaitAll();
+    }
+
+    /**
+     * Forgets what {@code group} still has in flight (a layer whose step failed before it was
+     * awaited): its late answers are dropped. Nothing happens when it has nothing in flight.
+     */
+    default void discard(int group) {
+    }
+
+    private void requireGroup(int group) {
+        if (group < 0 || group >= groups()) {
+            throw new IllegalArgumentException("dispatch group " + group + " of " + groups());
+        }
+    }
+
     @Override
     default void close() {
     }

@@ -19,8 +19,10 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * where the model has one, is dispatched like any expert with every token, weighted by its
  * sigmoid gate (Qwen2-MoE) or by 1 (DeepSeek-V3's ungated shared experts).
  *
- * <p>Only MoE layers come here; dense MLP layers stay with the attention side. Not thread-safe:
- * one caller (an attention loop, or the router's request handler) drives it.
+ * <p>Only MoE layers come here; dense MLP layers stay with the attention side. Where the dispatcher
+ * has two groups (expert services over Aeron), an attention loop may keep one layer of each of two
+ * micro-batches out at once ({@link #submit}, {@link #await}): the ping-pong pipeline. Not
+ * thread-safe: one caller (an attention loop, or the router's request handler) drives it.
  */
 public final class MoeBlock implements FeedForward, AutoCloseable {
     private final ModelConfig config;
@@ -31,16 +33,47 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
 
     private final Arena arena = Arena.ofShared();
     private final MoeGate gate;
-    private final MoeRouting routing;
     private final DenseMatMul matmul;
-    private final MemorySegment grouped;
-    private final MemorySegment expertOut;
-    private final MemorySegment sharedOut;
-    private final MemorySegment sharedLogits;
-    private final MemorySegment rowWeights;
-    private final MemorySegment sharedWeights;
     private final boolean shared;
     private final AtomicLongArray tokensRouted;
+    /** One per dispatch group: a micro-batch's layer in flight keeps its routing and rows here. */
+    private final Slot[] slots;
+
+    /** What a layer in flight needs until its answers are combined: routing, rows, outputs. */
+    private static final class Slot {
+        final MoeRouting routing;
+        final MemorySegment grouped;
+        final MemorySegment expertOut;
+        final MemorySegment rowWeights;
+        final MemorySegment sharedIn;
+        final MemorySegment sharedOut;
+        final MemorySegment sharedLogits;
+        final MemorySegment sharedWeights;
+        MemorySegment output;
+        int tokens;
+        boolean inFlight;
+
+        Slot(ModelConfig config, int maxTokens, Arena arena) {
+            int hidden = config.hiddenSize();
+            int k = config.topK();
+            this.routing = new MoeRouting(maxTokens, config.numExperts(), k);
+            this.grouped = arena.allocate((long) maxTokens * k * hidden * 4, 64);
+            this.expertOut = arena.allocate((long) maxTokens * k * hidden * 4, 64);
+            this.rowWeights = arena.allocate((long) maxTokens * k * 4, 64);
+            boolean shared = config.hasSharedExpert();
+            this.sharedIn = shared ? arena.allocate((long) maxTokens * hidden * 4, 64) : null;
+            this.sharedOut = shared ? arena.allocate((long) maxTokens * hidden * 4, 64) : null;
+            this.sharedLogits = shared ? arena.allocate((long) maxTokens * 4, 64) : null;
+            this.sharedWeights = shared ? arena.allocate((long) maxTokens * 4, 64) : null;
+            if (shared && !config.sharedExpertGated()) {
+                // Ungated: every row's weight is 1, which the expert's scaling leaves exact.
+                sharedWeights.fill((byte) 0);
+                for (int t = 0; t < maxTokens; t++) {
+                    Kernels.set(sharedWeights, t, 1f);
+                }
+            }
+        }
+    }
 
     public MoeBlock(ModelConfig config, WeightLoader loader, ExpertDispatcher dispatcher, ComputeBackend backend,
                     int maxTokens) {
@@ -55,25 +88,14 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
             }
         }
         this.sharedId = config.sharedExpertId();
-        int hidden = config.hiddenSize();
-        int k = config.topK();
-        this.gate = new MoeGate(config.numExperts(), k, ExpertSelection.of(config, loader), maxTokens,
+        this.gate = new MoeGate(config.numExperts(), config.topK(), ExpertSelection.of(config, loader), maxTokens,
                 backend.newMatMul(), arena);
-        this.routing = new MoeRouting(maxTokens, config.numExperts(), k);
         this.matmul = backend.newMatMul();
-        this.grouped = arena.allocate((long) maxTokens * k * hidden * 4, 64);
-        this.expertOut = arena.allocate((long) maxTokens * k * hidden * 4, 64);
-        this.rowWeights = arena.allocate((long) maxTokens * k * 4, 64);
         this.shared = config.hasSharedExpert();
-        this.sharedOut = shared ? arena.allocate((long) maxTokens * hidden * 4, 64) : null;
-        this.sharedLogits = shared ? arena.allocate((long) maxTokens * 4, 64) : null;
-        this.sharedWeights = shared ? arena.allocate((long) maxTokens * 4, 64) : null;
-        if (shared && !config.sharedExpertGated()) {
-            // Ungated: every row's weight is 1, which the expert's scaling leaves exact.
-            sharedWeights.fill((byte) 0);
-            for (int t = 0; t < maxTokens; t++) {
-                Kernels.set(sharedWeights, t, 1f);
-            }
+        // A second slot only where the dispatcher can have two layers out (experts in other processes).
+        this.slots = new Slot[Math.min(dispatcher.groups(), FeedForward.MAX_IN_FLIGHT)];
+        for (int i = 0; i < slots.length; i++) {
+            slots[i] = new Slot(config, maxTokens, arena);
         }
         this.tokensRouted = new AtomicLongArray(config.expertSlots());
     }
@@ -99,41 +121,114 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
 
     @Override
     public void forward(int layer, MemorySegment input, int tokens, MemorySegment output) {
+        for (int i = 0; i < slots.length; i++) {
+            abandon(i); // a micro-batch of a failed step may have left its layer out
+        }
+        start(0, layer, input, tokens, output, false);
+        finish(0);
+    }
+
+    /**
+     * Routes and sends the layer of micro-batch {@code slot} and returns while the experts compute,
+     * where the dispatcher runs them elsewhere ({@link #overlaps()}); else computes it now.
+     */
+    @Override
+    public void submit(int slot, int layer, MemorySegment input, int tokens, MemorySegment output) {
+        if (slot < 0 || slot >= FeedForward.MAX_IN_FLIGHT) {
+            throw new IllegalArgumentException("micro-batch slot " + slot);
+        }
+        if (slots.length == 1) { // one group (experts in this thread): computed now, nothing left out
+            start(0, layer, input, tokens, output, false);
+            finish(0);
+            return;
+        }
+        abandon(slot); // its last layer was never awaited: the step it belonged to failed
+        start(slot, layer, input, tokens, output, true);
+        slots[slot].inFlight = true;
+    }
+
+    @Override
+    public void await(int slot) {
+        if (slot < 0 || slot >= slots.length || !slots[slot].inFlight) {
+            return;
+        }
+        slots[slot].inFlight = false;
+        finish(slot);
+    }
+
+    /** Two micro-batches overlap where the dispatcher can have two layers out at once. */
+    @Override
+    public boolean overlaps() {
+        return slots.length > 1;
+    }
+
+    private void abandon(int slot) {
+        if (slots[slot].inFlight) {
+            slots[slot].inFlight = false;
+            dispatcher.discard(slot);
+        }
+    }
+
+    /**
+     * Gate, top-k and the dispatches of one layer into {@code slot}'s group. {@code copyInput}: the
+     * caller may reuse {@code input} before the answers are in (a submit), so the shared expert's
+     * rows, which are sent from it, are copied first (a failover sends them again).
+     */
+    private void start(int slot, int layer, MemorySegment input, int tokens, MemorySegment output, boolean copyInput) {
         if (gates[layer] == null) {
             throw new IllegalArgumentException("layer " + layer + " is a dense layer; the router serves MoE layers only");
         }
+        Slot s = slots[slot];
+        MoeRouting routing = s.routing;
         int hidden = config.hiddenSize();
         gate.route(layer, gates[layer], input, tokens, routing);
         for (int t = 0; t < tokens; t++) {
             for (int j = 0; j < routing.topK(); j++) {
-                Kernels.set(rowWeights, routing.slotRow(t, j), routing.weight(t, j));
+                Kernels.set(s.rowWeights, routing.slotRow(t, j), routing.weight(t, j));
             }
         }
         for (int row = 0; row < routing.rows(); row++) {
-            MemorySegment.copy(input, (long) routing.rowToken(row) * hidden * 4, grouped, (long) row * hidden * 4,
+            MemorySegment.copy(input, (long) routing.rowToken(row) * hidden * 4, s.grouped, (long) row * hidden * 4,
                     (long) hidden * 4);
         }
-        for (int e = 0; e < config.numExperts(); e++) {
-            int n = routing.expertCount(e);
-            if (n > 0) {
-                dispatcher.dispatch(layer, e, grouped, routing.expertOffset(e), n, rowWeights, expertOut);
-                tokensRouted.addAndGet(e, n);
-            }
-        }
-        if (shared) {
-            if (sharedGates[layer] != null) {
-                matmul.apply(sharedGates[layer], input, sharedLogits, tokens);
-                for (int t = 0; t < tokens; t++) {
-                    Kernels.set(sharedWeights, t, (float) (1.0 / (1.0 + Math.exp(-Kernels.get(sharedLogits, t)))));
+        s.output = output;
+        s.tokens = tokens;
+        try {
+            for (int e = 0; e < config.numExperts(); e++) {
+                int n = routing.expertCount(e);
+                if (n > 0) {
+                    dispatcher.dispatch(slot, layer, e, s.grouped, routing.expertOffset(e), n, s.rowWeights, s.expertOut);
+                    tokensRouted.addAndGet(e, n);
                 }
             }
-            dispatcher.dispatch(layer, sharedId, input, 0, tokens, sharedWeights, sharedOut);
-            tokensRouted.addAndGet(sharedId, tokens);
+            if (shared) {
+                if (sharedGates[layer] != null) {
+                    matmul.apply(sharedGates[layer], input, s.sharedLogits, tokens);
+                    for (int t = 0; t < tokens; t++) {
+                        Kernels.set(s.sharedWeights, t, (float) (1.0 / (1.0 + Math.exp(-Kernels.get(s.sharedLogits, t)))));
+                    }
+                }
+                MemorySegment rows = input;
+                if (copyInput) {
+                    MemorySegment.copy(input, 0, s.sharedIn, 0, (long) tokens * hidden * 4);
+                    rows = s.sharedIn;
+                }
+                dispatcher.dispatch(slot, layer, sharedId, rows, 0, tokens, s.sharedWeights, s.sharedOut);
+                tokensRouted.addAndGet(sharedId, tokens);
+            }
+        } catch (RuntimeException | Error e) {
+            dispatcher.discard(slot); // the batches sent before the failure: their answers go nowhere
+            throw e;
         }
-        dispatcher.awaitAll();
-        MoeCombiner.sumScaled(routing, expertOut, output, hidden);
+    }
+
+    /** Waits for {@code slot}'s answers and sums them into its output, in ascending expert id. */
+    private void finish(int slot) {
+        Slot s = slots[slot];
+        dispatcher.awaitAll(slot);
+        MoeCombiner.sumScaled(s.routing, s.expertOut, s.output, config.hiddenSize());
         if (shared) {
-            Kernels.add(sharedOut, 0, output, 0, tokens * hidden);
+            Kernels.add(s.sharedOut, 0, s.output, 0, s.tokens * config.hiddenSize());
         }
     }
 
