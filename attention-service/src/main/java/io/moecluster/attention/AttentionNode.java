@@ -100,10 +100,11 @@ public final class AttentionNode implements AutoCloseable {
 
         /**
          * Micro-batches per step ({@code --micro-batches}): 2 splits a step of two or more sequences
-         * in two halves that alternate between attention here and the MoE layers at the router-service
-         * (ping-pong), so both sides compute at once; greedy tokens stay the same. With an embedded
-         * router the MoE layers run on this thread, so there is nothing to overlap and steps stay whole.
-         * Default {@value #DEFAULT_MICRO_BATCHES}.
+         * in two halves that alternate between attention here and the MoE layers (at the
+         * router-service, or sent by the embedded router to the expert services): ping-pong, so both
+         * sides compute at once; greedy tokens stay the same. Default {@value #DEFAULT_MICRO_BATCHES};
+         * {@code moe up} passes 1 with an embedded router, whose halves would compete for one host's
+         * cores.
          */
         public Context microBatches(int microBatches) {
             this.microBatches = microBatches;

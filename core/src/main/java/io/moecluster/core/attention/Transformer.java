@@ -129,9 +129,9 @@ public final class Transformer implements AutoCloseable {
     /**
      * Micro-batches per step: 1 runs each layer over the whole step; 2 splits a step of two or
      * more sequences in two halves that alternate between attention here and a feed-forward that
-     * runs elsewhere ({@link FeedForward#overlaps()}, the router-service of a cluster), so that each
-     * side computes while the other one waits (a ping-pong pipeline). Every token is computed the
-     * same way in both, so the numbers do not change. Set before the first step, on any thread
+     * runs elsewhere ({@link FeedForward#overlaps()}: the router-service, or the expert services an
+     * embedded router sends to), so that each side computes while the other one waits (a ping-pong
+     * pipeline). Every token is computed the same way in both, so the numbers do not change. Set before the first step, on any thread
      * that hands the engine to its driver.
      */
     public void microBatches(int n) {
