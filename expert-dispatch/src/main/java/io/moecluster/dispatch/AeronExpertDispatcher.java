@@ -333,11 +333,20 @@ public final class AeronExpertDispatcher implements ExpertDispatcher, ReplyAwait
      */
     private void refreshPublications() {
         long v = placement.version();
-        if (v == placementVersion || pending[0] != 0 || pending[1] != 0) {
+        if (v == placementVersion || anyPending()) {
             return;
         }
         placementVersion = v;
         publications.retain(placement.replicas());
+    }
+
+    private boolean anyPending() {
+        for (int n : pending) {
+            if (n != 0) {
+                return true;
+            }
+        }
+        return false;
     }
 
     @Override

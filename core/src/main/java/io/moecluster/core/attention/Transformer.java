@@ -131,8 +131,8 @@ public final class Transformer implements AutoCloseable {
      * more sequences in two halves that alternate between attention here and a feed-forward that
      * runs elsewhere ({@link FeedForward#overlaps()}: the router-service, or the expert services an
      * embedded router sends to), so that each side computes while the other one waits (a ping-pong
-     * pipeline). Every token is computed the same way in both, so the numbers do not change. Set before the first step, on any thread
-     * that hands the engine to its driver.
+     * pipeline). Every token is computed the same way in both, so the numbers do not change. Set
+     * before the first step, on any thread that hands the engine to its driver.
      */
     public void microBatches(int n) {
         if (n < 1 || n > FeedForward.MAX_IN_FLIGHT) {

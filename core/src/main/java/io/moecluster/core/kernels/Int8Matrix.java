@@ -29,9 +29,10 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Row kernels as {@link Bf16Matrix} has them (one weight row at a time, four tokens sharing each
  * decoded weight vector, two accumulators per token over alternate vectors, lanes summed by
  * {@link Kernels#sumLanes}, a scalar tail; from {@link #TILE_MIN_TOKENS} tokens on, pairs of rows
- * decoded once into f32 and run through {@link TwoRowF32Kernel}), so a token's result is the same bits alone or in
- * a batch. A vector never straddles two blocks: the lane count (4, 8 or 16) divides 32. At 128 bits
- * (no 32-bit byte vector shape), and under {@link Kernels#SCALAR}, the plain loops run.
+ * decoded once into f32 and run through {@link TwoRowF32Kernel}), so a token's result is the same
+ * bits alone or in a batch. A vector never straddles two blocks: the lane count (4, 8 or 16)
+ * divides 32. At 128 bits (no 32-bit byte vector shape), and under {@link Kernels#SCALAR}, the
+ * plain loops run.
  */
 public final class Int8Matrix extends WeightMatrix {
     /** Weights per block (and per scale), along a row. */

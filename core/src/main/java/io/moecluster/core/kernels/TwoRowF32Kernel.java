@@ -4,14 +4,15 @@ import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 
 /**
- * Two f32 weight rows against four tokens at 512 bits (and against the one to three left over): the tile BF16 and int8 run on rows they
- * have decoded once into {@link KernelScratch#decodedRows}. Each activation load feeds two FMAs
- * and each weight load four, so the loads (one 512-bit load per FMA on this class of CPU) stop
- * bounding a batch. Sixteen accumulators, two per (row, token), vectors alternating between them
- * exactly as the formats' {@code dot1} alternates, so a token's result is the same bits in this
- * tile as alone. Needs {@code cols} a multiple of {@code 2 * LANES} (no tail) and 32 vector
- * registers (AVX-512; at 256 bits the accumulators would spill); each format says from how many
- * tokens it pays ({@link #fits}).
+ * Two f32 weight rows against four tokens at 512 bits (and against the one to three left over):
+ * the tiles BF16 and int8 run on rows they have decoded once into
+ * {@link KernelScratch#decodedRows}. Each activation load feeds two FMAs and each weight load
+ * four, so the loads (one 512-bit load per FMA on this class of CPU) stop bounding a batch.
+ * Sixteen accumulators, two per (row, token), vectors alternating between them exactly as the
+ * formats' {@code dot1} alternates, so a token's result is the same bits in this tile as alone.
+ * Needs {@code cols} a multiple of {@code 2 * LANES} (no tail) and 32 vector registers (AVX-512;
+ * at 256 bits the accumulators would spill); each format says from how many tokens it pays
+ * ({@link #fits}).
  */
 final class TwoRowF32Kernel {
     private TwoRowF32Kernel() {

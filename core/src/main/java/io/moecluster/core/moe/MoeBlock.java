@@ -36,8 +36,13 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
     private final DenseMatMul matmul;
     private final boolean shared;
     private final AtomicLongArray tokensRouted;
-    /** One per dispatch group: a micro-batch's layer in flight keeps its routing and rows here. */
+    /**
+     * One per dispatch group: a micro-batch's layer in flight keeps its routing and rows here. The
+     * second is made by the first {@link #submit} to it, so a caller that only ever calls
+     * {@link #forward} (the router-service) holds one.
+     */
     private final Slot[] slots;
+    private final int maxTokens;
 
     /** What a layer in flight needs until its answers are combined: routing, rows, outputs. */
     private static final class Slot {
@@ -53,7 +58,8 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
         int tokens;
         boolean inFlight;
 
-        Slot(ModelConfig config, int maxTokens, Arena arena) {
+        /** @param submits whether layers may be submitted into it: room for a copy of the shared expert's input */
+        Slot(ModelConfig config, int maxTokens, Arena arena, boolean submits) {
             int hidden = config.hiddenSize();
             int k = config.topK();
             this.routing = new MoeRouting(maxTokens, config.numExperts(), k);
@@ -61,7 +67,7 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
             this.expertOut = arena.allocate((long) maxTokens * k * hidden * 4, 64);
             this.rowWeights = arena.allocate((long) maxTokens * k * 4, 64);
             boolean shared = config.hasSharedExpert();
-            this.sharedIn = shared ? arena.allocate((long) maxTokens * hidden * 4, 64) : null;
+            this.sharedIn = shared && submits ? arena.allocate((long) maxTokens * hidden * 4, 64) : null;
             this.sharedOut = shared ? arena.allocate((long) maxTokens * hidden * 4, 64) : null;
             this.sharedLogits = shared ? arena.allocate((long) maxTokens * 4, 64) : null;
             this.sharedWeights = shared ? arena.allocate((long) maxTokens * 4, 64) : null;
@@ -92,11 +98,10 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
                 backend.newMatMul(), arena);
         this.matmul = backend.newMatMul();
         this.shared = config.hasSharedExpert();
-        // A second slot only where the dispatcher can have two layers out (experts in other processes).
+        // Two slots only where the dispatcher can have two layers out (experts in other processes).
         this.slots = new Slot[Math.min(dispatcher.groups(), FeedForward.MAX_IN_FLIGHT)];
-        for (int i = 0; i < slots.length; i++) {
-            slots[i] = new Slot(config, maxTokens, arena);
-        }
+        this.maxTokens = maxTokens;
+        slots[0] = new Slot(config, maxTokens, arena, slots.length > 1);
         this.tokensRouted = new AtomicLongArray(config.expertSlots());
     }
 
@@ -138,9 +143,11 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
             throw new IllegalArgumentException("micro-batch slot " + slot);
         }
         if (slots.length == 1) { // one group (experts in this thread): computed now, nothing left out
-            start(0, layer, input, tokens, output, false);
-            finish(0);
+            forward(layer, input, tokens, output);
             return;
+        }
+        if (slots[slot] == null) {
+            slots[slot] = new Slot(config, maxTokens, arena, true);
         }
         abandon(slot); // its last layer was never awaited: the step it belonged to failed
         start(slot, layer, input, tokens, output, true);
@@ -149,7 +156,7 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
 
     @Override
     public void await(int slot) {
-        if (slot < 0 || slot >= slots.length || !slots[slot].inFlight) {
+        if (slot < 0 || slot >= slots.length || slots[slot] == null || !slots[slot].inFlight) {
             return;
         }
         slots[slot].inFlight = false;
@@ -163,7 +170,7 @@ public final class MoeBlock implements FeedForward, AutoCloseable {
     }
 
     private void abandon(int slot) {
-        if (slots[slot].inFlight) {
+        if (slots[slot] != null && slots[slot].inFlight) {
             slots[slot].inFlight = false;
             dispatcher.discard(slot);
         }
